@@ -1,0 +1,3 @@
+from gitops_glue.cli import main
+
+main()
