@@ -1,0 +1,287 @@
+"""``glue.yaml``: the one validated description of a deployment repository.
+
+Loaded once per command. Validation errors name the file, the line and the
+key, for example ``glue.yaml:14: environments[1].tag_policy.allow: ...``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from . import keypath
+from .errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+CONFIG_NAME = "glue.yaml"
+
+#: Tags that name a moving target; refused unless a policy allows them.
+DEFAULT_MUTABLE_TAGS = [
+    "latest",
+    "main",
+    "master",
+    "develop",
+    "dev",
+    "edge",
+    "nightly",
+    "stable",
+    "head",
+    "snapshot",
+]
+
+_ENV_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Author(_Model):
+    name: str = "glue-bot"
+    email: str = "glue-bot@localhost"
+
+
+class GitSettings(_Model):
+    #: The deployment repository's branch that bumps are committed to.
+    branch: str = "main"
+    #: The bot identity of commits glue makes.
+    author: Author = Author()
+
+
+class TagPolicy(_Model):
+    #: A regular expression the whole tag must match (``None``: any valid tag).
+    allow: str | None = None
+    #: Tags that move (``latest``...). Refused unless ``allow_mutable``.
+    mutable_tags: list[str] = Field(default_factory=lambda: list(DEFAULT_MUTABLE_TAGS))
+    allow_mutable: bool = False
+
+    @field_validator("allow")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    def merged_over(self, base: TagPolicy) -> TagPolicy:
+        """This policy's explicitly set fields on top of ``base``."""
+        return base.model_copy(update={k: getattr(self, k) for k in self.model_fields_set})
+
+
+class Environment(_Model):
+    name: str
+    #: Values files, merged in order like helm does; glue edits the last one.
+    values: list[str]
+    tag_policy: TagPolicy | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("use lower-case letters, digits and dashes (like prod-eu)")
+        return value
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("values")
+    @classmethod
+    def _relative(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one values file")
+        for item in value:
+            if Path(item).is_absolute() or ".." in Path(item).parts:
+                raise ValueError(f"{item!r}: values files are paths inside the repository")
+        return value
+
+    @property
+    def own_file(self) -> str:
+        """The file glue edits for this environment (the last, most specific one)."""
+        return self.values[-1]
+
+
+class Service(_Model):
+    #: Key path of the image tag inside the values files, e.g. ``a.image.tag``.
+    tag_key: str
+    #: Key path of the source revision (git SHA) the image was built from.
+    revision_key: str | None = None
+    #: URL of the service's source repository, for links in messages.
+    source_repo: str | None = None
+    #: helmfile release name (default: the service name).
+    release: str | None = None
+
+    @field_validator("tag_key", "revision_key")
+    @classmethod
+    def _key_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                keypath.parse(value)
+            except UsageError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("source_repo")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+/\S+$", value):
+            raise ValueError("use the repository's web URL, like https://github.com/org/repo")
+        return value.rstrip("/") if value else value
+
+
+class GlueConfig(_Model):
+    version: Literal[1] = 1
+    git: GitSettings = GitSettings()
+    tag_policy: TagPolicy = TagPolicy()
+    #: In promotion order: the first is where new versions land first.
+    environments: list[Environment]
+    services: dict[str, Service]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GlueConfig:
+        if not self.environments:
+            raise ValueError("environments: list at least one environment")
+        names = [e.name for e in self.environments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"environments: {', '.join(dupes)} listed more than once")
+        if not self.services:
+            raise ValueError("services: describe at least one service")
+        for name in self.services:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+                raise ValueError(f"services: {name!r} is not a valid service name")
+        return self
+
+    # ------------------------------------------------------------------ lookups
+
+    def environment(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise UsageError(
+            f"unknown environment {name!r}",
+            hint=f"environments in {CONFIG_NAME}: {', '.join(self.environment_names())}",
+        )
+
+    def environment_names(self) -> list[str]:
+        return [e.name for e in self.environments]
+
+    def service(self, name: str) -> Service:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown service {name!r}",
+                hint=f"services in {CONFIG_NAME}: {', '.join(self.services)}",
+            ) from None
+
+    def policy_for(self, env: Environment) -> TagPolicy:
+        return env.tag_policy.merged_over(self.tag_policy) if env.tag_policy else self.tag_policy
+
+
+class LoadedConfig(BaseModel):
+    """A config together with where it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    config: GlueConfig
+    root: Path  # the deployment repository root (folder of glue.yaml)
+    path: Path
+
+
+def parse_config(text: str, filename: str = CONFIG_NAME) -> GlueConfig:
+    """Validate ``glue.yaml`` text; errors name file, line and key."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        data = YAML(typ="rt", pure=True).load(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{filename}{line}: not valid YAML: {exc.problem}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{filename}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{filename}: expected a mapping with environments and services",
+            hint="see the example glue.yaml in the gitops-glue README",
+        )
+    try:
+        return GlueConfig.model_validate(_plain(data))
+    except ValidationError as exc:
+        raise ConfigError(_describe_errors(exc, data, filename)) from None
+
+
+def _plain(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data
+
+
+def _line_of(data: Any, loc: Sequence[int | str]) -> int | None:
+    line: int | None = None
+    node = data
+    for part in loc:
+        try:
+            if isinstance(node, dict) and part in node:
+                line = cast(Any, node).lc.key(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                line = cast(Any, node).lc.item(part)[0] + 1
+                node = node[part]
+            else:
+                break
+        except (AttributeError, KeyError, TypeError):
+            break
+    if line is None and hasattr(data, "lc"):
+        line = int(data.lc.line) + 1
+    return line
+
+
+def _describe_errors(exc: ValidationError, data: Any, filename: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        line = _line_of(data, loc)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        where = f"{filename}:{line}" if line else filename
+        lines.append(f"{where}: {key or '(top level)'}: {msg}")
+    return "\n".join(lines)
+
+
+def find_config(start: Path) -> Path:
+    """``glue.yaml`` in ``start`` or the nearest folder above it."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_NAME} in {start} or any folder above it",
+        hint="run glue inside a deployment repository, or point at one with -C DIR",
+    )
+
+
+def load_config(directory: Path) -> LoadedConfig:
+    from .fsutil import read_text
+
+    path = find_config(directory)
+    config = parse_config(read_text(path), str(path))
+    return LoadedConfig(config=config, root=path.parent, path=path)
