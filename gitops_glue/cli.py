@@ -1,0 +1,258 @@
+"""The ``glue`` command line: parse options, call a core function, print, exit.
+
+Kept thin on purpose: every command collects its options and calls one typed
+function in the module for its concern. Errors of the user's (``GlueError``)
+become one message on stderr and the exit code of :class:`ExitCode`; nothing
+here imports pygit2, requests or jinja2 at module level, so ``glue --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+# Plain click help: rich's formatter costs ~0.1 s at every start and garbles CI logs.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+
+import typer
+
+from . import __version__
+from .errors import ExitCode, GlueError
+
+app = typer.Typer(
+    name="glue",
+    help="Glue between CI pipelines and Helm/helmfile deployments, with Git as the source "
+    "of truth.\n\nExit codes: 0 ok, 1 operation failed, 2 bad input or usage, "
+    "3 diff found changes, 130 interrupted.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Output(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+OutputOpt = Annotated[
+    Output,
+    typer.Option("--output", "-o", envvar="GLUE_OUTPUT", help="text for people, json for scripts"),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="show what would change; write nothing"),
+]
+
+
+class State:
+    directory: Path = Path()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"glue {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "-C",
+            "--directory",
+            envvar="GLUE_DIRECTORY",
+            help="run as if started in DIR (where glue.yaml is looked for)",
+        ),
+    ] = Path(),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    State.directory = directory
+
+
+def _emit(output: Output, data: dict[str, Any], text: str) -> None:
+    if output is Output.json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=False))
+    elif text:
+        typer.echo(text)
+
+
+def _note(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+# --------------------------------------------------------------------------- get / set
+
+
+@app.command("get")
+def get_cmd(
+    file: Annotated[Path, typer.Argument(help="a YAML file")],
+    key_path: Annotated[str, typer.Argument(help='like a.image.tag, containers.0.image, x["a.b"]')],
+    document: Annotated[
+        int | None, typer.Option(help="document number in a multi-document file (from 0)")
+    ] = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Print the value at KEY_PATH in FILE."""
+    from . import values
+    from .fsutil import read_text
+
+    value = values.get_value(read_text(file), key_path, filename=str(file), document=document)
+    if output is Output.json:
+        typer.echo(json.dumps(value))
+    elif isinstance(value, (dict, list)):
+        typer.echo(json.dumps(value, indent=2))
+    elif isinstance(value, bool):
+        typer.echo("true" if value else "false")
+    else:
+        typer.echo("null" if value is None else str(value))
+
+
+@app.command("set")
+def set_cmd(
+    file: Annotated[Path, typer.Argument(help="a YAML file")],
+    key_path: Annotated[str, typer.Argument(help='like a.image.tag, containers.0.image, x["a.b"]')],
+    value: Annotated[str, typer.Argument(help="the new value")],
+    create: Annotated[bool, typer.Option("--create", help="add the key if it is missing")] = False,
+    string: Annotated[
+        bool, typer.Option("--string", help="always store VALUE as a string (quote if needed)")
+    ] = False,
+    document: Annotated[
+        int | None, typer.Option(help="document number in a multi-document file (from 0)")
+    ] = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Change the value at KEY_PATH in FILE; nothing else in the file changes."""
+    import difflib
+
+    from . import values
+    from .fsutil import atomic_write_text, read_text
+
+    text = read_text(file)
+    result = values.set_value(
+        text,
+        key_path,
+        value,
+        filename=str(file),
+        create=create,
+        document=document,
+        force_string=string,
+    )
+    if result.changed and not dry_run:
+        atomic_write_text(file, result.text)
+    diff = "".join(
+        difflib.unified_diff(
+            text.splitlines(True), result.text.splitlines(True), f"a/{file}", f"b/{file}"
+        )
+    )
+    status = "unchanged" if not result.changed else ("would-change" if dry_run else "changed")
+    data = {
+        "status": status,
+        "file": str(file),
+        "key": key_path,
+        "old": result.old,
+        "new": value,
+        "created": result.created,
+        "line": result.line,
+        "dry_run": dry_run,
+    }
+    if dry_run:
+        _emit(output, {**data, "diff": diff}, diff or f"{file}: {key_path} already {value!r}")
+    else:
+        _emit(output, data, "" if result.changed else f"{file}: {key_path} unchanged")
+
+
+# --------------------------------------------------------------------------- deployment repo
+
+
+def _loaded() -> Any:
+    from .config import load_config
+
+    return load_config(State.directory)
+
+
+@app.command("bump-tag")
+def bump_tag_cmd(
+    service: Annotated[str, typer.Argument(help="service name from glue.yaml")],
+    tag: Annotated[str, typer.Argument(help="the new image tag")],
+    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    revision: Annotated[
+        str | None, typer.Option(envvar="GLUE_REVISION", help="source git revision of the image")
+    ] = None,
+    upstream_repo: Annotated[
+        str | None,
+        typer.Option(envvar="GLUE_UPSTREAM_REPO", help="the service's repository, for the commit"),
+    ] = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Set SERVICE's image tag in ENV's values file and commit it."""
+    from . import ci
+    from .bump import BumpRequest, bump_local
+
+    ctx = ci.detect()
+    req = BumpRequest(
+        service=service,
+        tag=tag,
+        env=env,
+        revision=revision,
+        upstream_repo=upstream_repo or (ctx.repository or None),
+        ci=ctx,
+    )
+    result = bump_local(_loaded(), req, dry_run=dry_run)
+    for note in result.plan.notes:
+        _note(f"glue: note: {note}")
+    data = result.to_json()
+    if dry_run and result.plan.edit:
+        data["diff"] = result.plan.edit.diff()
+    _emit(output, data, result.summary())
+
+
+@app.command("status")
+def status_cmd(output: OutputOpt = Output.text) -> None:
+    """Show which tag (and revision) each service has in each environment."""
+    from . import gitrepo, status
+
+    loaded = _loaded()
+    report = status.collect(loaded.config, gitrepo.worktree_reader(loaded.root))
+    _emit(output, report.to_json(), report.table())
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def _fail(code: ExitCode, message: str) -> NoReturn:
+    if message:
+        typer.echo(f"glue: error: {message}", err=True)
+    sys.exit(int(code))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console entry point: the one place that turns exceptions into exit codes."""
+    import click
+
+    try:
+        app(args=argv, prog_name="glue", standalone_mode=False)
+    except GlueError as exc:
+        _fail(exc.exit_code, str(exc))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.BAD_INPUT))
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail(ExitCode.INTERRUPTED, "interrupted")
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(int(ExitCode.FAILED))
+    sys.exit(int(ExitCode.OK))
