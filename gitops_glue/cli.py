@@ -239,20 +239,22 @@ def _fail(code: ExitCode, message: str) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: the one place that turns exceptions into exit codes."""
-    import click
-
     try:
         app(args=argv, prog_name="glue", standalone_mode=False)
     except GlueError as exc:
         _fail(exc.exit_code, str(exc))
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(int(ExitCode.BAD_INPUT))
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         _fail(ExitCode.INTERRUPTED, "interrupted")
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(int(ExitCode.FAILED))
+    except Exception as exc:
+        # click's usage errors (typer may vendor its own click): print usage, exit 2.
+        show = getattr(exc, "show", None)
+        if show is None or not hasattr(exc, "exit_code"):
+            raise
+        show()
+        sys.exit(int(ExitCode.BAD_INPUT))
     sys.exit(int(ExitCode.OK))

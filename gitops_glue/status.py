@@ -42,7 +42,7 @@ class StatusReport:
     def table(self) -> str:
         def show(c: Cell) -> str:
             text = c.tag if c.tag is not None else "-"
-            if c.revision and c.revision != c.tag:
+            if c.revision and c.tag and not c.revision.startswith(c.tag):
                 text += f" @{c.revision[:7]}"
             return text
 

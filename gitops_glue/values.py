@@ -173,9 +173,9 @@ class Lookup:
 
     document: int
     node: Node | None  # the node found, None when the path is missing
-    parent: Node | None  # deepest existing mapping on the way
-    missing: kp.KeyPath  # the segments below ``parent`` that do not exist
-    via_merge: bool = False  # found only through a ``<<`` merge key
+    parent: Node | None  # deepest mapping reached through the document's own keys
+    missing: kp.KeyPath  # the segments below ``parent`` that --create would add
+    via_merge: bool = False  # reached through a ``<<`` merge key or an alias
 
 
 def _deref(doc: Document, node: Node) -> Node:
@@ -208,30 +208,27 @@ def _describe(path: kp.KeyPath) -> str:
 
 def _lookup_in(doc: Document, index: int, path: kp.KeyPath) -> Lookup:
     node = doc.root
-    via_merge = False
+    # The deepest mapping reached through this document's own keys (not through a
+    # merge key or an alias): where --create adds what is missing.
+    local: Node | None = node if node is not None and node.kind == "map" else None
+    local_depth = 0
+    direct = True
     for depth, seg in enumerate(path):
         here = path[:depth]
         if node is None:
-            return Lookup(index, None, None, path[depth:])
+            return Lookup(index, None, local, path[local_depth:], not direct)
+        if node.kind == "alias":
+            direct = False
         current = _deref(doc, node)
-        if node.kind == "alias" and depth < len(path):
-            # Walking through an alias: editing below it would change the anchor.
-            via_merge = True
         if current.kind == "map":
-            name = str(seg.key)
-            child = current.child(name)
+            if direct:
+                local, local_depth = current, depth
+            child = current.child(str(seg.key))
             if child is None:
-                merged = _merged_child(doc, current, name)
-                if merged is None:
-                    return Lookup(
-                        index,
-                        None,
-                        current if node.kind != "alias" else None,
-                        path[depth:],
-                        via_merge,
-                    )
-                via_merge = True
-                child = merged
+                child = _merged_child(doc, current, str(seg.key))
+                if child is None:
+                    return Lookup(index, None, local, path[local_depth:], not direct)
+                direct = False
             node = child
         elif current.kind == "seq":
             idx = seg.seq_index()
@@ -252,7 +249,7 @@ def _lookup_in(doc: Document, index: int, path: kp.KeyPath) -> Lookup:
             raise YamlEditError(
                 f"{_describe(here)} is a single value, so it has no key {str(seg.key)!r}"
             )
-    return Lookup(index, node, None, (), via_merge)
+    return Lookup(index, node, local, path[local_depth:], not direct)
 
 
 def lookup(docs: list[Document], path: kp.KeyPath, document: int | None = None) -> Lookup:
