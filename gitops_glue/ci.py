@@ -52,3 +52,37 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
             actor=env.get("GITLAB_USER_LOGIN", ""),
         )
     return CiContext()
+
+
+def write_outputs(
+    values: Mapping[str, str], *, dotenv: str | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Hand ``values`` to later jobs; returns the files written.
+
+    GitHub Actions: appended to ``$GITHUB_OUTPUT`` (multi-line values with a
+    random heredoc delimiter). GitLab CI: a dotenv file (``--dotenv FILE``,
+    used as a ``reports: dotenv`` artifact), keys upper-cased with a GLUE_ prefix.
+    """
+    import secrets as _random
+
+    env = os.environ if env is None else env
+    written = []
+    github_output = env.get("GITHUB_OUTPUT")
+    if github_output:
+        with open(github_output, "a", encoding="utf-8") as fh:
+            for key, value in values.items():
+                if "\n" in value:
+                    delimiter = f"glue_{_random.token_hex(8)}"
+                    fh.write(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
+                else:
+                    fh.write(f"{key}={value}\n")
+        written.append(github_output)
+    if dotenv:
+        lines = []
+        for key, value in values.items():
+            flat = value.replace("\n", " ")
+            lines.append(f"GLUE_{key.upper()}={flat}")
+        with open(dotenv, "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        written.append(dotenv)
+    return written

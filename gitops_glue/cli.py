@@ -22,7 +22,7 @@ os.environ.setdefault("TYPER_USE_RICH", "0")
 import typer
 
 from . import __version__
-from .errors import ExitCode, GlueError
+from .errors import ExitCode, GlueError, UsageError
 
 app = typer.Typer(
     name="glue",
@@ -193,10 +193,60 @@ def bump_tag_cmd(
         str | None,
         typer.Option(envvar="GLUE_UPSTREAM_REPO", help="the service's repository, for the commit"),
     ] = None,
+    remote: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GLUE_REMOTE",
+            help="deployment repo URL: bump there, no checkout "
+            "needed (ssh://..., git@host:path or https://...)",
+        ),
+    ] = None,
+    branch: Annotated[
+        str, typer.Option(envvar="GLUE_BRANCH", help="branch of --remote to commit to")
+    ] = "main",
+    ssh_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GLUE_SSH_KEY_FILE",
+            help="deploy key file (or GLUE_SSH_KEY with the key text; passphrase in "
+            "GLUE_SSH_KEY_PASSPHRASE)",
+        ),
+    ] = None,
+    known_hosts: Annotated[
+        Path | None,
+        typer.Option(
+            "--known-hosts",
+            help="known_hosts file with the server's host key "
+            "(or GLUE_SSH_KNOWN_HOSTS with the lines)",
+        ),
+    ] = None,
+    insecure_no_host_key_check: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-host-key-check",
+            help="DANGEROUS: accept any SSH host key (man-in-the-middle possible)",
+        ),
+    ] = False,
+    max_attempts: Annotated[
+        int,
+        typer.Option(
+            envvar="GLUE_MAX_ATTEMPTS",
+            min=1,
+            max=50,
+            help="pushes to try when other pipelines push at the same time",
+        ),
+    ] = 10,
+    dotenv: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GLUE_DOTENV",
+            help="also write the results to this dotenv file (GitLab reports: dotenv)",
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Set SERVICE's image tag in ENV's values file and commit it."""
+    """Set SERVICE's image tag in ENV's values file and commit it (and push, with --remote)."""
     from . import ci
     from .bump import BumpRequest, bump_local
 
@@ -209,13 +259,65 @@ def bump_tag_cmd(
         upstream_repo=upstream_repo or (ctx.repository or None),
         ci=ctx,
     )
-    result = bump_local(_loaded(), req, dry_run=dry_run)
+    if remote:
+        from .remote import RemoteSpec, bump_remote
+
+        auth = _remote_auth(remote, ssh_key_file, known_hosts, insecure_no_host_key_check)
+        result = bump_remote(
+            req,
+            RemoteSpec(remote, branch, max_attempts),
+            auth,
+            dry_run=dry_run,
+            progress=lambda m: _note(f"glue: {m}"),
+        )
+    else:
+        result = bump_local(_loaded(), req, dry_run=dry_run)
     for note in result.plan.notes:
         _note(f"glue: note: {note}")
     data = result.to_json()
     if dry_run and result.plan.edit:
         data["diff"] = result.plan.edit.diff()
+    ci.write_outputs(
+        {
+            k: "" if v is None else str(v)
+            for k, v in data.items()
+            if k in ("status", "service", "environment", "file", "old_tag", "new_tag", "commit")
+        },
+        dotenv=str(dotenv) if dotenv else None,
+    )
     _emit(output, data, result.summary())
+
+
+def _remote_auth(url: str, key_file: Path | None, known_hosts: Path | None, insecure: bool) -> Any:
+    from .fsutil import read_text
+    from .remote import Auth, is_ssh_url
+
+    key = read_text(key_file) if key_file else os.environ.get("GLUE_SSH_KEY")
+    hosts = read_text(known_hosts) if known_hosts else os.environ.get("GLUE_SSH_KNOWN_HOSTS")
+    auth = Auth(
+        ssh_key=key,
+        ssh_key_passphrase=os.environ.get("GLUE_SSH_KEY_PASSPHRASE"),
+        known_hosts=hosts,
+        insecure_skip_host_key_check=insecure,
+        token=os.environ.get("GLUE_GIT_TOKEN"),
+        username=os.environ.get("GLUE_GIT_USERNAME", "x-access-token"),
+    )
+    if is_ssh_url(url):
+        if not key:
+            raise UsageError(
+                "an SSH remote needs a deploy key",
+                hint="pass --ssh-key-file FILE or set GLUE_SSH_KEY to the key text",
+            )
+        if not hosts and not insecure:
+            from .remote import host_key_error
+
+            raise host_key_error(url)
+        if insecure:
+            _note(
+                "glue: WARNING: --insecure-no-host-key-check: the SSH server's identity is "
+                "NOT verified"
+            )
+    return auth
 
 
 @app.command("status")
@@ -233,7 +335,9 @@ def status_cmd(output: OutputOpt = Output.text) -> None:
 
 def _fail(code: ExitCode, message: str) -> NoReturn:
     if message:
-        typer.echo(f"glue: error: {message}", err=True)
+        from .redact import redact
+
+        typer.echo(f"glue: error: {redact(message)}", err=True)
     sys.exit(int(code))
 
 

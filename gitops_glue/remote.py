@@ -1,0 +1,323 @@
+"""``glue bump-tag --remote``: edit a deployment repo that is not checked out.
+
+Fetch only the branch tip (shallow), run the same edit as a local bump on
+that tree, commit as the bot, push. When the push is refused, ask the remote
+where the branch is: if it moved since our fetch we lost a race, so fetch the
+new tip, run the edit again on it (never a textual patch) and push again,
+with bounded, jittered back-off; if it did not move, the refusal is final
+(protected branch, hook, permissions) and is reported at once with the
+server's message. Deciding by the branch position rather than by the error's
+wording works for every server (GitLab says "incorrect old value provided").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import redact
+from .bump import BumpRequest, BumpResult, plan_bump
+from .config import CONFIG_NAME, parse_config
+from .errors import OperationError, UsageError
+
+if TYPE_CHECKING:
+    import pygit2
+
+Progress = Callable[[str], None]
+
+_SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How to authenticate to the remote. Secrets are registered for masking."""
+
+    ssh_key: str | None = None  # private key text (OpenSSH or PEM)
+    ssh_key_passphrase: str | None = None
+    known_hosts: str | None = None  # known_hosts lines for the server
+    insecure_skip_host_key_check: bool = False
+    token: str | None = None  # HTTPS token
+    username: str = "x-access-token"  # HTTPS user name that goes with the token
+
+    def __post_init__(self) -> None:
+        redact.register(self.ssh_key, self.ssh_key_passphrase, self.token)
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    url: str
+    branch: str = "main"
+    max_attempts: int = 10
+    base_delay: float = 0.2  # first back-off; doubles, with full jitter, capped at 5 s
+
+
+def is_ssh_url(url: str) -> bool:
+    return url.startswith("ssh://") or ("://" not in url and _SCP_LIKE.match(url) is not None)
+
+
+def host_of(url: str) -> tuple[str, int | None]:
+    """Host and port of an SSH URL (``ssh://user@host:port/path`` or ``user@host:path``)."""
+    from urllib.parse import urlsplit
+
+    if url.startswith("ssh://"):
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port
+    match = _SCP_LIKE.match(url)
+    return (match.group("host"), None) if match else ("", None)
+
+
+@contextlib.contextmanager
+def _ssh_home(known_hosts: str | None) -> Iterator[None]:
+    """A private ``$HOME`` whose ``.ssh/known_hosts`` holds only the given lines.
+
+    libgit2 checks SSH host keys against ``$HOME/.ssh/known_hosts`` and passes
+    the verdict to the certificate callback; pointing HOME at a temp folder
+    makes the user-supplied lines the only ones that count.
+    """
+    saved = os.environ.get("HOME")
+    home = tempfile.mkdtemp(prefix="glue-ssh-")
+    try:
+        ssh_dir = Path(home, ".ssh")
+        ssh_dir.mkdir(mode=0o700)
+        path = ssh_dir / "known_hosts"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write((known_hosts or "").strip() + "\n")
+        os.environ["HOME"] = home
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("HOME", None)
+        else:
+            os.environ["HOME"] = saved
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class _Callbacks:
+    """pygit2 RemoteCallbacks factory that remembers what the server said."""
+
+    def __init__(self, spec: RemoteSpec, auth: Auth) -> None:
+        self.spec = spec
+        self.auth = auth
+        self.host_key_rejected = False
+        self.auth_attempts = 0
+        self.rejections: dict[str, str] = {}
+
+    def make(self) -> pygit2.RemoteCallbacks:
+        import pygit2
+
+        outer = self
+
+        class Callbacks(pygit2.RemoteCallbacks):
+            def credentials(
+                self, url: str, username_from_url: str | None, allowed_types: Any
+            ) -> Any:
+                outer.auth_attempts += 1
+                if outer.auth_attempts > 3:
+                    raise OperationError(_auth_failed(outer.spec.url))
+                types = pygit2.enums.CredentialType
+                if allowed_types & types.SSH_KEY and outer.auth.ssh_key:
+                    return pygit2.KeypairFromMemory(
+                        username_from_url or "git",
+                        None,
+                        outer.auth.ssh_key,
+                        outer.auth.ssh_key_passphrase or "",
+                    )
+                if allowed_types & types.USERPASS_PLAINTEXT and outer.auth.token:
+                    return pygit2.UserPass(
+                        username_from_url or outer.auth.username, outer.auth.token
+                    )
+                raise UsageError(_no_credentials(url, allowed_types, types))
+
+            def certificate_check(self, certificate: Any, valid: bool, host: bytes | str) -> bool:
+                if valid or outer.auth.insecure_skip_host_key_check:
+                    return True
+                outer.host_key_rejected = True
+                return False
+
+            def push_update_reference(self, refname: str, message: str | None) -> None:
+                if message:
+                    outer.rejections[refname] = message
+
+        return Callbacks()
+
+
+def _auth_failed(url: str) -> str:
+    return f"authentication to {redact.mask_url(url)} failed: the server refused the key or token"
+
+
+def _no_credentials(url: str, allowed: Any, types: Any) -> str:
+    if allowed & types.SSH_KEY:
+        return (
+            f"{redact.mask_url(url)} needs an SSH key: pass --ssh-key-file FILE or set "
+            "GLUE_SSH_KEY to the private key text"
+        )
+    return (
+        f"{redact.mask_url(url)} needs credentials: set GLUE_GIT_TOKEN (HTTPS) or use an "
+        "SSH URL with a deploy key"
+    )
+
+
+def host_key_error(url: str) -> UsageError:
+    host, port = host_of(url)
+    entry = f"[{host}]:{port}" if port and port != 22 else host
+    return UsageError(
+        f"the SSH host key of {entry} is unknown or changed: refusing to connect",
+        hint=f"supply the server's known_hosts line with --known-hosts FILE or "
+        f"GLUE_SSH_KNOWN_HOSTS (get it with: ssh-keyscan{' -p ' + str(port) if port else ''} "
+        f"{host}, and check it against the host's published fingerprint)",
+    )
+
+
+class _Session:
+    """A temporary bare repository talking to one remote."""
+
+    def __init__(self, spec: RemoteSpec, auth: Auth, workdir: str) -> None:
+        import pygit2
+
+        self.spec = spec
+        self.auth = auth
+        self.callbacks = _Callbacks(spec, auth)
+        self.repo = pygit2.init_repository(workdir, bare=True)
+        self.remote = self.repo.remotes.create("origin", spec.url)
+        self.tracking = f"refs/remotes/origin/{spec.branch}"
+
+    def _wrap(self, action: str, exc: Exception) -> Exception:
+        if isinstance(exc, (UsageError, OperationError)):
+            return exc
+        if self.callbacks.host_key_rejected:
+            return host_key_error(self.spec.url)
+        text = redact.redact(str(exc))
+        if "authentication" in text.lower() or "credentials" in text.lower():
+            return OperationError(_auth_failed(self.spec.url) + f" ({text})")
+        return OperationError(f"{action} {redact.mask_url(self.spec.url)} failed: {text}")
+
+    def fetch(self) -> pygit2.Commit:
+        """Shallow-fetch the branch tip and return it."""
+        import pygit2
+
+        refspec = f"+refs/heads/{self.spec.branch}:{self.tracking}"
+        # libgit2's local transport cannot fetch shallow; network remotes can.
+        local = self.spec.url.startswith(("file://", "/", "."))
+        try:
+            self.remote.fetch([refspec], callbacks=self.callbacks.make(), depth=0 if local else 1)
+        except Exception as exc:
+            raise self._wrap("fetching from", exc) from None
+        try:
+            return self.repo.references[self.tracking].peel(pygit2.Commit)
+        except KeyError:
+            raise UsageError(
+                f"the remote has no branch {self.spec.branch!r}",
+                hint="pass --branch with the deployment repository's branch",
+            ) from None
+
+    def remote_tip(self) -> str | None:
+        """Where the remote branch is now (None when it does not exist)."""
+        ref = f"refs/heads/{self.spec.branch}"
+        try:
+            heads = self.remote.list_heads(callbacks=self.callbacks.make())
+        except Exception as exc:
+            raise self._wrap("asking", exc) from None
+        for head in heads:
+            if head.name == ref:
+                return str(head.oid)
+        return None
+
+    def push(self, commit: pygit2.Oid) -> str | None:
+        """Push ``commit`` to the branch; the server's refusal message, or None."""
+        local = "refs/heads/glue-push"
+        self.repo.references.create(local, commit, force=True)
+        self.callbacks.rejections.clear()
+        try:
+            self.remote.push(
+                [f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make()
+            )
+        except Exception as exc:
+            wrapped = self._wrap("pushing to", exc)
+            if isinstance(wrapped, UsageError) or "authentication" in str(wrapped):
+                raise wrapped from None
+            return redact.redact(str(exc))
+        rejected = self.callbacks.rejections.get(f"refs/heads/{self.spec.branch}")
+        return redact.redact(rejected) if rejected else None
+
+
+def bump_remote(
+    req: BumpRequest,
+    spec: RemoteSpec,
+    auth: Auth,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> BumpResult:
+    """Bump in the remote deployment repository; see the module docstring."""
+    from . import gitrepo
+
+    say = progress or (lambda _msg: None)
+    if (
+        not is_ssh_url(spec.url)
+        and auth.token is None
+        and not spec.url.startswith(("file://", "/"))
+    ):
+        say("note: no GLUE_GIT_TOKEN set; trying the HTTPS remote without credentials")
+    workdir = tempfile.mkdtemp(prefix="glue-bump-")
+    home = _ssh_home(auth.known_hosts) if is_ssh_url(spec.url) else contextlib.nullcontext()
+    try:
+        with home:
+            session = _Session(spec, auth, workdir)
+            attempt = 0
+            while True:
+                attempt += 1
+                tip = session.fetch()
+                reader = gitrepo.tree_reader(session.repo, tip.tree)
+                config_text = reader(CONFIG_NAME)
+                if config_text is None:
+                    raise UsageError(
+                        f"the remote branch {spec.branch!r} has no {CONFIG_NAME} at its root",
+                        hint="is --remote the deployment repository?",
+                    )
+                config = parse_config(config_text, CONFIG_NAME)
+                plan = plan_bump(config, req, reader)
+                if plan.edit is None or dry_run:
+                    return BumpResult(plan, None, dry_run, redact.mask_url(spec.url), attempt)
+                commit = gitrepo.create_commit(
+                    session.repo,
+                    tip,
+                    {plan.edit.path: plan.edit.new_text},
+                    plan.message,
+                    config.git.author,
+                    None,
+                )
+                refusal = session.push(commit)
+                if refusal is None:
+                    return BumpResult(plan, str(commit), False, redact.mask_url(spec.url), attempt)
+                now = session.remote_tip()
+                if now == str(tip.id):
+                    raise OperationError(
+                        f"the remote refused the push to {spec.branch!r}: {refusal}",
+                        hint="the branch did not move, so this is not a race: check branch "
+                        "protection, server hooks and the deploy key's write access",
+                    )
+                if attempt >= spec.max_attempts:
+                    raise OperationError(
+                        f"gave up after {attempt} attempts: {spec.branch!r} kept moving while "
+                        "pushing (other pipelines pushing at the same time)",
+                        hint="raise --max-attempts or serialise the bump jobs",
+                    )
+                delay = random.uniform(0, min(5.0, spec.base_delay * 2 ** (attempt - 1)))  # noqa: S311
+                say(
+                    f"push lost a race: {spec.branch} moved to {(now or '?')[:10]}; "
+                    f"re-applying on the new tip in {delay:.1f}s "
+                    f"(attempt {attempt + 1}/{spec.max_attempts})"
+                )
+                time.sleep(delay)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
