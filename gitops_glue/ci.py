@@ -18,10 +18,23 @@ class CiContext:
     commit: str = ""
     ref: str = ""  # branch or tag name
     actor: str = ""
+    commit_title: str = ""
+    commit_author: str = ""
 
     @property
     def in_ci(self) -> bool:
         return bool(self.system)
+
+    def commit_url(self, sha: str | None = None) -> str:
+        return commit_url(self.repository_url, sha or self.commit)
+
+
+def commit_url(repository_url: str | None, sha: str | None) -> str:
+    """Web link to a commit on GitHub (``/commit/``) or GitLab (``/-/commit/``)."""
+    if not repository_url or not sha:
+        return ""
+    base = repository_url.rstrip("/")
+    return f"{base}/commit/{sha}" if "github" in base else f"{base}/-/commit/{sha}"
 
 
 def detect(env: Mapping[str, str] | None = None) -> CiContext:
@@ -50,6 +63,8 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
             commit=env.get("CI_COMMIT_SHA", ""),
             ref=env.get("CI_COMMIT_REF_NAME", ""),
             actor=env.get("GITLAB_USER_LOGIN", ""),
+            commit_title=env.get("CI_COMMIT_TITLE", ""),
+            commit_author=env.get("CI_COMMIT_AUTHOR", "").split(" <", 1)[0],
         )
     return CiContext()
 

@@ -138,9 +138,17 @@ class Service(_Model):
         return value.rstrip("/") if value else value
 
 
+class Templates(_Model):
+    """Repository overrides of glue's message templates (paths from the repo root)."""
+
+    announce: str | None = None
+    notify: str | None = None
+
+
 class GlueConfig(_Model):
     version: Literal[1] = 1
     git: GitSettings = GitSettings()
+    templates: Templates = Templates()
     tag_policy: TagPolicy = TagPolicy()
     #: In promotion order: the first is where new versions land first.
     environments: list[Environment]
