@@ -235,7 +235,7 @@ def bump_tag_cmd(
             max=50,
             help="pushes to try when other pipelines push at the same time",
         ),
-    ] = 10,
+    ] = 20,
     dotenv: Annotated[
         Path | None,
         typer.Option(

@@ -56,7 +56,7 @@ class Auth:
 class RemoteSpec:
     url: str
     branch: str = "main"
-    max_attempts: int = 10
+    max_attempts: int = 20
     base_delay: float = 0.2  # first back-off; doubles, with full jitter, capped at 5 s
 
 
@@ -77,28 +77,26 @@ def host_of(url: str) -> tuple[str, int | None]:
 
 @contextlib.contextmanager
 def _ssh_home(known_hosts: str | None) -> Iterator[None]:
-    """A private ``$HOME`` whose ``.ssh/known_hosts`` holds only the given lines.
+    """Point libgit2's home at a temp folder whose ``.ssh/known_hosts`` has only our lines.
 
-    libgit2 checks SSH host keys against ``$HOME/.ssh/known_hosts`` and passes
-    the verdict to the certificate callback; pointing HOME at a temp folder
-    makes the user-supplied lines the only ones that count.
+    libgit2 checks SSH host keys against ``HOME/.ssh/known_hosts`` and hands the
+    verdict to the certificate callback. It reads ``$HOME`` once at import, so
+    the home is switched with ``SET_HOMEDIR`` (process-wide) and restored after.
     """
-    saved = os.environ.get("HOME")
+    import pygit2
+
     home = tempfile.mkdtemp(prefix="glue-ssh-")
+    saved = pygit2.option(pygit2.enums.Option.GET_HOMEDIR)
     try:
         ssh_dir = Path(home, ".ssh")
         ssh_dir.mkdir(mode=0o700)
-        path = ssh_dir / "known_hosts"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(ssh_dir / "known_hosts", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write((known_hosts or "").strip() + "\n")
-        os.environ["HOME"] = home
+        pygit2.option(pygit2.enums.Option.SET_HOMEDIR, home)
         yield
     finally:
-        if saved is None:
-            os.environ.pop("HOME", None)
-        else:
-            os.environ["HOME"] = saved
+        pygit2.option(pygit2.enums.Option.SET_HOMEDIR, saved or "")
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -109,8 +107,8 @@ class _Callbacks:
         self.spec = spec
         self.auth = auth
         self.host_key_rejected = False
-        self.auth_attempts = 0
         self.rejections: dict[str, str] = {}
+        self.sideband: list[str] = []  # what the server's hooks printed
 
     def make(self) -> pygit2.RemoteCallbacks:
         import pygit2
@@ -118,11 +116,13 @@ class _Callbacks:
         outer = self
 
         class Callbacks(pygit2.RemoteCallbacks):
+            auth_attempts = 0  # per connection: each operation makes new callbacks
+
             def credentials(
                 self, url: str, username_from_url: str | None, allowed_types: Any
             ) -> Any:
-                outer.auth_attempts += 1
-                if outer.auth_attempts > 3:
+                self.auth_attempts += 1
+                if self.auth_attempts > 3:
                     raise OperationError(_auth_failed(outer.spec.url))
                 types = pygit2.enums.CredentialType
                 if allowed_types & types.SSH_KEY and outer.auth.ssh_key:
@@ -139,10 +139,14 @@ class _Callbacks:
                 raise UsageError(_no_credentials(url, allowed_types, types))
 
             def certificate_check(self, certificate: Any, valid: bool, host: bytes | str) -> bool:
+                # Must be overridden: pygit2's default accepts any SSH host key.
                 if valid or outer.auth.insecure_skip_host_key_check:
                     return True
                 outer.host_key_rejected = True
                 return False
+
+            def sideband_progress(self, string: str) -> None:
+                outer.sideband.append(string)
 
             def push_update_reference(self, refname: str, message: str | None) -> None:
                 if message:
@@ -220,23 +224,12 @@ class _Session:
                 hint="pass --branch with the deployment repository's branch",
             ) from None
 
-    def remote_tip(self) -> str | None:
-        """Where the remote branch is now (None when it does not exist)."""
-        ref = f"refs/heads/{self.spec.branch}"
-        try:
-            heads = self.remote.list_heads(callbacks=self.callbacks.make())
-        except Exception as exc:
-            raise self._wrap("asking", exc) from None
-        for head in heads:
-            if head.name == ref:
-                return str(head.oid)
-        return None
-
     def push(self, commit: pygit2.Oid) -> str | None:
         """Push ``commit`` to the branch; the server's refusal message, or None."""
         local = "refs/heads/glue-push"
         self.repo.references.create(local, commit, force=True)
         self.callbacks.rejections.clear()
+        self.callbacks.sideband.clear()
         try:
             self.remote.push(
                 [f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make()
@@ -246,8 +239,12 @@ class _Session:
             if isinstance(wrapped, UsageError) or "authentication" in str(wrapped):
                 raise wrapped from None
             return redact.redact(str(exc))
+        # A declined push does not raise: libgit2 reports it per reference.
         rejected = self.callbacks.rejections.get(f"refs/heads/{self.spec.branch}")
-        return redact.redact(rejected) if rejected else None
+        if not rejected:
+            return None
+        said = " ".join("".join(self.callbacks.sideband).split())
+        return redact.redact(f"{rejected}: {said}" if said else rejected)
 
 
 def bump_remote(
@@ -274,33 +271,28 @@ def bump_remote(
         with home:
             session = _Session(spec, auth, workdir)
             attempt = 0
+            tip = session.fetch()
             while True:
                 attempt += 1
-                tip = session.fetch()
                 reader = gitrepo.tree_reader(session.repo, tip.tree)
                 config_text = reader(CONFIG_NAME)
                 if config_text is None:
-                    raise UsageError(
-                        f"the remote branch {spec.branch!r} has no {CONFIG_NAME} at its root",
-                        hint="is --remote the deployment repository?",
-                    )
+                    raise UsageError(f"the remote branch {spec.branch!r} has no {CONFIG_NAME} "
+                                     "at its root", hint="is --remote the deployment repository?")
                 config = parse_config(config_text, CONFIG_NAME)
                 plan = plan_bump(config, req, reader)
                 if plan.edit is None or dry_run:
                     return BumpResult(plan, None, dry_run, redact.mask_url(spec.url), attempt)
-                commit = gitrepo.create_commit(
-                    session.repo,
-                    tip,
-                    {plan.edit.path: plan.edit.new_text},
-                    plan.message,
-                    config.git.author,
-                    None,
-                )
+                commit = gitrepo.create_commit(session.repo, tip, {plan.edit.path:
+                                               plan.edit.new_text}, plan.message,
+                                               config.git.author, None)
                 refusal = session.push(commit)
                 if refusal is None:
-                    return BumpResult(plan, str(commit), False, redact.mask_url(spec.url), attempt)
-                now = session.remote_tip()
-                if now == str(tip.id):
+                    return BumpResult(plan, str(commit), False, redact.mask_url(spec.url),
+                                      attempt)
+                # Lost race or final refusal? Only the branch's position tells.
+                new_tip = session.fetch()
+                if new_tip.id == tip.id:
                     raise OperationError(
                         f"the remote refused the push to {spec.branch!r}: {refusal}",
                         hint="the branch did not move, so this is not a race: check branch "
@@ -313,11 +305,10 @@ def bump_remote(
                         hint="raise --max-attempts or serialise the bump jobs",
                     )
                 delay = random.uniform(0, min(5.0, spec.base_delay * 2 ** (attempt - 1)))  # noqa: S311
-                say(
-                    f"push lost a race: {spec.branch} moved to {(now or '?')[:10]}; "
+                say(f"push lost a race: {spec.branch} moved to {str(new_tip.id)[:10]}; "
                     f"re-applying on the new tip in {delay:.1f}s "
-                    f"(attempt {attempt + 1}/{spec.max_attempts})"
-                )
+                    f"(attempt {attempt + 1}/{spec.max_attempts})")
                 time.sleep(delay)
+                tip = new_tip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
