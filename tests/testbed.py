@@ -18,8 +18,10 @@ import base64
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -201,16 +203,19 @@ def _script(args: list[str], env: Mapping[str, str], config: pytest.Config,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     assert proc.stdout is not None
+    watchdog = threading.Timer(timeout, proc.kill)  # a silent build step can hang too
+    watchdog.start()
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    for line in proc.stdout:
-        lines.append(line)
-        _show(line, config)
-        if time.monotonic() > deadline:
-            proc.kill()
-            lines.append(f"scripts/testbed {' '.join(args)}: killed after {timeout}s\n")
-            break
-    return proc.wait(), "".join(lines)
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            _show(line, config)
+        code = proc.wait()
+    finally:
+        watchdog.cancel()
+    if code == -signal.SIGKILL:
+        lines.append(f"scripts/testbed {' '.join(args)}: killed after {timeout:.0f}s\n")
+    return code, "".join(lines)
 
 
 def _parse_env(text: str) -> dict[str, str]:
@@ -227,14 +232,20 @@ def _parse_env(text: str) -> dict[str, str]:
 
 def start_testbed(name: str, state_root: Path, config: pytest.Config) -> Testbed:
     """Bring up cluster ``name`` under ``state_root``; fail the test run if it can't."""
-    base_env = dict(os.environ)
+    # The caller's Helm/kubectl settings (a kube context, a namespace) must not
+    # leak into the tests; GLUE_TESTBED_* would point at another cluster.
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("HELM_", "KUBE", "GLUE_TESTBED_"))}
+    if "GLUE_TESTBED_CACHE" in os.environ:
+        base_env["GLUE_TESTBED_CACHE"] = os.environ["GLUE_TESTBED_CACHE"]
     base_env["GLUE_TESTBED_STATE"] = str(state_root)
-    base_env.pop("GLUE_TESTBED_HELM", None)
     # The first run builds the control plane from source (~10-20 min on 2 cores).
     code, out = _script(["up", name], base_env, config,
                         timeout=float(os.environ.get("GLUE_TESTBED_UP_TIMEOUT", "2700")))
     if code != 0:
         tail = "".join(out.splitlines(keepends=True)[-40:])
+        # Stop whatever did start; the logs are in the failure message's tail.
+        _script(["down", name], base_env, config, timeout=120)
         pytest.fail(f"scripts/testbed up {name} failed (exit {code}); the testbed is "
                     f"required for cluster tests:\n{tail}", pytrace=False)
     env_text = subprocess.run([str(SCRIPT), "env", name], env=base_env, check=True,
