@@ -82,7 +82,7 @@ def write_outputs(
 
     env = os.environ if env is None else env
     written = []
-    github_output = env.get("GITHUB_OUTPUT")
+    github_output = env.get("GITHUB_OUTPUT") if env.get("GITHUB_ACTIONS") == "true" else None
     if github_output:
         with open(github_output, "a", encoding="utf-8") as fh:
             for key, value in values.items():

@@ -101,7 +101,11 @@ class Target:
     api_base: str = DEFAULT_API
 
     def __post_init__(self) -> None:
-        redact.register(self.webhook_url, self.bot_token)
+        from urllib.parse import urlsplit
+
+        # HTTP errors quote only the path, which holds the webhook's secret: mask it too.
+        path = urlsplit(self.webhook_url).path if self.webhook_url else None
+        redact.register(self.webhook_url, path, self.bot_token)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, channel: str | None = None) -> Target:
