@@ -100,6 +100,27 @@ def test_helmfile_diff_and_apply_on_example_repo(testbed: Testbed, tmp_path: Pat
 
 
 @pytest.mark.parametrize("helm", HELMS)
+def test_helm_diff_plugin_reports_changes(testbed: Testbed, helm: int) -> None:
+    ns, release = testbed.unique(f"diff-h{helm}"), "app"
+    common = [str(APP_CHART), "-n", ns]
+    testbed.helm(helm, "upgrade", "--install", release, *common, "--create-namespace",
+                 "--set", "image.tag=3f9c2e1", "--wait", "--timeout", "120s")
+    # helm-diff 3.9.14 (the newest on our Go module proxy) runs
+    # `helm template --validate --dry-run=client`, which Helm 4 rejects; with
+    # Helm 4 it needs --disable-validation (or HELM_DIFF_USE_UPGRADE_DRY_RUN=true).
+    extra = ["--disable-validation"] if helm == 4 else []
+
+    same = testbed.helm(helm, "diff", "upgrade", release, *common, "--set", "image.tag=3f9c2e1",
+                        "--detailed-exitcode", *extra, check=False)
+    assert same.code == 0, same.output
+    bumped = testbed.helm(helm, "diff", "upgrade", release, *common,
+                          "--set", "image.tag=4a5b6c7", "--detailed-exitcode", *extra,
+                          check=False)
+    assert bumped.code == 2, bumped.output
+    assert '+           image: "registry.example.com/team/app:4a5b6c7"' in bumped.out
+
+
+@pytest.mark.parametrize("helm", HELMS)
 def test_sigkilled_upgrade_leaves_release_pending(testbed: Testbed, helm: int) -> None:
     ns, release = testbed.unique(f"kill-h{helm}"), "app"
     common = [str(APP_CHART), "-n", ns, "--set", "image.tag=3f9c2e1"]
