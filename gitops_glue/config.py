@@ -81,6 +81,9 @@ class Environment(_Model):
     #: Values files, merged in order like helm does; glue edits the last one.
     values: list[str]
     tag_policy: TagPolicy | None = None
+    #: Kubernetes namespace of the deploy record and the deploy lock
+    #: (default: ``glue-<name>``).
+    namespace: str | None = None
 
     @field_validator("name")
     @classmethod
@@ -105,6 +108,10 @@ class Environment(_Model):
         return value
 
     @property
+    def record_namespace(self) -> str:
+        return self.namespace or f"glue-{self.name}"
+
+    @property
     def own_file(self) -> str:
         """The file glue edits for this environment (the last, most specific one)."""
         return self.values[-1]
@@ -119,6 +126,9 @@ class Service(_Model):
     source_repo: str | None = None
     #: helmfile release name (default: the service name).
     release: str | None = None
+
+    def release_name(self, service: str) -> str:
+        return self.release or service
 
     @field_validator("tag_key", "revision_key")
     @classmethod

@@ -1,0 +1,53 @@
+"""Kubernetes API access: the official client, loaded only when needed.
+
+Configuration as kubectl finds it: ``$KUBECONFIG`` (or ``--kubeconfig``),
+``~/.kube/config``, or the in-cluster service account when glue runs in a
+Pod (a Helm hook Job).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .errors import OperationError, UsageError
+
+
+class Kube:
+    """The API groups glue uses, bound to one cluster."""
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
+        from kubernetes import client, config
+        from kubernetes.config.config_exception import ConfigException
+
+        try:
+            if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get(
+                "KUBERNETES_SERVICE_HOST"
+            ):
+                api_client = config.new_client_from_config(config_file=kubeconfig,
+                                                           context=context)
+            else:
+                config.load_incluster_config()
+                api_client = client.ApiClient()
+        except (ConfigException, FileNotFoundError, OSError) as exc:
+            raise UsageError(f"no usable Kubernetes configuration: {exc}",
+                             hint="set KUBECONFIG or pass --kubeconfig") from None
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.coordination = client.CoordinationV1Api(api_client)
+
+    @staticmethod
+    def is_not_found(exc: BaseException) -> bool:
+        return getattr(exc, "status", None) == 404
+
+    @staticmethod
+    def is_conflict(exc: BaseException) -> bool:
+        return getattr(exc, "status", None) in (409, 422)
+
+    def api_error(self, action: str, exc: Any) -> OperationError:
+        status = getattr(exc, "status", "?")
+        reason = getattr(exc, "reason", "") or str(exc)
+        if status == 403:
+            return OperationError(f"{action}: forbidden by RBAC ({reason})",
+                                  hint="see README 'Permissions' for the Role glue needs")
+        return OperationError(f"{action}: the API answered {status} {reason}")
