@@ -478,6 +478,163 @@ def wait_image_cmd(
     _emit(output, {"image": image, "tag": tag, "digest": digest}, digest)
 
 
+# --------------------------------------------------------------------------- deploy
+
+SelectorOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--selector",
+        "-l",
+        envvar="GLUE_SELECTOR",
+        help="helmfile release selector (repeat: OR), like service=a",
+    ),
+]
+KubeconfigOpt = Annotated[
+    str | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig file (default: kubectl's)")
+]
+ExtraArgs = Annotated[list[str] | None, typer.Argument(help="extra helmfile arguments, after --")]
+
+
+def _deploy_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Any:
+    from .deploy import Target, Tools
+
+    loaded = _loaded()
+    loaded.config.environment(env)  # unknown environments fail here, before helmfile runs
+    return loaded, Target(
+        env=env,
+        root=loaded.root,
+        selectors=tuple(selector or ()),
+        extra_args=tuple(extra or ()),
+        tools=Tools.from_env(),
+    )
+
+
+@app.command("diff")
+def diff_cmd(
+    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    selector: SelectorOpt = None,
+    summary_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GLUE_SUMMARY_FILE",
+            help="also write a Markdown summary here (GitLab artifacts); "
+            "in GitHub Actions it goes to the step summary",
+        ),
+    ] = None,
+    output: OutputOpt = Output.text,
+    extra: ExtraArgs = None,
+) -> None:
+    """Show what a deploy of ENV would change. Exit 0: no changes, 3: changes, 1: error."""
+    from . import deploy
+
+    _loaded_config, target = _deploy_target(env, selector, extra)
+    result = deploy.diff(target)
+    summary = result.summary_markdown()
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    for path in (
+        [step_summary] if step_summary and os.environ.get("GITHUB_ACTIONS") == "true" else []
+    ) + ([str(summary_file)] if summary_file else []):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(summary)
+    lines = [f"{r}: would change ({len(c)} resource(s))" for r, c in result.changes.items()]
+    lines += [f"{r}: no changes" for r in result.unchanged]
+    _emit(
+        output,
+        result.to_json(),
+        (result.output.rstrip() + "\n\n" if result.output.strip() else "") + "\n".join(lines),
+    )
+    raise typer.Exit(int(result.exit_code))
+
+
+@app.command("apply")
+def apply_cmd(
+    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    selector: SelectorOpt = None,
+    recover: Annotated[
+        str,
+        typer.Option(
+            envvar="GLUE_RECOVER",
+            help="auto: recover releases stuck pending before deploying; never: fail instead",
+        ),
+    ] = "auto",
+    timeout: Annotated[
+        str,
+        typer.Option(
+            envvar="GLUE_TIMEOUT",
+            help="deploy timeout (pending releases older than this are stale)",
+        ),
+    ] = "5m",
+    lock_timeout: Annotated[
+        str,
+        typer.Option(
+            envvar="GLUE_LOCK_TIMEOUT", help="how long to wait for another deploy of ENV to finish"
+        ),
+    ] = "10m",
+    kubeconfig: KubeconfigOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="run glue diff instead")
+    ] = False,
+    output: OutputOpt = Output.text,
+    extra: ExtraArgs = None,
+) -> None:
+    """Deploy ENV with helmfile: locked, stuck releases recovered, safe to cancel."""
+    from . import ci, deploy
+    from .kube import Kube
+    from .lock import identity
+    from .oci import parse_duration
+
+    if recover not in ("auto", "never"):
+        raise UsageError(f"--recover {recover!r}: use auto or never")
+    if dry_run:
+        diff_cmd(env=env, selector=selector, summary_file=None, output=output, extra=extra)
+        return
+    loaded, target = _deploy_target(env, selector, extra)
+    opts = deploy.ApplyOptions(
+        timeout=parse_duration(timeout),
+        lock_timeout=parse_duration(lock_timeout),
+        recover="never" if recover == "never" else "auto",
+        holder=identity(ci.detect().pipeline_url),
+    )
+    say = (_note) if output is Output.json else (typer.echo)
+    try:
+        result = deploy.apply(loaded, target, Kube(kubeconfig), opts, say)
+    except (deploy.DeployFailed, deploy.DeployInterrupted) as exc:
+        if output is Output.json:
+            typer.echo(json.dumps(exc.result.to_json(), indent=2))
+        raise
+    text = [
+        f"deployed {env}: {', '.join(result.releases)}"
+        + ("" if result.changed else " (no changes)")
+    ]
+    text += [f"  {r.describe()}" for r in result.recoveries]
+    _emit(output, result.to_json(), "\n".join(text))
+
+
+@app.command("unlock")
+def unlock_cmd(
+    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    kubeconfig: KubeconfigOpt = None,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Remove ENV's deploy lock (for humans, when a dead job's lock is in the way)."""
+    from . import lock
+    from .kube import Kube
+
+    environment = _loaded().config.environment(env)
+    kube = Kube(kubeconfig)
+    if dry_run:
+        _emit(output, {"environment": env, "dry_run": True}, f"would remove the lock of {env}")
+        return
+    holder = lock.unlock(kube, environment.record_namespace, env)
+    text = (
+        f"removed the deploy lock of {env} (held by {holder.identity})"
+        if holder
+        else f"{env} was not locked"
+    )
+    _emit(output, {"environment": env, "removed_holder": holder.identity if holder else None}, text)
+
+
 # --------------------------------------------------------------------------- entry point
 
 

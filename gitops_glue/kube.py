@@ -21,17 +21,20 @@ class Kube:
         from kubernetes.config.config_exception import ConfigException
 
         try:
-            if kubeconfig or os.environ.get("KUBECONFIG") or not os.environ.get(
-                "KUBERNETES_SERVICE_HOST"
+            if (
+                kubeconfig
+                or os.environ.get("KUBECONFIG")
+                or not os.environ.get("KUBERNETES_SERVICE_HOST")
             ):
-                api_client = config.new_client_from_config(config_file=kubeconfig,
-                                                           context=context)
+                api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
             else:
                 config.load_incluster_config()
                 api_client = client.ApiClient()
         except (ConfigException, FileNotFoundError, OSError) as exc:
-            raise UsageError(f"no usable Kubernetes configuration: {exc}",
-                             hint="set KUBECONFIG or pass --kubeconfig") from None
+            raise UsageError(
+                f"no usable Kubernetes configuration: {exc}",
+                hint="set KUBECONFIG or pass --kubeconfig",
+            ) from None
         self.api_client = api_client
         self.core = client.CoreV1Api(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
@@ -48,6 +51,8 @@ class Kube:
         status = getattr(exc, "status", "?")
         reason = getattr(exc, "reason", "") or str(exc)
         if status == 403:
-            return OperationError(f"{action}: forbidden by RBAC ({reason})",
-                                  hint="see README 'Permissions' for the Role glue needs")
+            return OperationError(
+                f"{action}: forbidden by RBAC ({reason})",
+                hint="see README 'Permissions' for the Role glue needs",
+            )
         return OperationError(f"{action}: the API answered {status} {reason}")

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .kube import Kube
 
-LABELS = {"app.kubernetes.io/managed-by": "gitops-glue",
-          "gitops-glue.dev/kind": "deploy-record"}
+LABELS = {"app.kubernetes.io/managed-by": "gitops-glue", "gitops-glue.dev/kind": "deploy-record"}
 
 
 def record_name(env: str) -> str:
@@ -50,8 +49,12 @@ class DeployRecord:
         return {
             "environment": self.environment,
             "services.json": json.dumps(
-                {k: {"tag": v.tag, "revision": v.revision, "release": v.release}
-                 for k, v in sorted(self.services.items())}, sort_keys=True),
+                {
+                    k: {"tag": v.tag, "revision": v.revision, "release": v.release}
+                    for k, v in sorted(self.services.items())
+                },
+                sort_keys=True,
+            ),
             "git-revision": self.git_revision,
             "deployed-at": self.deployed_at,
             "deployed-by": self.deployed_by,
@@ -63,8 +66,10 @@ class DeployRecord:
         raw = json.loads(data.get("services.json") or "{}")
         return cls(
             environment=data.get("environment", ""),
-            services={k: ServiceVersion(v.get("tag"), v.get("revision"), v.get("release"))
-                      for k, v in raw.items()},
+            services={
+                k: ServiceVersion(v.get("tag"), v.get("revision"), v.get("release"))
+                for k, v in raw.items()
+            },
             git_revision=data.get("git-revision", ""),
             deployed_at=data.get("deployed-at", ""),
             deployed_by=data.get("deployed-by", ""),

@@ -277,19 +277,25 @@ def bump_remote(
                 reader = gitrepo.tree_reader(session.repo, tip.tree)
                 config_text = reader(CONFIG_NAME)
                 if config_text is None:
-                    raise UsageError(f"the remote branch {spec.branch!r} has no {CONFIG_NAME} "
-                                     "at its root", hint="is --remote the deployment repository?")
+                    raise UsageError(
+                        f"the remote branch {spec.branch!r} has no {CONFIG_NAME} at its root",
+                        hint="is --remote the deployment repository?",
+                    )
                 config = parse_config(config_text, CONFIG_NAME)
                 plan = plan_bump(config, req, reader)
                 if plan.edit is None or dry_run:
                     return BumpResult(plan, None, dry_run, redact.mask_url(spec.url), attempt)
-                commit = gitrepo.create_commit(session.repo, tip, {plan.edit.path:
-                                               plan.edit.new_text}, plan.message,
-                                               config.git.author, None)
+                commit = gitrepo.create_commit(
+                    session.repo,
+                    tip,
+                    {plan.edit.path: plan.edit.new_text},
+                    plan.message,
+                    config.git.author,
+                    None,
+                )
                 refusal = session.push(commit)
                 if refusal is None:
-                    return BumpResult(plan, str(commit), False, redact.mask_url(spec.url),
-                                      attempt)
+                    return BumpResult(plan, str(commit), False, redact.mask_url(spec.url), attempt)
                 # Lost race or final refusal? Only the branch's position tells.
                 new_tip = session.fetch()
                 if new_tip.id == tip.id:
@@ -305,9 +311,11 @@ def bump_remote(
                         hint="raise --max-attempts or serialise the bump jobs",
                     )
                 delay = random.uniform(0, min(5.0, spec.base_delay * 2 ** (attempt - 1)))  # noqa: S311
-                say(f"push lost a race: {spec.branch} moved to {str(new_tip.id)[:10]}; "
+                say(
+                    f"push lost a race: {spec.branch} moved to {str(new_tip.id)[:10]}; "
                     f"re-applying on the new tip in {delay:.1f}s "
-                    f"(attempt {attempt + 1}/{spec.max_attempts})")
+                    f"(attempt {attempt + 1}/{spec.max_attempts})"
+                )
                 time.sleep(delay)
                 tip = new_tip
     finally:

@@ -1,0 +1,498 @@
+"""``glue diff`` and ``glue apply``: helmfile deployments that are safe to run,
+safe to cancel and safe to retry.
+
+apply = lock (Lease) -> preflight (recover releases stuck pending) -> helmfile
+apply (signals forwarded once) -> on failure, diagnose the pods -> on success,
+write the deploy record -> unlock. A SIGKILLed run leaves a Lease that
+expires and pending releases that the next run's preflight recovers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import releases as rel
+from .errors import ExitCode, GlueError, OperationError, UsageError
+
+if TYPE_CHECKING:
+    from .config import LoadedConfig
+    from .diagnose import PodProblem
+    from .kube import Kube
+
+Progress = Callable[[str], None]
+
+_COMPARING = re.compile(r"^Comparing release=(?P<release>[^,\s]+)")
+_CHANGE = re.compile(
+    r"^(?P<ns>[^,\s]+), (?P<name>[^,\s]+), (?P<kind>\S+)(?: \((?P<group>[^)]*)\))?"
+    r" has (?P<what>changed|been added|been removed)"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Tools:
+    helmfile: str = "helmfile"
+    helm: str = "helm"
+
+    @classmethod
+    def from_env(cls) -> Tools:
+        return cls(os.environ.get("GLUE_HELMFILE", "helmfile"), os.environ.get("GLUE_HELM", "helm"))
+
+    def helm_major(self) -> int:
+        out = _run_quiet([self.helm, "version", "--template", "{{.Version}}"])
+        match = re.match(r"v?(\d+)\.", out.strip())
+        if not match:
+            raise UsageError(f"cannot tell the version of {self.helm}: {out.strip()[:200]}")
+        return int(match.group(1))
+
+    def helmfile_version(self) -> tuple[int, ...]:
+        out = _run_quiet([self.helmfile, "version", "-o", "short"])
+        match = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
+        return tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
+
+    def check(self) -> int:
+        """The helm major version; refuse combinations that cannot work."""
+        major = self.helm_major()
+        if major >= 4 and self.helmfile_version() < (1, 0, 0):
+            raise UsageError(
+                f"helmfile {'.'.join(map(str, self.helmfile_version()))} cannot drive Helm "
+                f"{major} (it calls 'helm version --client', which Helm 4 removed)",
+                hint="use helmfile >= 1.0 with Helm 4, or Helm 3 (GLUE_HELM=path/to/helm3)",
+            )
+        return major
+
+
+def _run_quiet(args: list[str]) -> str:
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    except FileNotFoundError:
+        raise UsageError(
+            f"{args[0]} not found", hint="install it or point GLUE_HELM / GLUE_HELMFILE at it"
+        ) from None
+    return proc.stdout + proc.stderr
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    namespace: str
+    labels: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to deploy: an environment of a deployment repo, maybe narrowed by selectors."""
+
+    env: str
+    root: Path
+    selectors: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    tools: Tools = field(default_factory=Tools)
+
+    def helmfile_args(self, *sub: str) -> list[str]:
+        args = [self.tools.helmfile, "--helm-binary", self.tools.helm, "-e", self.env]
+        for sel in self.selectors:
+            args += ["--selector", sel]
+        return [*args, *sub, *self.extra_args]
+
+
+def list_releases(target: Target) -> list[Release]:
+    """The releases helmfile would touch (``helmfile list --output json``)."""
+    proc = subprocess.run(
+        target.helmfile_args("list", "--output", "json"),
+        cwd=target.root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        raise UsageError(
+            f"helmfile cannot read the deployment for {target.env!r}: "
+            f"{_tail(proc.stderr or proc.stdout)}"
+        )
+    try:
+        items = json.loads(proc.stdout or "[]")
+    except ValueError:
+        raise OperationError(f"helmfile list gave no JSON: {_tail(proc.stdout)}") from None
+    return [
+        Release(i["name"], i.get("namespace") or "default", i.get("labels", ""))
+        for i in items
+        if i.get("enabled", True) and i.get("installed", True)
+    ]
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(_ANSI.sub("", text).strip().splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- diff
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    env: str
+    changes: dict[str, list[str]]  # release -> "Deployment a has changed" lines
+    unchanged: list[str]
+    output: str  # helmfile's diff, secrets suppressed
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.CHANGES if self.changes else ExitCode.OK
+
+    def summary_markdown(self) -> str:
+        lines = [f"### glue diff: {self.env}", ""]
+        if not self.changes:
+            lines.append("No changes.")
+        for release, items in self.changes.items():
+            lines.append(f"- **{release}** would change:")
+            lines += [f"  - {item}" for item in items]
+        if self.unchanged:
+            lines.append(f"- unchanged: {', '.join(self.unchanged)}")
+        body = "\n".join(lines)
+        diff = self.output.strip()
+        if diff:
+            body += "\n\n<details><summary>diff</summary>\n\n```diff\n" + diff + "\n```\n</details>"
+        return body[: 1024 * 1000] + "\n"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "environment": self.env,
+            "changed": bool(self.changes),
+            "changes": self.changes,
+            "unchanged": self.unchanged,
+        }
+
+
+def parse_diff(output: str, releases: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    changes: dict[str, list[str]] = {}
+    current: str | None = None
+    for raw in output.splitlines():
+        line = _ANSI.sub("", raw)
+        m = _COMPARING.match(line)
+        if m:
+            current = m.group("release")
+            continue
+        c = _CHANGE.match(line)
+        if c:
+            release = current or c.group("name")
+            kind = c.group("kind") + (f" ({c.group('group')})" if c.group("group") else "")
+            changes.setdefault(release, []).append(
+                f"{kind} {c.group('ns')}/{c.group('name')} has {c.group('what')}"
+            )
+    return changes, [r for r in releases if r not in changes]
+
+
+def diff(target: Target) -> DiffResult:
+    target.tools.check()
+    names = [r.name for r in list_releases(target)]
+    proc = subprocess.run(
+        target.helmfile_args("diff", "--detailed-exitcode", "--suppress-secrets"),
+        cwd=target.root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HELM_DIFF_COLOR": "false"},
+        timeout=1800,
+    )
+    if proc.returncode not in (0, 2):
+        raise OperationError(
+            f"helmfile diff failed for {target.env!r} "
+            f"(exit {proc.returncode}):\n{_tail(proc.stderr or proc.stdout, 30)}"
+        )
+    output = _ANSI.sub("", proc.stdout)
+    changes, unchanged = parse_diff(output, names)
+    if proc.returncode == 2 and not changes:
+        changes = {"(unknown)": ["helmfile reported changes it did not list"]}
+    return DiffResult(target.env, changes, unchanged, output)
+
+
+# --------------------------------------------------------------------------- apply
+
+
+@dataclass
+class ApplyResult:
+    env: str
+    releases: list[str]
+    recoveries: list[rel.Recovery]
+    changed: bool
+    lock_holder: str
+    took_over: str | None = None
+    record_written: bool = False
+    problems: list[PodProblem] = field(default_factory=list)
+    error: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "environment": self.env,
+            "releases": self.releases,
+            "changed": self.changed,
+            "recoveries": [r.to_json() for r in self.recoveries],
+            "lock_holder": self.lock_holder,
+            "took_over_lock_from": self.took_over,
+            "record_written": self.record_written,
+            "failing_pods": [p.to_json() for p in self.problems],
+            "error": self.error,
+        }
+
+
+class DeployFailed(OperationError):
+    """helmfile apply failed; ``result`` carries the diagnostics."""
+
+    def __init__(self, message: str, result: ApplyResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class DeployInterrupted(GlueError):
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, result: ApplyResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    timeout: float = 300  # the deploy timeout: pending older than this is stale
+    lock_timeout: float = 600
+    lock_duration: int = 60
+    recover: Literal["auto", "never"] = "auto"
+    grace: float = 6.0  # after forwarding a signal, how long helmfile gets to stop
+    holder: str = ""
+
+
+class _SignalForwarder:
+    """Forward the first SIGINT/SIGTERM to the child once; remember we were asked to stop."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[str] | None = None
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:
+            return  # forwarded once already; the grace period is running
+        self.signal = signum
+        if self.child and self.child.poll() is None:
+            with suppress(ProcessLookupError):
+                self.child.send_signal(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[_SignalForwarder]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, old in self._old.items():
+                signal.signal(signum, old)
+
+
+def _stream(proc: subprocess.Popen[str], on_line: Progress, sink: list[str]) -> threading.Thread:
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sink.append(line)
+            on_line(_ANSI.sub("", line.rstrip("\n")))
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def _run_apply(
+    target: Target, opts: ApplyOptions, forwarder: _SignalForwarder, on_line: Progress
+) -> tuple[int | None, str]:
+    """Run helmfile apply; None as the code when it was interrupted."""
+    args = target.helmfile_args("apply", "--detailed-exitcode", "--suppress-secrets")
+    proc = subprocess.Popen(
+        args,
+        cwd=target.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "HELM_DIFF_COLOR": "false"},
+    )
+    forwarder.child = proc
+    lines: list[str] = []
+    pump = _stream(proc, on_line, lines)
+    deadline = time.monotonic() + opts.timeout + 120
+    while proc.poll() is None:
+        if forwarder.signal is not None:
+            try:
+                proc.wait(timeout=opts.grace)
+            except subprocess.TimeoutExpired:
+                on_line(f"glue: helmfile did not stop within {opts.grace:.0f}s; killing it")
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            break
+        if time.monotonic() > deadline:
+            on_line("glue: helmfile ran past the deploy timeout; stopping it")
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=opts.grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            break
+        time.sleep(0.1)
+    pump.join(timeout=5)
+    if forwarder.signal is not None:
+        return None, "".join(lines)
+    return proc.returncode, "".join(lines)
+
+
+def _preflight(
+    kube: Kube,
+    items: list[Release],
+    opts: ApplyOptions,
+    tools: Tools,
+    say: Progress,
+    *,
+    lock_held: bool,
+) -> list[rel.Recovery]:
+    done = []
+    for release in items:
+        state = rel.state(kube, release.name, release.namespace)
+        plan = rel.plan_recovery(state, lock_held=lock_held, timeout=opts.timeout)
+        if plan is None:
+            continue
+        if opts.recover == "never":
+            raise OperationError(
+                f"release {release.namespace}/{release.name} is stuck in "
+                f"{plan.stuck_status} (revision {plan.stuck_revision}) and --recover=never",
+                hint="run again with --recover=auto, or fix it by hand: helm history "
+                f"{release.name} -n {release.namespace}",
+            )
+        say(f"glue: {plan.describe()}")
+        rel.recover(plan, tools.helm, timeout=opts.timeout)
+        done.append(plan)
+    return done
+
+
+def _write_record(
+    loaded: LoadedConfig,
+    target: Target,
+    kube: Kube,
+    deployed: list[str],
+    holder: str,
+    recoveries: list[rel.Recovery],
+) -> None:
+    import datetime as dt
+
+    from . import envfiles, gitrepo, record
+
+    env = loaded.config.environment(target.env)
+    read = gitrepo.worktree_reader(loaded.root)
+    previous = record.read(kube, env.record_namespace, env.name)
+    services = dict(previous.services) if previous else {}
+    for name, svc in loaded.config.services.items():
+        release = svc.release_name(name)
+        if release not in deployed:
+            continue
+        tag = envfiles.effective(read, env, svc.tag_key).value
+        revision = (
+            envfiles.effective(read, env, svc.revision_key).value if svc.revision_key else None
+        )
+        services[name] = record.ServiceVersion(
+            None if tag is None else str(tag), None if revision is None else str(revision), release
+        )
+    try:
+        import pygit2
+
+        head = str(pygit2.Repository(str(loaded.root)).head.target)
+    except Exception:  # not a checkout: the record simply has no git revision
+        head = ""
+    record.write(
+        kube,
+        env.record_namespace,
+        record.DeployRecord(
+            environment=env.name,
+            services=services,
+            git_revision=head,
+            deployed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            deployed_by=holder,
+            recoveries=[r.to_json() for r in recoveries],
+        ),
+    )
+
+
+def apply(
+    loaded: LoadedConfig, target: Target, kube: Kube, opts: ApplyOptions, say: Progress
+) -> ApplyResult:
+    from . import diagnose
+    from .lock import DeployLock
+
+    target.tools.check()
+    env = loaded.config.environment(target.env)
+    items = list_releases(target)
+    names = [r.name for r in items]
+    result = ApplyResult(env.name, names, [], False, opts.holder)
+    forwarder = _SignalForwarder()
+    lock = DeployLock(
+        kube,
+        env.record_namespace,
+        env.name,
+        holder=opts.holder,
+        duration=opts.lock_duration,
+        timeout=opts.lock_timeout,
+        progress=say,
+    )
+    with forwarder.installed():
+        lock.acquire()
+        try:
+            result.took_over = lock.took_over
+            result.recoveries = _preflight(kube, items, opts, target.tools, say, lock_held=True)
+            if forwarder.signal is None:
+                code, output = _run_apply(target, opts, forwarder, say)
+            else:
+                code, output = None, ""
+            if code is None:
+                say("glue: interrupted: recovering releases left pending, then unlocking")
+                result.recoveries += _preflight(
+                    kube,
+                    items,
+                    ApplyOptions(timeout=opts.timeout, recover="auto"),
+                    target.tools,
+                    say,
+                    lock_held=True,
+                )
+                raise DeployInterrupted(
+                    f"deploy to {env.name!r} interrupted by signal {forwarder.signal}; no "
+                    "release is left pending and the lock is released",
+                    result,
+                )
+            if code not in (0, 2):
+                for release in items:
+                    result.problems += diagnose.not_ready_pods(
+                        kube, release.namespace, release.name
+                    )
+                result.error = _tail(output, 20)
+                detail = "\n".join(p.describe() for p in result.problems)
+                raise DeployFailed(
+                    f"helmfile apply failed for {env.name!r} (exit {code})"
+                    + (f"\nfailing pods:\n{detail}" if detail else f"\n{result.error}"),
+                    result,
+                )
+            result.changed = code == 2
+            _write_record(loaded, target, kube, names, opts.holder, result.recoveries)
+            result.record_written = True
+            return result
+        finally:
+            lock.release()
