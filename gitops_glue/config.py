@@ -155,10 +155,21 @@ class Templates(_Model):
     notify: str | None = None
 
 
+class NotifySettings(_Model):
+    """``glue notify`` defaults for this repository."""
+
+    #: Send nothing when a deployment changes no service's tag or revision.
+    quiet_when_unchanged: bool = False
+    #: With a bot token, finish messages ``reply`` in the start message's thread
+    #: or ``update`` the start message in place.
+    thread: Literal["reply", "update"] = "reply"
+
+
 class GlueConfig(_Model):
     version: Literal[1] = 1
     git: GitSettings = GitSettings()
     templates: Templates = Templates()
+    notify: NotifySettings = NotifySettings()
     tag_policy: TagPolicy = TagPolicy()
     #: In promotion order: the first is where new versions land first.
     environments: list[Environment]

@@ -109,3 +109,22 @@ def write(kube: Kube, namespace: str, record: DeployRecord) -> None:
             kube.core.create_namespaced_config_map(namespace, body)
         except ApiException as exc2:
             raise kube.api_error(f"creating ConfigMap {namespace}/{name}", exc2) from None
+
+
+def release_record_name(env: str, release: str) -> str:
+    """The record a chart with notify hooks keeps for one release (``glue-deployed-dev.a``)."""
+    return f"{record_name(env)}.{release}"
+
+
+def read_release(kube: Kube, namespace: str, env: str, release: str) -> DeployRecord | None:
+    """One release's record (same format as the environment's), or None."""
+    from kubernetes.client.exceptions import ApiException
+
+    name = release_record_name(env, release)
+    try:
+        cm = kube.core.read_namespaced_config_map(name, namespace)
+    except ApiException as exc:
+        if kube.is_not_found(exc):
+            return None
+        raise kube.api_error(f"reading ConfigMap {namespace}/{name}", exc) from None
+    return DeployRecord.from_data(dict(cm.data or {}))
