@@ -470,7 +470,8 @@ def read_old(
         found = True
         for service, release in releases.items():
             if release == rel and service in rec.services:
-                old[service] = rec.services[service]
+                v = rec.services[service]
+                old[service] = ServiceVersion(v.tag, v.revision or None, v.release)
     return old if found else None
 
 
@@ -544,8 +545,12 @@ def notify(
         if saved is not None and kind != "rollback" and not saved.same_deployment(req.new):
             notes.append(f"ConfigMap {ns}/{sname} describes another deployment: not used")
             saved = None
-    if kind == "start" or saved is None:
+    if kind == "start":
         old = read_old(kube, ns, req.environment, req.releases)
+    elif saved is None:
+        # A release's own record was applied by this very deploy: only the
+        # environment's record can still tell what ran before.
+        old = read_old(kube, ns, req.environment, {})
     elif kind == "rollback":
         # Rolling back: what ran before is what the interrupted deployment put there.
         old = saved.new
