@@ -198,7 +198,9 @@ def diff(target: Target) -> DiffResult:
     target.tools.check()
     names = [r.name for r in list_releases(target)]
     proc = subprocess.run(
-        target.helmfile_args("diff", "--detailed-exitcode", "--suppress-secrets"),
+        # One release at a time, so each release's diff follows its "Comparing" line.
+        target.helmfile_args("diff", "--detailed-exitcode", "--suppress-secrets",
+                             "--concurrency", "1"),
         cwd=target.root,
         capture_output=True,
         text=True,

@@ -1,0 +1,227 @@
+"""`glue diff` / `glue apply` / `glue unlock` against the real testbed cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import example_repo, git, glue
+from tests.testbed import Testbed
+
+pytestmark = pytest.mark.cluster
+
+
+def deploy_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
+    """The example repo whose staging lives in a namespace of its own; helm waits 60s."""
+    repo = example_repo(tmp_path / "deploy")
+    ns = testbed.unique("stg")
+    staging = repo / "environments/staging.yaml"
+    staging.write_text(staging.read_text().replace("namespace: example-staging",
+                                                   f"namespace: {ns}"))
+    config = repo / "glue.yaml"
+    config.write_text(config.read_text().replace("namespace: example-staging",
+                                                 f"namespace: {ns}"))
+    helmfile = repo / "helmfile.yaml.gotmpl"
+    helmfile.write_text(helmfile.read_text().replace("timeout: 300", "timeout: 60"))
+    git(repo, "commit", "-qam", "test namespace")
+    return repo, ns
+
+
+def run(testbed: Testbed, repo: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    r = glue(*args, cwd=repo, env={**testbed.env, **env}, timeout=300)
+    return r.code, r.out, r.err
+
+
+def statuses(testbed: Testbed, ns: str, release: str) -> list[str]:
+    secrets = sorted(testbed.release_secrets(ns, release),
+                     key=lambda s: int(s["metadata"]["labels"]["version"]))
+    return [s["metadata"]["labels"]["status"] for s in secrets]
+
+
+def record(testbed: Testbed, ns: str) -> dict[str, object] | None:
+    cm = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-staging")
+    return None if cm is None else dict(cm["data"])
+
+
+def lease(testbed: Testbed, ns: str) -> dict[str, object] | None:
+    return testbed.get(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/"
+                       "glue-deploy-staging")
+
+
+def kill_when_pending(testbed: Testbed, proc: subprocess.Popen[str], ns: str, release: str,
+                      status: str) -> None:
+    testbed.wait_until(lambda: status in statuses(testbed, ns, release) or None, timeout=60)
+    proc.kill()
+    proc.wait()
+
+
+def test_diff_exit_codes_and_apply_writes_the_record(testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    code, out, err = run(testbed, repo, "diff", "--env", "staging", "-o", "json")
+    assert code == 3, err
+    changes = json.loads(out)["changes"]
+    assert changes == {r: [f"Deployment (apps) {ns}/{r} has been added",
+                           f"Service (v1) {ns}/{r} has been added"] for r in ("a", "b")}
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "-o", "json")
+    assert code == 0, err + out
+    assert json.loads(out)["releases"] == ["a", "b"]
+    assert statuses(testbed, ns, "a") == ["deployed"]
+    rec = record(testbed, ns)
+    assert rec is not None
+    assert json.loads(str(rec["services.json"])) == {
+        "a": {"release": "a", "revision": "3f9c2e1", "tag": "3f9c2e1"},
+        "b": {"release": "b", "revision": "1d2e3f4", "tag": "1d2e3f4"}}
+    assert rec["git-revision"] == git(repo, "rev-parse", "HEAD").strip()
+    assert lease(testbed, ns) is None  # released
+    code, out, err = run(testbed, repo, "diff", "--env", "staging", "-o", "json")
+    assert code == 0, err
+    assert json.loads(out) == {"environment": "staging", "changed": False, "changes": {},
+                               "unchanged": ["a", "b"]}
+    # Only b changes: only b is reported.
+    assert glue("bump-tag", "b", "0c0c0c0", "--env", "staging", cwd=repo).code == 0
+    summary = tmp_path / "summary.md"
+    code, out, err = run(testbed, repo, "diff", "--env", "staging", "--summary-file",
+                         str(summary))
+    assert code == 3
+    assert "b: would change (2 resource(s))" in out and "a: no changes" in out
+    assert "- **b** would change:" in summary.read_text()
+    # A broken chart is an error, not "changes".
+    (repo / "charts/app/templates/broken.yaml").write_text("{{ .Values.nope.nope }}\n")
+    code, out, err = run(testbed, repo, "diff", "--env", "staging")
+    assert code == 1 and "helmfile diff failed" in err
+
+
+def test_pending_upgrade_left_by_a_killed_helm_is_recovered(
+        testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    assert run(testbed, repo, "apply", "--env", "staging")[0] == 0
+    stuck = testbed.popen("helm", "upgrade", "a", str(repo / "charts/app"), "-n", ns,
+                          "--reuse-values", "--set", "resources.requests.cpu=1000", "--wait",
+                          "--timeout", "120s")
+    kill_when_pending(testbed, stuck, ns, "a", "pending-upgrade")
+    assert statuses(testbed, ns, "a") == ["deployed", "pending-upgrade"]
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--recover", "never")
+    assert code == 1 and "stuck in pending-upgrade (revision 2) and --recover=never" in err
+    assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 0, err + out
+    assert "recovered " + ns + "/a: revision 2 was pending-upgrade" in out
+    assert "rollback to revision 1" in out
+    # Explicit rollback to 1, then the new deploy: history tells the story.
+    assert statuses(testbed, ns, "a") == ["superseded", "pending-upgrade", "superseded",
+                                          "deployed"]
+    rec = record(testbed, ns)
+    assert rec is not None
+    [recovery] = json.loads(str(rec["recoveries.json"]))
+    assert (recovery["action"], recovery["to_revision"]) == ("rollback", 1)
+    assert json.loads(str(rec["services.json"]))["a"]["tag"] == "4e5f6a7"
+
+
+def test_pending_install_is_uninstalled_and_installed(testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    stuck = testbed.popen("helm", "install", "a", str(repo / "charts/app"), "-n", ns,
+                          "--create-namespace", "--set", "resources.requests.cpu=1000",
+                          "--set", "image.tag=x", "--wait", "--timeout", "120s")
+    kill_when_pending(testbed, stuck, ns, "a", "pending-install")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 0, err + out
+    assert "revision 1 was pending-install" in out and "uninstall" in out
+    assert statuses(testbed, ns, "a") == ["deployed"]
+
+
+def test_sigterm_during_rollout_leaves_nothing_pending_or_locked(
+        testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    assert run(testbed, repo, "apply", "--env", "staging")[0] == 0
+    assert glue("set", str(repo / "environments/staging.yaml"), "a.resources.requests.cpu",
+                "1000", "--create").code == 0
+    git(repo, "commit", "-qam", "unschedulable a")
+    proc = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
+                         cwd=repo)
+    testbed.wait_until(lambda: "pending-upgrade" in statuses(testbed, ns, "a") or None,
+                       timeout=60)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    assert not any(s.startswith("pending") for s in statuses(testbed, ns, "a")[-1:])
+    assert lease(testbed, ns) is None
+
+
+def test_two_deploys_take_turns_and_a_short_timeout_names_the_holder(
+        testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    # Every release sleeps 8s before syncing, so the first deploy holds the lock a while.
+    helmfile = repo / "helmfile.yaml.gotmpl"
+    helmfile.write_text(helmfile.read_text().replace(
+        "    chart: ./charts/app\n",
+        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
+        "        command: sleep\n        args: ['8']\n"))
+    git(repo, "commit", "-qam", "slow deploys")
+    first = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
+                          cwd=repo, env={"GITLAB_CI": "true",
+                                         "CI_PIPELINE_URL": "https://ci.example.com/p/1"})
+    testbed.wait_until(lambda: lease(testbed, ns), timeout=60)
+    second = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
+                           cwd=repo)
+    code, _out, err = run(testbed, repo, "apply", "--env", "staging", "--lock-timeout", "2s")
+    assert code == 1
+    assert "another deploy holds the lock for this environment: https://ci.example.com/p/1" in err
+    _out1, err1 = first.communicate(timeout=200)
+    out2, err2 = second.communicate(timeout=200)
+    assert (first.returncode, second.returncode) == (0, 0), err1 + err2
+    assert "waiting for the deploy lock held by https://ci.example.com/p/1" in out2
+    assert lease(testbed, ns) is None
+
+
+def test_an_expired_lease_is_taken_over_and_unlock_removes_one(
+        testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).strftime(
+        "%Y-%m-%dT%H:%M:%S.000000Z")
+    testbed.kubectl("create", "namespace", ns)
+    body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "glue-deploy-staging", "namespace": ns},
+            "spec": {"holderIdentity": "dead-job", "leaseDurationSeconds": 60,
+                     "acquireTime": old, "renewTime": old}}
+    testbed.kubectl("apply", "-f", "-", input=json.dumps(body))
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 0, err + out
+    assert "took over the expired deploy lock of dead-job" in out
+    body["spec"]["renewTime"] = dt.datetime.now(dt.timezone.utc).strftime(  # type: ignore[index]
+        "%Y-%m-%dT%H:%M:%S.000000Z")
+    testbed.kubectl("apply", "-f", "-", input=json.dumps(body))
+    code, out, err = run(testbed, repo, "unlock", "--env", "staging")
+    assert code == 0 and out.strip() == "removed the deploy lock of staging (held by dead-job)"
+    assert lease(testbed, ns) is None
+
+
+def test_a_pod_that_never_becomes_ready_is_named_with_its_reason(
+        testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    assert glue("set", str(repo / "environments/staging.yaml"), "b.resources.requests.cpu",
+                "1000", "--create").code == 0
+    git(repo, "commit", "-qam", "unschedulable b")
+    start = time.monotonic()
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 1, out
+    assert time.monotonic() - start < 200
+    assert "helmfile apply failed for 'staging'" in err
+    assert f"{ns}/b-" in err and "Unschedulable" in err
+    assert "Insufficient cpu" in err
+    assert lease(testbed, ns) is None
+
+
+def test_helm4_with_an_old_helmfile_is_refused_clearly(testbed: Testbed, tmp_path: Path) -> None:
+    repo, _ns = deploy_repo(tmp_path, testbed)
+    code, _out, err = run(testbed, repo, "apply", "--env", "staging",
+                          GLUE_HELM=testbed.helm_path(4))
+    assert code == 2
+    assert "cannot drive Helm 4" in err
