@@ -142,9 +142,10 @@ def test_unknown_names_and_bad_config(repo: Path) -> None:
     assert run.code == 2 and "environments in glue.yaml: dev, staging, prod" in run.err
     config = repo / "glue.yaml"
     config.write_text(config.read_text().replace("    tag_key: b.image.tag", "    tagkey: b"))
+    line = config.read_text().splitlines().index("    tagkey: b") + 1
     run = glue("status", cwd=repo)
     assert run.code == 2
-    assert "glue.yaml:33: services.b.tagkey: unknown key" in run.err
+    assert f"glue.yaml:{line}: services.b.tagkey: unknown key" in run.err
     assert "services.b.tag_key: required key is missing" in run.err
 
 
