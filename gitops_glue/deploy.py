@@ -199,8 +199,9 @@ def diff(target: Target) -> DiffResult:
     names = [r.name for r in list_releases(target)]
     proc = subprocess.run(
         # One release at a time, so each release's diff follows its "Comparing" line.
-        target.helmfile_args("diff", "--detailed-exitcode", "--suppress-secrets",
-                             "--concurrency", "1"),
+        target.helmfile_args(
+            "diff", "--detailed-exitcode", "--suppress-secrets", "--concurrency", "1"
+        ),
         cwd=target.root,
         capture_output=True,
         text=True,
