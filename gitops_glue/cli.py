@@ -571,6 +571,10 @@ def apply_cmd(
         ),
     ] = "10m",
     kubeconfig: KubeconfigOpt = None,
+    report: Annotated[
+        Path | None, typer.Option(envvar="GLUE_APPLY_REPORT", help="also write the result "
+                                  "(recoveries, failing pods) as JSON here, for glue notify")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="run glue diff instead")
     ] = False,
@@ -599,15 +603,37 @@ def apply_cmd(
     try:
         result = deploy.apply(loaded, target, Kube(kubeconfig), opts, say)
     except (deploy.DeployFailed, deploy.DeployInterrupted) as exc:
+        if report:
+            _write_json(report, exc.result.to_json())
         if output is Output.json:
             typer.echo(json.dumps(exc.result.to_json(), indent=2))
         raise
+    if report:
+        _write_json(report, result.to_json())
     text = [
         f"deployed {env}: {', '.join(result.releases)}"
         + ("" if result.changed else " (no changes)")
     ]
     text += [f"  {r.describe()}" for r in result.recoveries]
     _emit(output, result.to_json(), "\n".join(text))
+
+
+def _failure_lines(path: Path | None) -> tuple[str, ...]:
+    from . import notify
+    from .fsutil import read_text
+
+    if path is None or not path.is_file():
+        return ()
+    try:
+        return notify.failure_lines(json.loads(read_text(path)))
+    except ValueError:
+        raise UsageError(f"{path}: not a glue apply report (JSON)") from None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    from .fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 @app.command("unlock")
@@ -717,6 +743,11 @@ def notify_cmd(
             help="report errors as warnings and exit 0 (hook Jobs: never block a deploy)",
         ),
     ] = False,
+    apply_report: Annotated[
+        Path | None,
+        typer.Option(envvar="GLUE_APPLY_REPORT",
+                     help="glue apply --report file: the failed phase names the failing pods"),
+    ] = None,
     kubeconfig: KubeconfigOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="print; send nothing")
@@ -792,6 +823,7 @@ def notify_cmd(
             if (thread or (settings.thread if settings else "")) == "update"
             else "reply",
             template=template or (_repo_template("notify") if config else None),
+            failure=_failure_lines(apply_report) if phase == "failed" else (),
         )
         result = notify.notify(
             req,

@@ -247,6 +247,7 @@ class Notice:
     actor: str = ""
     pipeline_url: str = ""
     full: bool | None = None  # None: full for start messages, short for the others
+    failure: tuple[str, ...] = ()  # failing pods and the error, for failed messages
 
     @property
     def kind(self) -> Kind:
@@ -324,6 +325,9 @@ def build_message(n: Notice, template: Path | None = None) -> slack.Message:
     """The Slack message; the body is the ``notify.md.j2`` template (or ``template``)."""
     body = templates.render("notify.md.j2", n.template_context(), template)
     text = fallback_text(n)
+    if n.failure:
+        lines = "\n".join(f"• {slack.escape(line)}" for line in n.failure[:20])
+        body = f"{body}\n*Why:*\n{lines}"
     if not n.changes.has_changes or not n.is_full:
         # One line ("nothing changed") or a short confirmation: no header, no context.
         return slack.Message(text, _sections(body))
@@ -497,6 +501,8 @@ class NotifyRequest:
     quiet_when_unchanged: bool = False
     thread: ThreadMode = "reply"
     template: Path | None = None
+    #: Why the deploy failed (``glue apply --report`` lines), for the failed phase.
+    failure: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -557,7 +563,8 @@ def notify(
     else:
         old = saved.old
     changes = compute(req.environment, old, req.new, sources=req.sources, scope=req.scope)
-    notice = Notice(req.phase, changes, req.actor, req.pipeline_url)
+    notice = Notice(req.phase, changes, req.actor, req.pipeline_url,
+                    failure=req.failure if kind == "failed" else ())
     thread_ts = saved.ts if saved and target.uses_bot else None
     update = bool(thread_ts) and req.thread == "update"
     if update:
@@ -643,3 +650,22 @@ def from_checkout(
             str(tag), str(revision) if revision else None, svc.release_name(name)
         )
     return new, releases, sources, environment.record_namespace
+
+
+def failure_lines(report: Mapping[str, Any]) -> tuple[str, ...]:
+    """The failing pods (and the error when no pod explains it) from ``glue apply --report``."""
+    lines = []
+    for pod in report.get("failing_pods") or []:
+        where = f"{pod.get('namespace')}/{pod.get('pod')}"
+        if pod.get("container"):
+            where += f" [{pod['container']}]"
+        text = f"{where}: {pod.get('reason')}"
+        if pod.get("message"):
+            text += f": {pod['message']}"
+        logs = [str(x) for x in pod.get("logs") or []][-3:]
+        if logs:
+            text += " | last log: " + " / ".join(logs)
+        lines.append(text)
+    if not lines and report.get("error"):
+        lines = str(report["error"]).strip().splitlines()[-5:]
+    return tuple(lines)
