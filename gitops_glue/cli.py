@@ -601,7 +601,7 @@ def apply_cmd(
     )
     say = (_note) if output is Output.json else (typer.echo)
     try:
-        result = deploy.apply(loaded, target, Kube(kubeconfig), opts, say)
+        result = deploy.apply(loaded, target, lambda: Kube(kubeconfig), opts, say)
     except (deploy.DeployFailed, deploy.DeployInterrupted) as exc:
         if report:
             _write_json(report, exc.result.to_json())

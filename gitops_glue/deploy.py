@@ -64,6 +64,7 @@ class Tools:
     def check(self) -> int:
         """The helm major version; refuse combinations that cannot work."""
         major = self.helm_major()
+        # Only asked when it matters: `helmfile version` also checks GitHub for updates.
         if major >= 4 and self.helmfile_version() < (1, 0, 0):
             raise UsageError(
                 f"helmfile {'.'.join(map(str, self.helmfile_version()))} cannot drive Helm "
@@ -107,30 +108,37 @@ class Target:
         return [*args, *sub, *self.extra_args]
 
 
-def list_releases(target: Target) -> list[Release]:
-    """The releases helmfile would touch (``helmfile list --output json``)."""
-    proc = subprocess.run(
+def start_listing(target: Target) -> subprocess.Popen[str]:
+    """Start ``helmfile list --output json`` (finish with :func:`finish_listing`)."""
+    return subprocess.Popen(
         target.helmfile_args("list", "--output", "json"),
         cwd=target.root,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
-        timeout=300,
     )
+
+
+def finish_listing(target: Target, proc: subprocess.Popen[str]) -> list[Release]:
+    out, err = proc.communicate(timeout=300)
     if proc.returncode != 0:
         raise UsageError(
-            f"helmfile cannot read the deployment for {target.env!r}: "
-            f"{_tail(proc.stderr or proc.stdout)}"
+            f"helmfile cannot read the deployment for {target.env!r}: {_tail(err or out)}"
         )
     try:
-        items = json.loads(proc.stdout or "[]")
+        items = json.loads(out or "[]")
     except ValueError:
-        raise OperationError(f"helmfile list gave no JSON: {_tail(proc.stdout)}") from None
+        raise OperationError(f"helmfile list gave no JSON: {_tail(out)}") from None
     return [
         Release(i["name"], i.get("namespace") or "default", i.get("labels", ""))
         for i in items
         if i.get("enabled", True) and i.get("installed", True)
     ]
+
+
+def list_releases(target: Target) -> list[Release]:
+    """The releases helmfile would touch (``helmfile list --output json``)."""
+    return finish_listing(target, start_listing(target))
 
 
 def _tail(text: str, lines: int = 15) -> str:
@@ -437,14 +445,25 @@ def _write_record(
 
 
 def apply(
-    loaded: LoadedConfig, target: Target, kube: Kube, opts: ApplyOptions, say: Progress
+    loaded: LoadedConfig,
+    target: Target,
+    make_kube: Callable[[], Kube],
+    opts: ApplyOptions,
+    say: Progress,
 ) -> ApplyResult:
     from . import diagnose
     from .lock import DeployLock
 
-    target.tools.check()
     env = loaded.config.environment(target.env)
-    items = list_releases(target)
+    listing = start_listing(target)
+    try:
+        target.tools.check()
+        kube = make_kube()  # importing the client overlaps with helmfile list
+    except BaseException:
+        listing.kill()
+        listing.wait()
+        raise
+    items = finish_listing(target, listing)
     names = [r.name for r in items]
     result = ApplyResult(env.name, names, [], False, opts.holder)
     forwarder = _SignalForwarder()
