@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.helpers import many_services_seed  # noqa: E402
 from tests.sshgit import BareRemote, SshGitServer  # noqa: E402
 
 TIMEOUT = 300.0
@@ -130,17 +131,7 @@ def git_cli_bump(server: SshGitServer, remote: BareRemote, work: Path) -> float:
 
 # --------------------------------------------------------------------------- race
 def race_seed() -> dict[str, str]:
-    glue_yaml = ["version: 1", "environments:"]
-    for env in RACE_ENVS:
-        glue_yaml += [f"  - name: {env}", f"    values: [envs/{env}.yaml]"]
-    glue_yaml.append("services:")
-    for i in range(RACE_SERVICES):
-        glue_yaml += [f"  s{i}:", f"    tag_key: s{i}.image.tag"]
-    seed = {"glue.yaml": "\n".join(glue_yaml) + "\n"}
-    for env in RACE_ENVS:
-        seed[f"envs/{env}.yaml"] = "".join(
-            f's{i}:\n  image:\n    tag: "0000000"\n' for i in range(RACE_SERVICES))
-    return seed
+    return many_services_seed(RACE_SERVICES, RACE_ENVS)
 
 
 def race(server: SshGitServer, work: Path, number: int) -> float:

@@ -65,3 +65,18 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file's bytes below ``folder`` (git internals excluded)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and ".git" not in p.relative_to(folder).parts}
+
+
+def many_services_seed(services: int, envs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """A deployment repo (path -> text) with services s0..sN-1 in each environment."""
+    glue_yaml = ["version: 1", "environments:"]
+    for env in envs:
+        glue_yaml += [f"  - name: {env}", f"    values: [envs/{env}.yaml]"]
+    glue_yaml.append("services:")
+    for i in range(services):
+        glue_yaml += [f"  s{i}:", f"    tag_key: s{i}.image.tag"]
+    seed = {"glue.yaml": "\n".join(glue_yaml) + "\n"}
+    for env in envs:
+        seed[f"envs/{env}.yaml"] = "".join(
+            f'# service s{i}\ns{i}:\n  image:\n    tag: "0000000"\n\n' for i in range(services))
+    return seed

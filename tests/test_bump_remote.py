@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import glue
+from tests.helpers import glue, many_services_seed
 from tests.sshgit import BareRemote, SshGitServer
 
 pytestmark = pytest.mark.ssh
@@ -139,20 +139,6 @@ def test_policy_is_read_from_the_remote_config(
     assert len(ssh_remote.log()) == 1
 
 
-def _many_services_seed(services: int, envs: list[str]) -> dict[str, str]:
-    glue_yaml = ["version: 1", "environments:"]
-    for env in envs:
-        glue_yaml += [f"  - name: {env}", f"    values: [envs/{env}.yaml]"]
-    glue_yaml.append("services:")
-    for i in range(services):
-        glue_yaml += [f"  s{i}:", f"    tag_key: s{i}.image.tag"]
-    seed = {"glue.yaml": "\n".join(glue_yaml) + "\n"}
-    for env in envs:
-        seed[f"envs/{env}.yaml"] = "".join(
-            f"# service s{i}\ns{i}:\n  image:\n    tag: \"0000000\"\n\n" for i in range(services))
-    return seed
-
-
 def _start_bump(service: str, tag: str, env: str, url: str, server: SshGitServer,
                 cwd: Path) -> subprocess.Popen[str]:
     import os
@@ -167,7 +153,7 @@ def _start_bump(service: str, tag: str, env: str, url: str, server: SshGitServer
 
 def test_sixteen_racing_bumps_all_land_in_linear_history(
         ssh_git_server: SshGitServer, tmp_path: Path) -> None:
-    remote = ssh_git_server.new_remote("race16", seed=_many_services_seed(8, ["dev", "prod"]))
+    remote = ssh_git_server.new_remote("race16", seed=many_services_seed(8, ["dev", "prod"]))
     jobs = [(f"s{i}", env) for i in range(8) for env in ("dev", "prod")]
     procs = [_start_bump(svc, "1234567", env, remote.url, ssh_git_server, tmp_path)
              for svc, env in jobs]
