@@ -61,6 +61,10 @@ class BumpPlan:
     def changed(self) -> bool:
         return self.edit is not None
 
+    def files(self) -> dict[str, str]:
+        """What to commit (see :class:`gitops_glue.change.Change`)."""
+        return {self.edit.path: self.edit.new_text} if self.edit else {}
+
 
 @dataclass(frozen=True)
 class BumpResult:

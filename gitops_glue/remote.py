@@ -22,15 +22,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import redact
 from .bump import BumpRequest, BumpResult, plan_bump
-from .config import CONFIG_NAME, parse_config
+from .change import Change
+from .config import CONFIG_NAME, GlueConfig, parse_config
 from .errors import OperationError, UsageError
 
 if TYPE_CHECKING:
     import pygit2
+
+    from .envfiles import Reader
 
 Progress = Callable[[str], None]
 
@@ -185,9 +188,12 @@ def host_key_error(url: str) -> UsageError:
 class _Session:
     """A temporary bare repository talking to one remote."""
 
-    def __init__(self, spec: RemoteSpec, auth: Auth, workdir: str) -> None:
+    def __init__(
+        self, spec: RemoteSpec, auth: Auth, workdir: str, *, history: bool = False
+    ) -> None:
         import pygit2
 
+        self.history = history
         self.spec = spec
         self.auth = auth
         self.callbacks = _Callbacks(spec, auth)
@@ -213,7 +219,11 @@ class _Session:
         # libgit2's local transport cannot fetch shallow; network remotes can.
         local = self.spec.url.startswith(("file://", "/", "."))
         try:
-            self.remote.fetch([refspec], callbacks=self.callbacks.make(), depth=0 if local else 1)
+            self.remote.fetch(
+                [refspec],
+                callbacks=self.callbacks.make(),
+                depth=0 if local or self.history else 1,
+            )
         except Exception as exc:
             raise self._wrap("fetching from", exc) from None
         try:
@@ -247,15 +257,63 @@ class _Session:
         return redact.redact(f"{rejected}: {said}" if said else rejected)
 
 
-def bump_remote(
-    req: BumpRequest,
+P = TypeVar("P", bound=Change)
+
+
+@dataclass(frozen=True)
+class Pushed(Generic[P]):
+    """The change planned on the last fetched tip, and what became of it."""
+
+    plan: P
+    commit: str | None  # None: nothing to change, or dry run
+    remote: str  # the URL, secrets masked
+    attempts: int
+
+
+def push_edit(
     spec: RemoteSpec,
     auth: Auth,
+    make_plan: Callable[[GlueConfig, Reader], P],
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
-) -> BumpResult:
-    """Bump in the remote deployment repository; see the module docstring."""
+) -> Pushed[P]:
+    """Plan with the remote's own ``glue.yaml`` and files, commit, push (re-planned per tip)."""
+    from . import gitrepo
+
+    def make(repo: pygit2.Repository, tip: pygit2.Commit) -> P:
+        reader = gitrepo.tree_reader(repo, tip.tree)
+        return make_plan(config_at(reader, spec.branch), reader)
+
+    return push_change(spec, auth, make, dry_run=dry_run, progress=progress)
+
+
+def config_at(reader: Reader, branch: str) -> GlueConfig:
+    """The ``glue.yaml`` of a fetched tree."""
+    config_text = reader(CONFIG_NAME)
+    if config_text is None:
+        raise UsageError(
+            f"the remote branch {branch!r} has no {CONFIG_NAME} at its root",
+            hint="is --remote the deployment repository?",
+        )
+    return parse_config(config_text, CONFIG_NAME)
+
+
+def push_change(
+    spec: RemoteSpec,
+    auth: Auth,
+    make: Callable[[pygit2.Repository, pygit2.Commit], P],
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    history: bool = False,
+) -> Pushed[P]:
+    """Fetch the branch tip, ``make`` a change on it, commit it as the bot and push.
+
+    ``make`` is called again on every new tip after a lost race, so the change
+    is always computed from what the branch holds. ``history``: fetch the whole
+    branch history (rollback reads it) instead of only the tip.
+    """
     from . import gitrepo
 
     say = progress or (lambda _msg: None)
@@ -265,37 +323,27 @@ def bump_remote(
         and not spec.url.startswith(("file://", "/"))
     ):
         say("note: no GLUE_GIT_TOKEN set; trying the HTTPS remote without credentials")
+    masked = redact.mask_url(spec.url)
     workdir = tempfile.mkdtemp(prefix="glue-bump-")
     home = _ssh_home(auth.known_hosts) if is_ssh_url(spec.url) else contextlib.nullcontext()
     try:
         with home:
-            session = _Session(spec, auth, workdir)
+            session = _Session(spec, auth, workdir, history=history)
             attempt = 0
             tip = session.fetch()
             while True:
                 attempt += 1
-                reader = gitrepo.tree_reader(session.repo, tip.tree)
-                config_text = reader(CONFIG_NAME)
-                if config_text is None:
-                    raise UsageError(
-                        f"the remote branch {spec.branch!r} has no {CONFIG_NAME} at its root",
-                        hint="is --remote the deployment repository?",
-                    )
-                config = parse_config(config_text, CONFIG_NAME)
-                plan = plan_bump(config, req, reader)
-                if plan.edit is None or dry_run:
-                    return BumpResult(plan, None, dry_run, redact.mask_url(spec.url), attempt)
+                plan = make(session.repo, tip)
+                files = dict(plan.files())
+                if not files or dry_run:
+                    return Pushed(plan, None, masked, attempt)
+                author = config_at(gitrepo.tree_reader(session.repo, tip.tree), spec.branch)
                 commit = gitrepo.create_commit(
-                    session.repo,
-                    tip,
-                    {plan.edit.path: plan.edit.new_text},
-                    plan.message,
-                    config.git.author,
-                    None,
+                    session.repo, tip, files, plan.message, author.git.author, None
                 )
                 refusal = session.push(commit)
                 if refusal is None:
-                    return BumpResult(plan, str(commit), False, redact.mask_url(spec.url), attempt)
+                    return Pushed(plan, str(commit), masked, attempt)
                 # Lost race or final refusal? Only the branch's position tells.
                 new_tip = session.fetch()
                 if new_tip.id == tip.id:
@@ -320,3 +368,22 @@ def bump_remote(
                 tip = new_tip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def bump_remote(
+    req: BumpRequest,
+    spec: RemoteSpec,
+    auth: Auth,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> BumpResult:
+    """Bump in the remote deployment repository; see the module docstring."""
+    pushed = push_edit(
+        spec,
+        auth,
+        lambda config, reader: plan_bump(config, req, reader),
+        dry_run=dry_run,
+        progress=progress,
+    )
+    return BumpResult(pushed.plan, pushed.commit, dry_run, pushed.remote, pushed.attempts)
