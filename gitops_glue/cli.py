@@ -861,6 +861,204 @@ def notify_cmd(
         _note(f"glue: {result.skipped}: nothing was sent")
 
 
+# --------------------------------------------------------------------------- promote / release
+# (issue 9: gitops_glue/promote.py, rollback.py, changed.py)
+
+RemoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="GLUE_REMOTE",
+        help="deployment repo URL: change it there, no checkout needed "
+        "(ssh://..., git@host:path or https://...)",
+    ),
+]
+BranchOpt = Annotated[
+    str, typer.Option(envvar="GLUE_BRANCH", help="branch of --remote to commit to")
+]
+SshKeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="GLUE_SSH_KEY_FILE",
+        help="deploy key file (or GLUE_SSH_KEY with the key text)",
+    ),
+]
+KnownHostsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--known-hosts", help="known_hosts file (or GLUE_SSH_KNOWN_HOSTS with the lines)"
+    ),
+]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--insecure-no-host-key-check",
+        help="DANGEROUS: accept any SSH host key (man-in-the-middle possible)",
+    ),
+]
+MaxAttemptsOpt = Annotated[
+    int,
+    typer.Option(
+        envvar="GLUE_MAX_ATTEMPTS", min=1, max=50, help="pushes to try when others push too"
+    ),
+]
+
+
+def _remote_spec(
+    remote: str,
+    branch: str,
+    max_attempts: int,
+    ssh_key_file: Path | None,
+    known_hosts: Path | None,
+    insecure: bool,
+) -> tuple[Any, Any]:
+    from .remote import RemoteSpec
+
+    auth = _remote_auth(remote, ssh_key_file, known_hosts, insecure)
+    return RemoteSpec(remote, branch, max_attempts), auth
+
+
+@app.command("promote")
+def promote_cmd(
+    service: Annotated[
+        list[str] | None, typer.Argument(help="service(s) from glue.yaml (or --all)")
+    ] = None,
+    to: Annotated[
+        str, typer.Option("--to", envvar="GLUE_ENV", help="the environment to promote to")
+    ] = "",
+    from_env: Annotated[
+        str | None,
+        typer.Option("--from", help="the source environment (default: the one before --to)"),
+    ] = None,
+    all_services: Annotated[
+        bool, typer.Option("--all", help="every service whose version differs")
+    ] = False,
+    remote: RemoteOpt = None,
+    branch: BranchOpt = "main",
+    ssh_key_file: SshKeyFileOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    insecure_no_host_key_check: InsecureOpt = False,
+    max_attempts: MaxAttemptsOpt = 20,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Set ENV's tag and revision of SERVICE to the previous environment's, in one commit."""
+    from . import ci, promote
+
+    if not to:
+        raise UsageError("--to ENV is required: the environment to promote to")
+    if bool(service) == all_services:
+        raise UsageError("name the service(s) to promote, or pass --all (not both)")
+    services = None if all_services else list(service or [])
+    ctx = ci.detect()
+    if remote:
+        spec, auth = _remote_spec(
+            remote, branch, max_attempts, ssh_key_file, known_hosts, insecure_no_host_key_check
+        )
+        result = promote.promote_remote(
+            spec,
+            auth,
+            target=to,
+            services=services,
+            source=from_env,
+            ci=ctx,
+            dry_run=dry_run,
+            progress=lambda m: _note(f"glue: {m}"),
+        )
+    else:
+        result = promote.promote_local(
+            _loaded(), target=to, services=services, source=from_env, ci=ctx, dry_run=dry_run
+        )
+    for note in result.plan.notes:
+        _note(f"glue: note: {note}")
+    data = result.to_json()
+    if dry_run and result.plan.edit:
+        data["diff"] = result.plan.edit.diff()
+    _emit(output, data, result.summary())
+
+
+@app.command("release")
+def release_cmd(
+    service: Annotated[str, typer.Argument(help="service name from glue.yaml")],
+    to: Annotated[str, typer.Option("--to", envvar="GLUE_ENV", help="the environment")],
+    tag: Annotated[str | None, typer.Option(envvar="GLUE_TAG", help="the tag to release")] = None,
+    source_branch: Annotated[
+        str | None,
+        typer.Option(
+            "--branch",
+            envvar="GLUE_SOURCE_BRANCH",
+            help="release the newest tag built from this branch of the service "
+            "(registry tags matching the service's branch_tags scheme)",
+        ),
+    ] = None,
+    revision: Annotated[
+        str | None, typer.Option(envvar="GLUE_REVISION", help="source git revision of the image")
+    ] = None,
+    remote: RemoteOpt = None,
+    repo_branch: Annotated[
+        str, typer.Option("--remote-branch", envvar="GLUE_BRANCH", help="branch of --remote")
+    ] = "main",
+    ssh_key_file: SshKeyFileOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    insecure_no_host_key_check: InsecureOpt = False,
+    max_attempts: MaxAttemptsOpt = 20,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Put TAG (or BRANCH's newest tag) of SERVICE into ENV directly: a hotfix release."""
+    from . import ci, promote
+
+    if (tag is None) == (source_branch is None):
+        raise UsageError("give exactly one of --tag TAG and --branch BRANCH")
+    ctx = ci.detect()
+    if tag is None:
+        assert source_branch is not None
+        config = _remote_or_local_config(
+            remote, repo_branch, ssh_key_file, known_hosts, insecure_no_host_key_check
+        )
+        found = promote.newest_branch_tag(config, service, source_branch)
+        _note(f"glue: newest tag of {service} for branch {source_branch}: {found.tag}")
+        tag, revision = found.tag, revision or found.revision
+    req = promote.ReleaseRequest(
+        service=service,
+        tag=tag,
+        env=to,
+        revision=revision,
+        upstream_repo=ctx.repository or None,
+        branch=source_branch,
+        ci=ctx,
+    )
+    if remote:
+        spec, auth = _remote_spec(
+            remote, repo_branch, max_attempts, ssh_key_file, known_hosts,
+            insecure_no_host_key_check,
+        )
+        result = promote.release_remote(
+            spec, auth, req, dry_run=dry_run, progress=lambda m: _note(f"glue: {m}")
+        )
+    else:
+        result = promote.release_local(_loaded(), req, dry_run=dry_run)
+    data = result.to_json()
+    if dry_run and result.plan.edit:
+        data["diff"] = result.plan.edit.diff()
+    _emit(output, data, result.summary())
+
+
+def _remote_or_local_config(
+    remote: str | None,
+    branch: str,
+    ssh_key_file: Path | None,
+    known_hosts: Path | None,
+    insecure: bool,
+) -> Any:
+    """glue.yaml of the remote's branch tip (with --remote) or of the checkout."""
+    if not remote:
+        return _loaded().config
+    from .remote import read_remote_config
+
+    spec, auth = _remote_spec(remote, branch, 1, ssh_key_file, known_hosts, insecure)
+    return read_remote_config(spec, auth)
+
+
 # --------------------------------------------------------------------------- entry point
 
 

@@ -35,6 +35,9 @@ DEFAULT_MUTABLE_TAGS = [
     "snapshot",
 ]
 
+#: ``glue release --branch``: tags like ``main-42-3f9c2e1`` (branch, build number, commit).
+DEFAULT_BRANCH_TAGS = r"{branch}-(?P<order>[0-9]+)-(?P<revision>[0-9a-f]{7,40})"
+
 _ENV_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -126,6 +129,27 @@ class Service(_Model):
     source_repo: str | None = None
     #: helmfile release name (default: the service name).
     release: str | None = None
+    #: The image repository (REGISTRY/NAME), for ``glue release --branch``.
+    image: str | None = None
+    #: Tag scheme of branch builds: a regular expression (full match) in which
+    #: ``{branch}`` stands for the branch name as tags spell it (lower case,
+    #: other characters than ``a-z0-9_.-`` replaced by ``-``); the named group
+    #: ``order`` sorts builds (numbers compare as numbers; newest = largest) and
+    #: an optional group ``revision`` is the source commit.
+    branch_tags: str = DEFAULT_BRANCH_TAGS
+
+    @field_validator("branch_tags")
+    @classmethod
+    def _scheme(cls, value: str) -> str:
+        if "{branch}" not in value:
+            raise ValueError("the scheme must contain {branch}")
+        try:
+            pattern = re.compile(value.replace("{branch}", "x"))
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        if "order" not in pattern.groupindex:
+            raise ValueError("the scheme needs a named group (?P<order>...) to sort builds")
+        return value
 
     def release_name(self, service: str) -> str:
         return self.release or service
@@ -165,6 +189,14 @@ class NotifySettings(_Model):
     thread: Literal["reply", "update"] = "reply"
 
 
+class AutoRelease(_Model):
+    """New tags built from ``branch`` go to environment ``to`` without a person."""
+
+    #: Source branch name; shell-style wildcards allowed (``release/*``).
+    branch: str
+    to: str
+
+
 class GlueConfig(_Model):
     version: Literal[1] = 1
     git: GitSettings = GitSettings()
@@ -174,6 +206,8 @@ class GlueConfig(_Model):
     #: In promotion order: the first is where new versions land first.
     environments: list[Environment]
     services: dict[str, Service]
+    #: Which source branches' new tags are bumped automatically, and where to.
+    auto_release: list[AutoRelease] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> GlueConfig:
@@ -188,7 +222,21 @@ class GlueConfig(_Model):
         for name in self.services:
             if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
                 raise ValueError(f"services: {name!r} is not a valid service name")
+        for rule in self.auto_release:
+            if rule.to not in names:
+                raise ValueError(
+                    f"auto_release: environment {rule.to!r} is not in environments "
+                    f"({', '.join(names)})"
+                )
         return self
+
+    def auto_release_allows(self, branch: str, env: str) -> bool:
+        """Whether a new tag of source ``branch`` goes to ``env`` automatically."""
+        import fnmatch
+
+        return any(
+            r.to == env and fnmatch.fnmatchcase(branch, r.branch) for r in self.auto_release
+        )
 
     # ------------------------------------------------------------------ lookups
 

@@ -206,6 +206,47 @@ class Registry:
             digest = "sha256:" + hashlib.sha256(got.content).hexdigest()
         return digest
 
+    def tags(self, page_size: int = 1000, max_pages: int = 100) -> list[str]:
+        """Every tag of the repository (``GET /v2/NAME/tags/list``, following ``Link``)."""
+        from urllib.parse import urljoin
+
+        path: str | None = f"{self.ref.name}/tags/list?n={page_size}"
+        found: list[str] = []
+        for _ in range(max_pages):
+            if path is None:
+                break
+            resp = self._request("GET", path, {"Accept": "application/json"})
+            if resp.status_code == 404:
+                return found  # no such repository yet: no tags
+            if resp.status_code in (401, 403):
+                raise UsageError(
+                    f"registry {self.ref.registry} refused to list the tags of {self.ref.name}",
+                    hint="set GLUE_REGISTRY_USER and GLUE_REGISTRY_PASSWORD, or log in with docker",
+                )
+            if resp.status_code >= 400:
+                raise OperationError(
+                    f"registry {self.ref.registry} answered {resp.status_code} listing the tags "
+                    f"of {self.ref.name}"
+                )
+            try:
+                found += list(resp.json().get("tags") or [])
+            except ValueError:
+                raise OperationError(
+                    f"registry {self.ref.registry}: the tags list is not JSON"
+                ) from None
+            # RFC 5988 pagination: Link: </v2/NAME/tags/list?n=..&last=..>; rel="next"
+            link = re.search(r'<([^>]+)>\s*;\s*rel="?next"?', resp.headers.get("Link", ""))
+            path = None
+            if link:
+                url = urljoin(f"{self.ref.base}/v2/", link.group(1))
+                path = url.split("/v2/", 1)[1]
+        return found
+
+
+def list_tags(image: str) -> list[str]:
+    ref = parse_image(image)
+    return Registry(ref, credentials_for(ref.registry)).tags()
+
 
 def resolve(image: str, tag: str) -> tuple[ImageRef, str | None]:
     ref = parse_image(image)

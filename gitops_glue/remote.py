@@ -299,6 +299,21 @@ def config_at(reader: Reader, branch: str) -> GlueConfig:
     return parse_config(config_text, CONFIG_NAME)
 
 
+def read_remote_config(spec: RemoteSpec, auth: Auth) -> GlueConfig:
+    """The ``glue.yaml`` at the tip of the remote branch (a shallow fetch)."""
+    from . import gitrepo
+
+    workdir = tempfile.mkdtemp(prefix="glue-read-")
+    home = _ssh_home(auth.known_hosts) if is_ssh_url(spec.url) else contextlib.nullcontext()
+    try:
+        with home:
+            session = _Session(spec, auth, workdir)
+            tip = session.fetch()
+            return config_at(gitrepo.tree_reader(session.repo, tip.tree), spec.branch)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def push_change(
     spec: RemoteSpec,
     auth: Auth,
