@@ -1059,6 +1059,43 @@ def _remote_or_local_config(
     return read_remote_config(spec, auth)
 
 
+@app.command("rollback")
+def rollback_cmd(
+    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="roll back every glue change of ENV after this commit (default: the last)"
+        ),
+    ] = None,
+    remote: RemoteOpt = None,
+    branch: BranchOpt = "main",
+    ssh_key_file: SshKeyFileOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    insecure_no_host_key_check: InsecureOpt = False,
+    max_attempts: MaxAttemptsOpt = 20,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Revert ENV's last glue bump/promote/release (or all after --to) as a new commit."""
+    from . import ci, rollback
+
+    ctx = ci.detect()
+    if remote:
+        spec, auth = _remote_spec(
+            remote, branch, max_attempts, ssh_key_file, known_hosts, insecure_no_host_key_check
+        )
+        result = rollback.rollback_remote(
+            spec, auth, env, to=to, ci=ctx, dry_run=dry_run, progress=lambda m: _note(f"glue: {m}")
+        )
+    else:
+        result = rollback.rollback_local(_loaded(), env, to=to, ci=ctx, dry_run=dry_run)
+    data = result.to_json()
+    if dry_run:
+        data["diff"] = result.plan.diff()
+    _emit(output, data, result.summary())
+
+
 # --------------------------------------------------------------------------- entry point
 
 
