@@ -1,0 +1,73 @@
+# syntax=docker/dockerfile:1
+# The glue image: glue with helm 3, helmfile and helm-diff at pinned versions, running as
+# the non-root user 10001. Used by the CI templates (ci-templates/) and by the Helm hook
+# Jobs of charts/app (notify.image), which run it with a read-only root filesystem.
+#
+#   docker build -t registry.example.com/team/gitops-glue:0.1.0 .
+#
+# The tool versions are the ones the test suite runs (scripts/testbed); each download is
+# checked against the checksum file its release publishes.
+
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS tools
+ARG TARGETARCH=amd64
+ARG HELM_VERSION=3.18.0
+ARG HELMFILE_VERSION=0.166.0
+ARG HELM_DIFF_VERSION=3.9.14
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /tmp/tools
+RUN curl -fsSLO "https://get.helm.sh/helm-v${HELM_VERSION}-linux-${TARGETARCH}.tar.gz" \
+ && curl -fsSL "https://get.helm.sh/helm-v${HELM_VERSION}-linux-${TARGETARCH}.tar.gz.sha256sum" | sha256sum -c - \
+ && tar -xzf "helm-v${HELM_VERSION}-linux-${TARGETARCH}.tar.gz" \
+ && install -m 0755 "linux-${TARGETARCH}/helm" /usr/local/bin/helm
+RUN base="https://github.com/helmfile/helmfile/releases/download/v${HELMFILE_VERSION}" \
+ && curl -fsSLO "${base}/helmfile_${HELMFILE_VERSION}_linux_${TARGETARCH}.tar.gz" \
+ && curl -fsSL "${base}/helmfile_${HELMFILE_VERSION}_checksums.txt" \
+    | grep " helmfile_${HELMFILE_VERSION}_linux_${TARGETARCH}.tar.gz\$" | sha256sum -c - \
+ && tar -xzf "helmfile_${HELMFILE_VERSION}_linux_${TARGETARCH}.tar.gz" helmfile \
+ && install -m 0755 helmfile /usr/local/bin/helmfile
+# helm-diff unpacked straight into the plugins folder (helm plugin install needs git).
+RUN curl -fsSLo helm-diff.tgz \
+    "https://github.com/databus23/helm-diff/releases/download/v${HELM_DIFF_VERSION}/helm-diff-linux-${TARGETARCH}.tgz" \
+ && mkdir -p /opt/helm/plugins \
+ && tar -xzf helm-diff.tgz -C /opt/helm/plugins \
+ && HELM_PLUGINS=/opt/helm/plugins helm plugin list | grep -q '^diff'
+
+FROM ${PYTHON_IMAGE} AS glue
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY gitops_glue ./gitops_glue
+RUN python -m venv /opt/glue \
+ && /opt/glue/bin/pip install . \
+ && /opt/glue/bin/glue --version
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="gitops-glue" \
+      org.opencontainers.image.description="glue with helm 3, helmfile and helm-diff"
+COPY --from=tools /usr/local/bin/helm /usr/local/bin/helmfile /usr/local/bin/
+COPY --from=tools /opt/helm/plugins /opt/helm/plugins
+COPY --from=glue /opt/glue /opt/glue
+# git: helmfile and helm fetch chart dependencies with it; ca-certificates: TLS.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --uid 10001 --user-group --home-dir /home/glue --create-home --shell /bin/bash glue
+# Helm's writable state lives under /tmp (a volume in read-only-root pods); the plugins stay put.
+ENV PATH=/opt/glue/bin:$PATH \
+    HELM_PLUGINS=/opt/helm/plugins \
+    HELM_CACHE_HOME=/tmp/helm/cache \
+    HELM_CONFIG_HOME=/tmp/helm/config \
+    HELM_DATA_HOME=/tmp/helm/data \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+USER 10001:10001
+WORKDIR /home/glue
+RUN glue --version && helm version --short && helmfile --version && helm diff version
+CMD ["glue", "--help"]
