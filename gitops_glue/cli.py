@@ -578,6 +578,15 @@ def apply_cmd(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="run glue diff instead")
     ] = False,
+    changed_only: Annotated[
+        bool,
+        typer.Option(
+            "--changed-only",
+            envvar="GLUE_CHANGED_ONLY",
+            help="deploy only the releases whose inputs changed since the deployed revision "
+            "(see glue changed)",
+        ),
+    ] = False,
     output: OutputOpt = Output.text,
     extra: ExtraArgs = None,
 ) -> None:
@@ -589,6 +598,17 @@ def apply_cmd(
 
     if recover not in ("auto", "never"):
         raise UsageError(f"--recover {recover!r}: use auto or never")
+    if changed_only:
+        if selector:
+            raise UsageError("--changed-only picks the releases itself: drop --selector")
+        changes = _changed_report(env, None, kubeconfig)
+        if not changes.selectors:
+            done = f"deployed {env}: nothing changed since {changes.since} (--changed-only)"
+            _emit(output, {"environment": env, "releases": [], "changed": False,
+                           "changed_only": changes.to_json()}, done)
+            return
+        _note(f"glue: --changed-only: deploying {', '.join(changes.changed)}")
+        selector = changes.selectors
     if dry_run:
         diff_cmd(env=env, selector=selector, summary_file=None, output=output, extra=extra)
         return
@@ -1094,6 +1114,42 @@ def rollback_cmd(
     if dry_run:
         data["diff"] = result.plan.diff()
     _emit(output, data, result.summary())
+
+
+@app.command("changed")
+def changed_cmd(
+    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    since: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GLUE_SINCE",
+            help="compare with this revision (default: the one deployed, from the cluster's "
+            "deploy record)",
+        ),
+    ] = None,
+    kubeconfig: KubeconfigOpt = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """List ENV's releases whose inputs changed since the deployed revision; print a selector."""
+    report = _changed_report(env, since, kubeconfig)
+    _emit(output, report.to_json(), report.text())
+
+
+def _changed_report(env: str, since: str | None, kubeconfig: str | None) -> Any:
+    from . import changed
+    from .deploy import Tools
+
+    loaded = _loaded()
+    loaded.config.environment(env)
+    source = "--since"
+    if since is None:
+        from .kube import Kube
+
+        since = changed.deployed_revision(loaded, env, Kube(kubeconfig))
+        source = "record"
+    return changed.changed_releases(
+        loaded, env, Tools.from_env(), since=since, since_source=source
+    )
 
 
 # --------------------------------------------------------------------------- entry point
