@@ -25,6 +25,8 @@ class BumpRequest:
     revision: str | None = None
     upstream_repo: str | None = None
     ci: CiContext = field(default_factory=CiContext)
+    #: Only bump when glue.yaml's ``auto_release`` sends this source branch to ``env``.
+    if_auto_release: str | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class BumpPlan:
     edit: FileEdit | None  # None: already in place
     message: str
     notes: tuple[str, ...] = ()
+    skipped: str | None = None  # why nothing was done (auto-release policy says no)
 
     @property
     def changed(self) -> bool:
@@ -76,6 +79,8 @@ class BumpResult:
 
     @property
     def status(self) -> str:
+        if self.plan.skipped:
+            return "skipped"
         if not self.plan.changed:
             return "unchanged"
         return "would-change" if self.dry_run else "changed"
@@ -84,6 +89,8 @@ class BumpResult:
         """What happened, in a few lines for a person."""
         p = self.plan
         title = p.message.splitlines()[0]
+        if p.skipped:
+            return f"skipped: {p.skipped}"
         if not p.changed:
             return f"unchanged: {p.service} is already {p.new_tag} in {p.env} ({p.file})"
         if self.dry_run:
@@ -110,6 +117,7 @@ class BumpResult:
             "remote": self.pushed_to,
             "attempts": self.attempts,
             "notes": list(p.notes),
+            "skipped": p.skipped,
         }
 
 
@@ -140,6 +148,22 @@ def plan_bump(config: GlueConfig, req: BumpRequest, read: envfiles.Reader) -> Bu
     """Work out the edit for a bump; touches nothing."""
     env = config.environment(req.env)
     service = config.service(req.service)
+    if req.if_auto_release is not None and not config.auto_release_allows(
+        req.if_auto_release, env.name
+    ):
+        return BumpPlan(
+            env=env.name,
+            service=req.service,
+            file=env.own_file,
+            old_tag=None,
+            new_tag=req.tag,
+            old_revision=None,
+            new_revision=req.revision,
+            edit=None,
+            message=commit_message(req, None),
+            skipped=f"glue.yaml auto_release does not send new tags of branch "
+            f"{req.if_auto_release!r} to {env.name!r}",
+        )
     check_tag(req.tag, config.policy_for(env), env.name)
     envfiles.require_files(read, env)
 

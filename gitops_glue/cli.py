@@ -243,6 +243,14 @@ def bump_tag_cmd(
             help="also write the results to this dotenv file (GitLab reports: dotenv)",
         ),
     ] = None,
+    if_auto_release: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GLUE_IF_AUTO_RELEASE",
+            help="SOURCE_BRANCH: bump only if glue.yaml's auto_release sends new tags of this "
+            "branch to ENV (else do nothing, status skipped, exit 0)",
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -258,6 +266,7 @@ def bump_tag_cmd(
         revision=revision,
         upstream_repo=upstream_repo or (ctx.repository or None),
         ci=ctx,
+        if_auto_release=if_auto_release,
     )
     if remote:
         from .remote import RemoteSpec, bump_remote
@@ -1149,6 +1158,34 @@ def _changed_report(env: str, since: str | None, kubeconfig: str | None) -> Any:
         source = "record"
     return changed.changed_releases(
         loaded, env, Tools.from_env(), since=since, since_source=source
+    )
+
+
+@app.command("should-release")
+def should_release_cmd(
+    source_branch: Annotated[
+        str, typer.Option("--branch", envvar="GLUE_SOURCE_BRANCH", help="the image's source branch")
+    ],
+    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    remote: RemoteOpt = None,
+    branch: Annotated[
+        str, typer.Option("--remote-branch", envvar="GLUE_BRANCH", help="branch of --remote")
+    ] = "main",
+    ssh_key_file: SshKeyFileOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    insecure_no_host_key_check: InsecureOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Print true if glue.yaml's auto_release sends new tags of BRANCH to ENV, else false."""
+    config = _remote_or_local_config(
+        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check
+    )
+    config.environment(env)
+    allowed = bool(config.auto_release_allows(source_branch, env))
+    _emit(
+        output,
+        {"branch": source_branch, "environment": env, "release": allowed},
+        "true" if allowed else "false",
     )
 
 

@@ -224,3 +224,48 @@ def test_concurrent_promote_and_bumps_all_land(
     assert [g["Glue-Service"] for g in groups(promo.message)] == ["s0", "s1", "s2", "s3"]
     staging, prod = remote.show("main", "envs/staging.yaml"), remote.show("main", "envs/prod.yaml")
     assert staging.count('tag: "1111111"') == 4 and prod.count('tag: "2222222"') == 4
+
+
+# --------------------------------------------------------------------------- auto-release
+
+AUTO = "auto_release:\n  - {branch: main, to: dev}\n  - {branch: 'release/*', to: staging}\n"
+
+
+def test_auto_release_policy_gates_bump_tag_and_answers_should_release(repo: Path) -> None:
+    config = repo / "glue.yaml"
+    config.write_text(config.read_text() + AUTO)
+    git(repo, "commit", "-qam", "auto-release policy")
+    cases = [("main", "dev", "true"), ("main", "staging", "false"),
+             ("release/1.2", "staging", "true"), ("feature-x", "dev", "false")]
+    for branch, env, expected in cases:
+        run = glue("should-release", "--branch", branch, "--env", env, cwd=repo)
+        assert (run.code, run.out.strip()) == (0, expected), (branch, env, run.err)
+    old_head = head(repo).id
+    skipped = glue("bump-tag", "a", "4e5f6a7", "--env", "staging", "--if-auto-release", "main",
+                   "-o", "json", cwd=repo)
+    assert skipped.code == 0, skipped.err
+    assert json.loads(skipped.out)["status"] == "skipped"
+    assert head(repo).id == old_head
+    done = glue("bump-tag", "a", "4e5f6a7", "--env", "dev", "--if-auto-release", "main", cwd=repo)
+    assert done.code == 0 and head(repo).message.startswith("feat(dev): update a to 4e5f6a7")
+    config.write_text(config.read_text() + "  - {branch: x, to: qa}\n")
+    bad = glue("should-release", "--branch", "x", "--env", "dev", cwd=repo)
+    assert bad.code == 2 and "auto_release: environment 'qa' is not in environments" in bad.err
+
+
+@pytest.mark.ssh
+def test_auto_release_policy_is_read_from_the_remote(
+        ssh_git_server: SshGitServer, ssh_remote: BareRemote, tmp_path: Path) -> None:
+    ssh_remote.commit({"glue.yaml": ssh_remote.show("main", "glue.yaml") + AUTO}, "policy")
+    before = ssh_remote.head()
+    args = ("--remote", ssh_remote.url, "-o", "json")
+    run = glue("bump-tag", "a", "4e5f6a7", "--env", "prod", "--if-auto-release", "main", *args,
+               cwd=tmp_path, env=ssh_env(ssh_git_server))
+    assert run.code == 0 and json.loads(run.out)["status"] == "skipped"
+    assert ssh_remote.head() == before
+    run = glue("should-release", "--branch", "main", "--env", "dev", *args, cwd=tmp_path,
+               env=ssh_env(ssh_git_server))
+    assert run.code == 0 and json.loads(run.out)["release"] is True
+    run = glue("bump-tag", "a", "4e5f6a7", "--env", "dev", "--if-auto-release", "main", *args,
+               cwd=tmp_path, env=ssh_env(ssh_git_server))
+    assert run.code == 0 and json.loads(run.out)["status"] == "changed"
