@@ -36,6 +36,7 @@ GITHUB = TEMPLATES / "github"
 ACTIONS = sorted(p.parent for p in (GITHUB / "actions").glob("*/action.yml"))
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
 TOOLS_BIN = Path.home() / ".cache" / "gitops-glue-tools" / "bin"
+NPM_BIN = Path.home() / ".cache" / "gitops-glue-npm" / "node_modules" / ".bin"
 INTERPOLATION = re.compile(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]")
 # Sample values for the inputs that have no default.
 REQUIRED_INPUTS = {"environment": "staging", "remote": "ssh://git@gitlab.example.com/team/deploy.git"}
@@ -172,6 +173,44 @@ def test_gitlab_job_scripts_pass_shellcheck(name: str, tmp_path: Path) -> None:
         proc = subprocess.run([tool("shellcheck"), "-s", "bash", "-e", "SC2154", str(script)],
                               capture_output=True, text=True, check=False)
         assert proc.returncode == 0, proc.stdout
+
+
+COMPONENT_PIPELINE = """\
+stages: [check, deploy]
+include:
+  - component: $CI_SERVER_FQDN/team/glue-ci/lint@$CI_COMMIT_SHA
+    inputs: {stage: check, environments: staging}
+  - component: $CI_SERVER_FQDN/team/glue-ci/deploy@$CI_COMMIT_SHA
+    inputs: {environment: prod, prepare_stage: check}
+"""
+
+
+def test_component_include_resolves_with_inputs(tmp_path: Path) -> None:
+    """``include: component:`` as GitLab resolves it in the component project itself (the
+    form its own pipeline tests with): gitlab-ci-local expands the inputs and validates the
+    result against its GitLab schema."""
+    project = tmp_path / "glue-ci"
+    shutil.copytree(GITLAB, project / "templates")
+    (project / ".gitlab-ci.yml").write_text(COMPONENT_PIPELINE)
+    for args in (["init", "-q", "--initial-branch=main"],
+                 ["remote", "add", "origin", "git@gitlab.example.com:team/glue-ci.git"],
+                 ["add", "-A"],
+                 ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x"]):
+        subprocess.run(["git", "-C", str(project), *args], check=True)
+    gcl = shutil.which("gitlab-ci-local", path=str(NPM_BIN)) or tool("gitlab-ci-local")
+    proc = subprocess.run([gcl, "--preview", "--home", str(tmp_path / "home")], cwd=project,
+                          env=offline_env(), capture_output=True, text=True, check=False,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pipeline = YAML(typ="safe", pure=True).load(proc.stdout.split("---\n", 1)[1])
+    assert pipeline["glue-lint"]["stage"] == "check"
+    assert pipeline["glue-lint"]["variables"]["GLUE_LINT_ENVIRONMENTS"] == "staging"
+    assert pipeline["glue-prepare-prod"]["stage"] == "check"
+    deploy = pipeline["glue-deploy-prod"]
+    assert (deploy["stage"], deploy["resource_group"], deploy["interruptible"]) == (
+        "deploy", "prod", False)
+    assert deploy["rules"] == [{"if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
+                                "when": "manual"}]
 
 
 # ---------------------------------------------------------------- GitHub: lint and schema
