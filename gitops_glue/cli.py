@@ -330,11 +330,36 @@ def _remote_auth(url: str, key_file: Path | None, known_hosts: Path | None, inse
 
 
 @app.command("status")
-def status_cmd(output: OutputOpt = Output.text) -> None:
+def status_cmd(
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster",
+            help="also what each environment runs (deploy records, Helm's storage); flag drift",
+        ),
+    ] = False,
+    kubeconfig: Annotated[
+        str | None, typer.Option(envvar="KUBECONFIG", help="kubeconfig file (with --cluster)")
+    ] = None,
+    output: OutputOpt = Output.text,
+) -> None:
     """Show which tag (and revision) each service has in each environment."""
     from . import gitrepo, status
 
     loaded = _loaded()
+    if cluster:
+        from . import deploy
+        from .kube import Kube
+
+        def namespaces(env: str) -> dict[str, str]:
+            target = deploy.Target(env=env, root=loaded.root, tools=deploy.Tools.from_env())
+            return {r.name: r.namespace for r in deploy.list_releases(target)}
+
+        view = status.collect_cluster(
+            loaded.config, gitrepo.worktree_reader(loaded.root), Kube(kubeconfig), namespaces
+        )
+        _emit(output, view.to_json(), view.table())
+        return
     report = status.collect(loaded.config, gitrepo.worktree_reader(loaded.root))
     _emit(output, report.to_json(), report.table())
 
