@@ -26,10 +26,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import git
+from tests.helpers import example_repo, git
 from tests.registry import RegistryServer
 from tests.slackserver import SlackServer
 from tests.sshgit import SshGitServer
+from tests.test_ci_templates import GITHUB, run_action
 from tests.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
@@ -192,3 +193,31 @@ def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
     record = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-staging")
     assert record is not None
     assert json.loads(record["data"]["services.json"])["a"]["tag"] == tag
+
+
+def test_github_deploy_action_steps_deploy_to_the_testbed(
+        testbed: Testbed, slack: SlackServer, tmp_path: Path) -> None:
+    """The GitHub `deploy` composite action's steps, run as a runner would (see
+    tests/test_ci_templates.py), in a checkout of the example deployment repository."""
+    repo = example_repo(tmp_path / "deploy")
+    ns = testbed.unique("gha")
+    testbed.kubectl("create", "namespace", ns)
+    for name in ("environments/staging.yaml", "glue.yaml"):
+        f = repo / name
+        f.write_text(f.read_text().replace("namespace: example-staging", f"namespace: {ns}"))
+    git(repo, "commit", "-qam", "test namespace")
+    kubeconfig = testbed.kubeconfig.read_text()
+    env = {k: v for k, v in testbed.env.items() if k != "KUBECONFIG"}
+    run = run_action(GITHUB / "actions" / "deploy", {
+        "environment": "staging", "kubeconfig": kubeconfig,
+        "slack-webhook-url": slack.webhook_url}, repo, env=env)
+    assert run.ok, run.log()
+    assert run.outputs["changed"] == "true" and run.outputs["releases"] == "a b"
+    assert "### Deployed staging: a b" in run.summary
+    assert [s["metadata"]["labels"]["status"] for s in testbed.release_secrets(ns, "b")] == [
+        "deployed"]
+    start, finish = [r.json["text"] for r in slack.webhook_requests()]
+    assert start.startswith("First deployment to staging") and finish.startswith("Deployed")
+    skipped = [name for name, code, _out in run.steps if code == -1]
+    assert skipped == ["Tell Slack the deploy failed"]
+    assert not list((repo / "runner-temp").glob("glue-kubeconfig-*")), "kubeconfig removed"
