@@ -39,6 +39,24 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.coordination = client.CoordinationV1Api(api_client)
 
+    def ensure_namespace(self, namespace: str) -> None:
+        """Create ``namespace`` when it does not exist (a first deploy)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.core.read_namespace(namespace)
+        except ApiException as exc:
+            if not self.is_not_found(exc):
+                return  # no right to read namespaces: assume it exists
+            try:
+                self.core.create_namespace(
+                    client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace))
+                )
+            except ApiException as exc2:
+                if not self.is_conflict(exc2):
+                    raise self.api_error(f"creating namespace {namespace}", exc2) from None
+
     @staticmethod
     def is_not_found(exc: BaseException) -> bool:
         return getattr(exc, "status", None) == 404

@@ -109,25 +109,6 @@ class DeployLock:
             ),
         )
 
-    def _ensure_namespace(self) -> None:
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            self.kube.core.read_namespace(self.namespace)
-        except ApiException as exc:
-            if not self.kube.is_not_found(exc):
-                return  # no right to read namespaces: assume it exists
-            try:
-                self.kube.core.create_namespace(
-                    client.V1Namespace(metadata=client.V1ObjectMeta(name=self.namespace))
-                )
-            except ApiException as exc2:
-                if not self.kube.is_conflict(exc2):
-                    raise self.kube.api_error(
-                        f"creating namespace {self.namespace}", exc2
-                    ) from None
-
     def try_acquire(self) -> Holder | None:
         """Take the lease if free or expired; the current holder when it is not."""
         from kubernetes.client.exceptions import ApiException
@@ -140,7 +121,7 @@ class DeployLock:
                 raise self.kube.api_error(
                     f"reading Lease {self.namespace}/{self.name}", exc
                 ) from None
-            self._ensure_namespace()
+            self.kube.ensure_namespace(self.namespace)
             try:
                 api.create_namespaced_lease(self.namespace, self._body(None, 0))
                 return None

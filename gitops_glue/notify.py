@@ -446,6 +446,8 @@ def save_state(kube: Kube, namespace: str, name: str, state: SavedStart, *, crea
             ),
             data=state.to_data(),
         )
+        # From CI, the start message may come before the first deploy created the namespace.
+        kube.ensure_namespace(namespace)
         try:
             kube.core.create_namespaced_config_map(namespace, body)
         except ApiException as exc2:

@@ -112,9 +112,8 @@ def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
         slack: SlackServer, tmp_path: Path) -> None:
     home = tmp_path / "gcl-home"
     ns = testbed.unique("gcl")
-    # The namespace exists before the first deploy, as an admin would create it: glue notify
-    # keeps its start state there, and helmfile only creates it during the deploy.
-    testbed.kubectl("create", "namespace", ns)
+    # The namespace does not exist yet: glue notify's start message creates it to keep its
+    # state there (helmfile would only create it during the deploy).
     # The deployment repository on the sshd, its staging in a namespace of this test.
     remote = ssh_git_server.new_example_remote("deploy")
     seed = tmp_path / "seed"
