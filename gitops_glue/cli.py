@@ -606,8 +606,11 @@ def apply_cmd(
     ] = "10m",
     kubeconfig: KubeconfigOpt = None,
     report: Annotated[
-        Path | None, typer.Option(envvar="GLUE_APPLY_REPORT", help="also write the result "
-                                  "(recoveries, failing pods) as JSON here, for glue notify")
+        Path | None,
+        typer.Option(
+            envvar="GLUE_APPLY_REPORT",
+            help="also write the result (recoveries, failing pods) as JSON here, for glue notify",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="run glue diff instead")
@@ -638,8 +641,16 @@ def apply_cmd(
         changes = _changed_report(env, None, kubeconfig)
         if not changes.selectors:
             done = f"deployed {env}: nothing changed since {changes.since} (--changed-only)"
-            _emit(output, {"environment": env, "releases": [], "changed": False,
-                           "changed_only": changes.to_json()}, done)
+            _emit(
+                output,
+                {
+                    "environment": env,
+                    "releases": [],
+                    "changed": False,
+                    "changed_only": changes.to_json(),
+                },
+                done,
+            )
             return
         _note(f"glue: --changed-only: deploying {', '.join(changes.changed)}")
         selector = changes.selectors
@@ -799,8 +810,10 @@ def notify_cmd(
     ] = False,
     apply_report: Annotated[
         Path | None,
-        typer.Option(envvar="GLUE_APPLY_REPORT",
-                     help="glue apply --report file: the failed phase names the failing pods"),
+        typer.Option(
+            envvar="GLUE_APPLY_REPORT",
+            help="glue apply --report file: the failed phase names the failing pods",
+        ),
     ] = None,
     kubeconfig: KubeconfigOpt = None,
     dry_run: Annotated[
@@ -938,9 +951,7 @@ SshKeyFileOpt = Annotated[
 ]
 KnownHostsOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--known-hosts", help="known_hosts file (or GLUE_SSH_KNOWN_HOSTS with the lines)"
-    ),
+    typer.Option("--known-hosts", help="known_hosts file (or GLUE_SSH_KNOWN_HOSTS with the lines)"),
 ]
 InsecureOpt = Annotated[
     bool,
@@ -1083,7 +1094,11 @@ def release_cmd(
     )
     if remote:
         spec, auth = _remote_spec(
-            remote, repo_branch, max_attempts, ssh_key_file, known_hosts,
+            remote,
+            repo_branch,
+            max_attempts,
+            ssh_key_file,
+            known_hosts,
             insecure_no_host_key_check,
         )
         result = promote.release_remote(
@@ -1181,9 +1196,7 @@ def _changed_report(env: str, since: str | None, kubeconfig: str | None) -> Any:
 
         since = changed.deployed_revision(loaded, env, Kube(kubeconfig))
         source = "record"
-    return changed.changed_releases(
-        loaded, env, Tools.from_env(), since=since, since_source=source
-    )
+    return changed.changed_releases(loaded, env, Tools.from_env(), since=since, since_source=source)
 
 
 @app.command("should-release")

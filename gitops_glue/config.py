@@ -234,9 +234,7 @@ class GlueConfig(_Model):
         """Whether a new tag of source ``branch`` goes to ``env`` automatically."""
         import fnmatch
 
-        return any(
-            r.to == env and fnmatch.fnmatchcase(branch, r.branch) for r in self.auto_release
-        )
+        return any(r.to == env and fnmatch.fnmatchcase(branch, r.branch) for r in self.auto_release)
 
     # ------------------------------------------------------------------ lookups
 

@@ -565,8 +565,13 @@ def notify(
     else:
         old = saved.old
     changes = compute(req.environment, old, req.new, sources=req.sources, scope=req.scope)
-    notice = Notice(req.phase, changes, req.actor, req.pipeline_url,
-                    failure=req.failure if kind == "failed" else ())
+    notice = Notice(
+        req.phase,
+        changes,
+        req.actor,
+        req.pipeline_url,
+        failure=req.failure if kind == "failed" else (),
+    )
     thread_ts = saved.ts if saved and target.uses_bot else None
     update = bool(thread_ts) and req.thread == "update"
     if update:
