@@ -4,10 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import example_repo
-from tests.registry import registry, registry_basic, registry_token  # noqa: F401 - fixtures
-from tests.slackserver import slack  # noqa: F401 - fixture
-from tests.sshgit import ssh_git_server, ssh_remote  # noqa: F401 - fixture
+# The fixture modules assert in their fixtures: have pytest rewrite those asserts.
+pytest.register_assert_rewrite("tests.helpers", "tests.registry", "tests.slackserver",
+                               "tests.sshgit", "tests.testbed")
+
+from tests.helpers import example_repo  # noqa: E402
+from tests.registry import registry, registry_basic, registry_token  # noqa: E402, F401
+from tests.slackserver import slack  # noqa: E402, F401
+from tests.sshgit import ssh_git_server, ssh_remote  # noqa: E402, F401
 
 
 @pytest.fixture

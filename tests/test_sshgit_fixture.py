@@ -14,9 +14,7 @@ from pathlib import Path
 import pygit2
 import pytest
 
-pytest.register_assert_rewrite("tests.sshgit")  # its fixtures assert; import it rewritten
-
-from tests.sshgit import (  # noqa: E402
+from tests.sshgit import (
     BareRemote,
     KeyPair,
     SshGitServer,
@@ -25,8 +23,6 @@ from tests.sshgit import (  # noqa: E402
     pid_alive,
 )
 
-# tests/conftest.py may list it too; pytest registers a plugin once
-pytest_plugins = ["tests.sshgit"]
 pytestmark = pytest.mark.ssh
 
 
