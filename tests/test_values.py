@@ -272,10 +272,14 @@ def test_property_set_then_get_and_only_one_line_changes(
     data: dict[str, object], flow: bool, crlf: bool, new: str, choice: int
 ) -> None:
     text = _dump(data, flow, crlf)
-    try:  # ruamel's emitter itself writes a few unreadable flow scalars, like {a: ?0}
+    # ruamel's emitter itself writes a few scalars wrongly ({a: ?0} unreadable, - ?0 read
+    # back as a mapping): such files say nothing about glue's editor.
+    try:
         values.parse_documents(text)
-    except YamlEditError:
-        assume(False)
+        reads_back = YAML(typ="safe").load(text) == data
+    except Exception:
+        reads_back = False
+    assume(reads_back)
     # Setting every value to what it already is changes nothing at all.
     leaves = _string_leaves(data)
     for leaf in leaves:
