@@ -57,7 +57,7 @@ class Tools:
         return int(match.group(1))
 
     def helmfile_version(self) -> tuple[int, ...]:
-        out = _run_quiet([self.helmfile, "version", "-o", "short"])
+        out = _run_quiet([self.helmfile, "version", "-o", "short"], helmfile_env())
         match = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
         return tuple(int(x) for x in match.groups()) if match else (0, 0, 0)
 
@@ -74,9 +74,24 @@ class Tools:
         return major
 
 
-def _run_quiet(args: list[str]) -> str:
+def helmfile_env(helm_major: int = 3) -> dict[str, str]:
+    """The environment helmfile runs in.
+
+    No colour codes in what glue parses; no update check against GitHub; and for
+    Helm 4, helm-diff (3.9.x) must dry-run through ``helm upgrade``, because Helm 4
+    refuses the ``template --validate --dry-run=client`` it uses otherwise.
+    """
+    env = {**os.environ, "HELM_DIFF_COLOR": "false", "HELMFILE_UPGRADE_NOTICE_DISABLED": "1"}
+    if helm_major >= 4:
+        env.setdefault("HELM_DIFF_USE_UPGRADE_DRY_RUN", "true")
+    return env
+
+
+def _run_quiet(args: list[str], env: dict[str, str] | None = None) -> str:
     try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            args, capture_output=True, text=True, timeout=60, check=False, env=env
+        )
     except FileNotFoundError:
         raise UsageError(
             f"{args[0]} not found", hint="install it or point GLUE_HELM / GLUE_HELMFILE at it"
@@ -112,6 +127,7 @@ def start_listing(target: Target) -> subprocess.Popen[str]:
     """Start ``helmfile list --output json`` (finish with :func:`finish_listing`)."""
     return subprocess.Popen(
         target.helmfile_args("list", "--output", "json"),
+        env=helmfile_env(),
         cwd=target.root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -203,7 +219,7 @@ def parse_diff(output: str, releases: list[str]) -> tuple[dict[str, list[str]], 
 
 
 def diff(target: Target) -> DiffResult:
-    target.tools.check()
+    major = target.tools.check()
     names = [r.name for r in list_releases(target)]
     proc = subprocess.run(
         # One release at a time, so each release's diff follows its "Comparing" line.
@@ -214,7 +230,7 @@ def diff(target: Target) -> DiffResult:
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "HELM_DIFF_COLOR": "false"},
+        env=helmfile_env(major),
         timeout=1800,
     )
     if proc.returncode not in (0, 2):
@@ -327,7 +343,11 @@ def _stream(proc: subprocess.Popen[str], on_line: Progress, sink: list[str]) -> 
 
 
 def _run_apply(
-    target: Target, opts: ApplyOptions, forwarder: _SignalForwarder, on_line: Progress
+    target: Target,
+    opts: ApplyOptions,
+    forwarder: _SignalForwarder,
+    on_line: Progress,
+    env: dict[str, str],
 ) -> tuple[int | None, str]:
     """Run helmfile apply; None as the code when it was interrupted."""
     args = target.helmfile_args("apply", "--detailed-exitcode", "--suppress-secrets")
@@ -338,7 +358,7 @@ def _run_apply(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        env={**os.environ, "HELM_DIFF_COLOR": "false"},
+        env=env,
     )
     forwarder.child = proc
     lines: list[str] = []
@@ -457,7 +477,7 @@ def apply(
     env = loaded.config.environment(target.env)
     listing = start_listing(target)
     try:
-        target.tools.check()
+        helm_major = target.tools.check()
         kube = make_kube()  # importing the client overlaps with helmfile list
     except BaseException:
         listing.kill()
@@ -482,7 +502,7 @@ def apply(
             result.took_over = lock.took_over
             result.recoveries = _preflight(kube, items, opts, target.tools, say, lock_held=True)
             if forwarder.signal is None:
-                code, output = _run_apply(target, opts, forwarder, say)
+                code, output = _run_apply(target, opts, forwarder, say, helmfile_env(helm_major))
             else:
                 code, output = None, ""
             if code is None:

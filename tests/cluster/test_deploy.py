@@ -124,6 +124,31 @@ def test_pending_upgrade_left_by_a_killed_helm_is_recovered(
     assert json.loads(str(rec["services.json"]))["a"]["tag"] == "4e5f6a7"
 
 
+def test_helm4_with_helmfile1_recovers_and_deploys(testbed: Testbed, tmp_path: Path) -> None:
+    """Helm 4 through helmfile >= 1.0: diff, apply, and recovery of a SIGKILLed upgrade."""
+    repo, ns = deploy_repo(tmp_path, testbed)
+    helm4 = {"GLUE_HELM": testbed.helm_path(4),
+             "GLUE_HELMFILE": str(testbed.bin_dir / "helmfile1")}
+    code, out, err = run(testbed, repo, "diff", "--env", "staging", **helm4)
+    assert code == 3, err
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", **helm4)
+    assert code == 0, err + out
+    stuck = testbed.popen(testbed.helm_path(4), "upgrade", "a", str(repo / "charts/app"),
+                          "-n", ns, "--reuse-values", "--set", "resources.requests.cpu=1000",
+                          "--wait", "--timeout", "120s")
+    kill_when_pending(testbed, stuck, ns, "a", "pending-upgrade")
+    assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", **helm4)
+    assert code == 0, err + out
+    assert "revision 2 was pending-upgrade" in out and "rollback to revision 1" in out
+    assert statuses(testbed, ns, "a") == ["superseded", "pending-upgrade", "superseded",
+                                          "deployed"]
+    history = testbed.helm(4, "history", "a", "-n", ns, "-o", "json").out
+    assert json.loads(history)[-1]["status"] == "deployed"
+    code, out, err = run(testbed, repo, "diff", "--env", "staging", **helm4)
+    assert code == 0, err
+
+
 def test_pending_install_is_uninstalled_and_installed(testbed: Testbed, tmp_path: Path) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     stuck = testbed.popen("helm", "install", "a", str(repo / "charts/app"), "-n", ns,
