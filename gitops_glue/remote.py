@@ -60,7 +60,23 @@ class RemoteSpec:
     url: str
     branch: str = "main"
     max_attempts: int = 20
-    base_delay: float = 0.2  # first back-off; doubles, with full jitter, capped at 5 s
+    base_delay: float = 0.05  # smallest back-off unit; see backoff_delay
+
+
+BACKOFF_CAP = 4.0  # seconds: the longest single wait between attempts
+
+
+def backoff_delay(attempt: int, cycle: float, base: float) -> float:
+    """How long to wait after the ``attempt``-th push lost a race.
+
+    Exponential back-off with full jitter, in units of one fetch-and-push
+    round trip (``cycle``, as measured by this process), so that contenders
+    spread out over about as many round trips as there are of them: the server
+    takes one push per round trip, and an attempt sent while another is in
+    flight is wasted work for both sides.
+    """
+    unit = max(base, cycle)
+    return random.uniform(0, min(BACKOFF_CAP, unit * 2 ** (attempt - 1)))  # noqa: S311
 
 
 def is_ssh_url(url: str) -> bool:
@@ -186,7 +202,16 @@ def host_key_error(url: str) -> UsageError:
 
 
 class _Session:
-    """A temporary bare repository talking to one remote."""
+    """A temporary bare repository talking to one remote.
+
+    :meth:`sync` fetches the branch tip and, at the same time, opens the push
+    connection (SSH handshake, authentication and the server's reference
+    advertisement), so a bump waits for one round of connection set-up, not
+    two. The push uses its own remote object, looked up before the thread
+    starts; connecting touches only that object and the transport, never the
+    repository the fetch writes to. The push itself runs on the repository
+    that fetched, the one that knows where the shallow history ends.
+    """
 
     def __init__(
         self, spec: RemoteSpec, auth: Auth, workdir: str, *, history: bool = False
@@ -200,6 +225,9 @@ class _Session:
         self.repo = pygit2.init_repository(workdir, bare=True)
         self.remote = self.repo.remotes.create("origin", spec.url)
         self.tracking = f"refs/remotes/origin/{spec.branch}"
+        self.local = spec.url.startswith(("file://", "/", "."))
+        self._pusher: pygit2.remotes.Remote | None = None
+        self.advertised: str | None = None  # the branch tip the push connection saw
 
     def _wrap(self, action: str, exc: Exception) -> Exception:
         if isinstance(exc, (UsageError, OperationError)):
@@ -217,12 +245,11 @@ class _Session:
 
         refspec = f"+refs/heads/{self.spec.branch}:{self.tracking}"
         # libgit2's local transport cannot fetch shallow; network remotes can.
-        local = self.spec.url.startswith(("file://", "/", "."))
         try:
             self.remote.fetch(
                 [refspec],
                 callbacks=self.callbacks.make(),
-                depth=0 if local or self.history else 1,
+                depth=0 if self.local or self.history else 1,
             )
         except Exception as exc:
             raise self._wrap("fetching from", exc) from None
@@ -234,16 +261,61 @@ class _Session:
                 hint="pass --branch with the deployment repository's branch",
             ) from None
 
+    def sync(self) -> pygit2.Commit:
+        """:meth:`fetch`, while a second thread opens the push connection."""
+        import threading
+
+        if self.local:  # nothing to overlap: no network round trips
+            return self.fetch()
+        self._disconnect_pusher()
+        pusher = self.repo.remotes["origin"]
+        thread = threading.Thread(target=self._connect_pusher, args=(pusher,), daemon=True)
+        thread.start()
+        try:
+            return self.fetch()
+        finally:
+            thread.join()
+
+    def _connect_pusher(self, pusher: pygit2.remotes.Remote) -> None:
+        """Open the push connection and note where the server says the branch is.
+
+        Any failure only means :meth:`push` connects on its own and reports it.
+        """
+        from pygit2.ffi import C  # libgit2's GIT_DIRECTION_PUSH; pygit2 has no enum for it
+
+        try:
+            pusher.connect(self.callbacks.make(), direction=C.GIT_DIRECTION_PUSH)
+            ref = f"refs/heads/{self.spec.branch}"
+            self.advertised = next(
+                (str(h.oid) for h in pusher.list_heads(connect=False) if h.name == ref), None
+            )
+            self._pusher = pusher
+        except Exception:  # push() connects again and says what is wrong
+            self._pusher = None
+            self.advertised = None
+
+    def _disconnect_pusher(self) -> None:
+        self._pusher = None  # libgit2 closes the connection when the remote is freed
+        self.advertised = None
+
+    def push_is_stale(self, tip: pygit2.Commit) -> bool:
+        """True when the open push connection saw the branch somewhere else than ``tip``.
+
+        Such a push cannot succeed (the server compares the branch with what it
+        advertised), so it counts as a lost race without sending anything.
+        """
+        return self._pusher is not None and self.advertised != str(tip.id)
+
     def push(self, commit: pygit2.Oid) -> str | None:
         """Push ``commit`` to the branch; the server's refusal message, or None."""
         local = "refs/heads/glue-push"
         self.repo.references.create(local, commit, force=True)
         self.callbacks.rejections.clear()
         self.callbacks.sideband.clear()
+        remote = self._pusher or self.remote
+        self._disconnect_pusher()  # a connection serves one push
         try:
-            self.remote.push(
-                [f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make()
-            )
+            remote.push([f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make())
         except Exception as exc:
             wrapped = self._wrap("pushing to", exc)
             if isinstance(wrapped, UsageError) or "authentication" in str(wrapped):
@@ -345,7 +417,8 @@ def push_change(
         with home:
             session = _Session(spec, auth, workdir, history=history)
             attempt = 0
-            tip = session.fetch()
+            started = time.monotonic()
+            tip = session.fetch() if dry_run else session.sync()
             while True:
                 attempt += 1
                 plan = make(session.repo, tip)
@@ -356,12 +429,23 @@ def push_change(
                 commit = gitrepo.create_commit(
                     session.repo, tip, files, plan.message, author.git.author, None
                 )
-                refusal = session.push(commit)
-                if refusal is None:
-                    return Pushed(plan, str(commit), masked, attempt)
-                # Lost race or final refusal? Only the branch's position tells.
-                new_tip = session.fetch()
-                if new_tip.id == tip.id:
+                refusal: str | None = "the branch moved while glue was connecting"
+                if not session.push_is_stale(tip):
+                    refusal = session.push(commit)
+                    if refusal is None:
+                        return Pushed(plan, str(commit), masked, attempt)
+                # One fetch-and-push round trip, measured: the back-off's unit.
+                cycle = time.monotonic() - started
+                # Wait first, then fetch: the retry then pushes on the freshest tip
+                # there is, instead of on one that aged during the wait.
+                delay = backoff_delay(attempt, cycle, spec.base_delay)
+                time.sleep(delay)
+                started = time.monotonic()
+                stale_push = session.push_is_stale(tip)
+                new_tip = session.sync()
+                # Lost race or final refusal? Only the branch's position tells:
+                # where we fetched it, where the push connection saw it, where it is.
+                if new_tip.id == tip.id and not stale_push:
                     raise OperationError(
                         f"the remote refused the push to {spec.branch!r}: {refusal}",
                         hint="the branch did not move, so this is not a race: check branch "
@@ -373,13 +457,11 @@ def push_change(
                         "pushing (other pipelines pushing at the same time)",
                         hint="raise --max-attempts or serialise the bump jobs",
                     )
-                delay = random.uniform(0, min(5.0, spec.base_delay * 2 ** (attempt - 1)))  # noqa: S311
                 say(
                     f"push lost a race: {spec.branch} moved to {str(new_tip.id)[:10]}; "
-                    f"re-applying on the new tip in {delay:.1f}s "
-                    f"(attempt {attempt + 1}/{spec.max_attempts})"
+                    f"re-applying on the new tip (attempt {attempt + 1}/{spec.max_attempts}, "
+                    f"waited {delay:.1f}s)"
                 )
-                time.sleep(delay)
                 tip = new_tip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
