@@ -255,32 +255,47 @@ def bump_tag_cmd(
     output: OutputOpt = Output.text,
 ) -> None:
     """Set SERVICE's image tag in ENV's values file and commit it (and push, with --remote)."""
-    from . import ci
-    from .bump import BumpRequest, bump_local
-
-    ctx = ci.detect()
-    req = BumpRequest(
-        service=service,
-        tag=tag,
-        env=env,
-        revision=revision,
-        upstream_repo=upstream_repo or (ctx.repository or None),
-        ci=ctx,
-        if_auto_release=if_auto_release,
-    )
+    connection = None
     if remote:
-        from .remote import RemoteSpec, bump_remote
+        from .remote import Connection, RemoteSpec
 
-        auth = _remote_auth(remote, ssh_key_file, known_hosts, insecure_no_host_key_check)
-        result = bump_remote(
-            req,
-            RemoteSpec(remote, branch, max_attempts),
-            auth,
-            dry_run=dry_run,
-            progress=lambda m: _note(f"glue: {m}"),
+        spec = RemoteSpec(remote, branch, max_attempts)
+        # The fetch starts now and runs while the rest of glue loads.
+        connection = Connection(
+            spec,
+            _remote_auth(remote, ssh_key_file, known_hosts, insecure_no_host_key_check),
+            push=not dry_run,
         )
-    else:
-        result = bump_local(_loaded(), req, dry_run=dry_run)
+    try:
+        from . import ci
+        from .bump import BumpRequest, bump_local
+
+        ctx = ci.detect()
+        req = BumpRequest(
+            service=service,
+            tag=tag,
+            env=env,
+            revision=revision,
+            upstream_repo=upstream_repo or (ctx.repository or None),
+            ci=ctx,
+            if_auto_release=if_auto_release,
+        )
+        if connection is not None:
+            from .remote import bump_remote
+
+            result = bump_remote(
+                req,
+                connection.session.spec,
+                connection.session.auth,
+                dry_run=dry_run,
+                progress=lambda m: _note(f"glue: {m}"),
+                connection=connection,
+            )
+        else:
+            result = bump_local(_loaded(), req, dry_run=dry_run)
+    finally:
+        if connection is not None:
+            connection.close()
     for note in result.plan.notes:
         _note(f"glue: note: {note}")
     data = result.to_json()

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import redact
-from .bump import BumpRequest, BumpResult, plan_bump
-from .change import Change
-from .config import CONFIG_NAME, GlueConfig, parse_config
 from .errors import OperationError, UsageError
 
 if TYPE_CHECKING:
     import pygit2
 
+    from .bump import BumpRequest, BumpResult
+    from .change import Change
+    from .config import GlueConfig
     from .envfiles import Reader
 
 Progress = Callable[[str], None]
@@ -64,18 +64,19 @@ class RemoteSpec:
 
 
 BACKOFF_CAP = 4.0  # seconds: the longest single wait between attempts
+BACKOFF_SPREAD = 4  # round trips the first wait is spread over (measured best of 1, 2, 4, 8)
 
 
 def backoff_delay(attempt: int, cycle: float, base: float) -> float:
     """How long to wait after the ``attempt``-th push lost a race.
 
     Exponential back-off with full jitter, in units of one fetch-and-push
-    round trip (``cycle``, as measured by this process), so that contenders
-    spread out over about as many round trips as there are of them: the server
-    takes one push per round trip, and an attempt sent while another is in
-    flight is wasted work for both sides.
+    round trip (``cycle``, as measured by this process): the server takes one
+    push per round trip, so contenders should spread out over several of them
+    rather than arrive together again, and every attempt that loses costs the
+    server two more connections. benchmarks/bump_remote.py races 16 bumps.
     """
-    unit = max(base, cycle)
+    unit = max(base, cycle) * BACKOFF_SPREAD
     return random.uniform(0, min(BACKOFF_CAP, unit * 2 ** (attempt - 1)))  # noqa: S311
 
 
@@ -329,7 +330,7 @@ class _Session:
         return redact.redact(f"{rejected}: {said}" if said else rejected)
 
 
-P = TypeVar("P", bound=Change)
+P = TypeVar("P", bound="Change")
 
 
 @dataclass(frozen=True)
@@ -349,6 +350,7 @@ def push_edit(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    connection: Connection | None = None,
 ) -> Pushed[P]:
     """Plan with the remote's own ``glue.yaml`` and files, commit, push (re-planned per tip)."""
     from . import gitrepo
@@ -357,11 +359,13 @@ def push_edit(
         reader = gitrepo.tree_reader(repo, tip.tree)
         return make_plan(config_at(reader, spec.branch), reader)
 
-    return push_change(spec, auth, make, dry_run=dry_run, progress=progress)
+    return push_change(spec, auth, make, dry_run=dry_run, progress=progress, connection=connection)
 
 
 def config_at(reader: Reader, branch: str) -> GlueConfig:
     """The ``glue.yaml`` of a fetched tree."""
+    from .config import CONFIG_NAME, parse_config
+
     config_text = reader(CONFIG_NAME)
     if config_text is None:
         raise UsageError(
@@ -375,15 +379,65 @@ def read_remote_config(spec: RemoteSpec, auth: Auth) -> GlueConfig:
     """The ``glue.yaml`` at the tip of the remote branch (a shallow fetch)."""
     from . import gitrepo
 
-    workdir = tempfile.mkdtemp(prefix="glue-read-")
-    home = _ssh_home(auth.known_hosts) if is_ssh_url(spec.url) else contextlib.nullcontext()
-    try:
-        with home:
-            session = _Session(spec, auth, workdir)
-            tip = session.fetch()
-            return config_at(gitrepo.tree_reader(session.repo, tip.tree), spec.branch)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    with Connection(spec, auth, push=False) as conn:
+        tip = conn.tip()
+        return config_at(gitrepo.tree_reader(conn.session.repo, tip.tree), spec.branch)
+
+
+class Connection:
+    """A temporary clone of the remote branch whose first fetch starts at once.
+
+    The fetch (and, with ``push``, the push connection: see :meth:`_Session.sync`)
+    runs on a background thread from construction on, so a caller can do its
+    own slow start-up work (imports, reading options) while the network round
+    trips are under way, and collect the tip with :meth:`tip`.
+    """
+
+    def __init__(
+        self, spec: RemoteSpec, auth: Auth, *, push: bool = True, history: bool = False
+    ) -> None:
+        import threading
+
+        self._cleanup = contextlib.ExitStack()
+        workdir = tempfile.mkdtemp(prefix="glue-bump-")
+        self._cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        try:
+            if is_ssh_url(spec.url):
+                self._cleanup.enter_context(_ssh_home(auth.known_hosts))
+            self.session = _Session(spec, auth, workdir, history=history)
+        except BaseException:
+            self._cleanup.close()
+            raise
+        self._tip: pygit2.Commit | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._first_fetch, args=(push,), daemon=True)
+        self._thread.start()
+
+    def _first_fetch(self, push: bool) -> None:
+        try:
+            self._tip = self.session.sync() if push else self.session.fetch()
+        except BaseException as exc:  # handed to the caller by tip()
+            self._error = exc
+
+    def tip(self) -> pygit2.Commit:
+        """The fetched branch tip (waits for the first fetch; raises what it raised)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._tip is not None
+        return self._tip
+
+    def close(self) -> None:
+        # Interrupted mid-fetch: libgit2 cannot be stopped from outside, and
+        # the thread is a daemon, so do not wait long for it.
+        self._thread.join(timeout=5)
+        self._cleanup.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def push_change(
@@ -394,12 +448,14 @@ def push_change(
     dry_run: bool = False,
     progress: Progress | None = None,
     history: bool = False,
+    connection: Connection | None = None,
 ) -> Pushed[P]:
     """Fetch the branch tip, ``make`` a change on it, commit it as the bot and push.
 
     ``make`` is called again on every new tip after a lost race, so the change
     is always computed from what the branch holds. ``history``: fetch the whole
-    branch history (rollback reads it) instead of only the tip.
+    branch history (rollback reads it) instead of only the tip. ``connection``:
+    one started earlier (see :class:`Connection`); the caller closes it.
     """
     from . import gitrepo
 
@@ -411,60 +467,59 @@ def push_change(
     ):
         say("note: no GLUE_GIT_TOKEN set; trying the HTTPS remote without credentials")
     masked = redact.mask_url(spec.url)
-    workdir = tempfile.mkdtemp(prefix="glue-bump-")
-    home = _ssh_home(auth.known_hosts) if is_ssh_url(spec.url) else contextlib.nullcontext()
+    conn = connection or Connection(spec, auth, push=not dry_run, history=history)
     try:
-        with home:
-            session = _Session(spec, auth, workdir, history=history)
-            attempt = 0
+        session = conn.session
+        attempt = 0
+        started = time.monotonic()
+        tip = conn.tip()
+        while True:
+            attempt += 1
+            plan = make(session.repo, tip)
+            files = dict(plan.files())
+            if not files or dry_run:
+                return Pushed(plan, None, masked, attempt)
+            author = config_at(gitrepo.tree_reader(session.repo, tip.tree), spec.branch)
+            commit = gitrepo.create_commit(
+                session.repo, tip, files, plan.message, author.git.author, None
+            )
+            refusal: str | None = "the branch moved while glue was connecting"
+            if not session.push_is_stale(tip):
+                refusal = session.push(commit)
+                if refusal is None:
+                    return Pushed(plan, str(commit), masked, attempt)
+            # One fetch-and-push round trip, measured: the back-off's unit.
+            cycle = time.monotonic() - started
+            # Wait first, then fetch: the retry then pushes on the freshest tip
+            # there is, instead of on one that aged during the wait.
+            delay = backoff_delay(attempt, cycle, spec.base_delay)
+            time.sleep(delay)
             started = time.monotonic()
-            tip = session.fetch() if dry_run else session.sync()
-            while True:
-                attempt += 1
-                plan = make(session.repo, tip)
-                files = dict(plan.files())
-                if not files or dry_run:
-                    return Pushed(plan, None, masked, attempt)
-                author = config_at(gitrepo.tree_reader(session.repo, tip.tree), spec.branch)
-                commit = gitrepo.create_commit(
-                    session.repo, tip, files, plan.message, author.git.author, None
+            stale_push = session.push_is_stale(tip)
+            new_tip = session.sync()
+            # Lost race or final refusal? Only the branch's position tells:
+            # where we fetched it, where the push connection saw it, where it is.
+            if new_tip.id == tip.id and not stale_push:
+                raise OperationError(
+                    f"the remote refused the push to {spec.branch!r}: {refusal}",
+                    hint="the branch did not move, so this is not a race: check branch "
+                    "protection, server hooks and the deploy key's write access",
                 )
-                refusal: str | None = "the branch moved while glue was connecting"
-                if not session.push_is_stale(tip):
-                    refusal = session.push(commit)
-                    if refusal is None:
-                        return Pushed(plan, str(commit), masked, attempt)
-                # One fetch-and-push round trip, measured: the back-off's unit.
-                cycle = time.monotonic() - started
-                # Wait first, then fetch: the retry then pushes on the freshest tip
-                # there is, instead of on one that aged during the wait.
-                delay = backoff_delay(attempt, cycle, spec.base_delay)
-                time.sleep(delay)
-                started = time.monotonic()
-                stale_push = session.push_is_stale(tip)
-                new_tip = session.sync()
-                # Lost race or final refusal? Only the branch's position tells:
-                # where we fetched it, where the push connection saw it, where it is.
-                if new_tip.id == tip.id and not stale_push:
-                    raise OperationError(
-                        f"the remote refused the push to {spec.branch!r}: {refusal}",
-                        hint="the branch did not move, so this is not a race: check branch "
-                        "protection, server hooks and the deploy key's write access",
-                    )
-                if attempt >= spec.max_attempts:
-                    raise OperationError(
-                        f"gave up after {attempt} attempts: {spec.branch!r} kept moving while "
-                        "pushing (other pipelines pushing at the same time)",
-                        hint="raise --max-attempts or serialise the bump jobs",
-                    )
-                say(
-                    f"push lost a race: {spec.branch} moved to {str(new_tip.id)[:10]}; "
-                    f"re-applying on the new tip (attempt {attempt + 1}/{spec.max_attempts}, "
-                    f"waited {delay:.1f}s)"
+            if attempt >= spec.max_attempts:
+                raise OperationError(
+                    f"gave up after {attempt} attempts: {spec.branch!r} kept moving while "
+                    "pushing (other pipelines pushing at the same time)",
+                    hint="raise --max-attempts or serialise the bump jobs",
                 )
-                tip = new_tip
+            say(
+                f"push lost a race: {spec.branch} moved to {str(new_tip.id)[:10]}; "
+                f"re-applying on the new tip (attempt {attempt + 1}/{spec.max_attempts}, "
+                f"waited {delay:.1f}s)"
+            )
+            tip = new_tip
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if connection is None:
+            conn.close()
 
 
 def bump_remote(
@@ -474,13 +529,17 @@ def bump_remote(
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
+    connection: Connection | None = None,
 ) -> BumpResult:
     """Bump in the remote deployment repository; see the module docstring."""
+    from .bump import BumpResult, plan_bump
+
     pushed = push_edit(
         spec,
         auth,
         lambda config, reader: plan_bump(config, req, reader),
         dry_run=dry_run,
         progress=progress,
+        connection=connection,
     )
     return BumpResult(pushed.plan, pushed.commit, dry_run, pushed.remote, pushed.attempts)
