@@ -643,8 +643,10 @@ def apply_cmd(
     extra: ExtraArgs = None,
 ) -> None:
     """Deploy ENV with helmfile: locked, stuck releases recovered, safe to cancel."""
-    from . import ci, deploy
+    from . import ci, deploy, kube
     from .kube import Kube
+
+    kube.warm_up()
     from .lock import identity
     from .oci import parse_duration
 

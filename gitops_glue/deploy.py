@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .config import LoadedConfig
     from .diagnose import PodProblem
     from .kube import Kube
+    from .record import ServiceVersion
 
 Progress = Callable[[str], None]
 
@@ -382,7 +384,9 @@ def _run_apply(
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
             break
-        time.sleep(0.1)
+        # Wakes as soon as helmfile exits; the timeout only paces the checks above.
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.1)
     pump.join(timeout=5)
     if forwarder.signal is not None:
         return None, "".join(lines)
@@ -417,22 +421,15 @@ def _preflight(
     return done
 
 
-def _write_record(
-    loaded: LoadedConfig,
-    target: Target,
-    kube: Kube,
-    deployed: list[str],
-    holder: str,
-    recoveries: list[rel.Recovery],
-) -> None:
-    import datetime as dt
-
+def _deployed_versions(
+    loaded: LoadedConfig, target: Target, deployed: list[str]
+) -> tuple[dict[str, ServiceVersion], str]:
+    """The tag and revision of every deployed service, from the files; the git HEAD."""
     from . import envfiles, gitrepo, record
 
     env = loaded.config.environment(target.env)
     read = gitrepo.worktree_reader(loaded.root)
-    previous = record.read(kube, env.record_namespace, env.name)
-    services = dict(previous.services) if previous else {}
+    services = {}
     for name, svc in loaded.config.services.items():
         release = svc.release_name(name)
         if release not in deployed:
@@ -450,13 +447,32 @@ def _write_record(
         head = str(pygit2.Repository(str(loaded.root)).head.target)
     except Exception:  # not a checkout: the record simply has no git revision
         head = ""
+    return services, head
+
+
+def _write_record(
+    loaded: LoadedConfig,
+    target: Target,
+    kube: Kube,
+    versions: tuple[dict[str, ServiceVersion], str],
+    holder: str,
+    recoveries: list[rel.Recovery],
+) -> None:
+    import datetime as dt
+
+    from . import record
+
+    env = loaded.config.environment(target.env)
+    previous = record.read(kube, env.record_namespace, env.name)
+    services = dict(previous.services) if previous else {}
+    services.update(versions[0])
     record.write(
         kube,
         env.record_namespace,
         record.DeployRecord(
             environment=env.name,
             services=services,
-            git_revision=head,
+            git_revision=versions[1],
             deployed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             deployed_by=holder,
             recoveries=[r.to_json() for r in recoveries],
@@ -475,13 +491,17 @@ def apply(
     from .lock import DeployLock
 
     env = loaded.config.environment(target.env)
+    background = ThreadPoolExecutor(max_workers=1)
     listing = start_listing(target)
     try:
-        helm_major = target.tools.check()
-        kube = make_kube()  # importing the client overlaps with helmfile list
+        # helm version and helmfile list run while the Kubernetes client loads.
+        checked = background.submit(target.tools.check)
+        kube = make_kube()
+        helm_major = checked.result()
     except BaseException:
         listing.kill()
         listing.wait()
+        background.shutdown(wait=False)
         raise
     items = finish_listing(target, listing)
     names = [r.name for r in items]
@@ -501,6 +521,8 @@ def apply(
         try:
             result.took_over = lock.took_over
             result.recoveries = _preflight(kube, items, opts, target.tools, say, lock_held=True)
+            # What the record will say is read from the files while helmfile works.
+            versions = background.submit(_deployed_versions, loaded, target, names)
             if forwarder.signal is None:
                 code, output = _run_apply(target, opts, forwarder, say, helmfile_env(helm_major))
             else:
@@ -533,8 +555,9 @@ def apply(
                     result,
                 )
             result.changed = code == 2
-            _write_record(loaded, target, kube, names, opts.holder, result.recoveries)
+            _write_record(loaded, target, kube, versions.result(), opts.holder, result.recoveries)
             result.record_written = True
             return result
         finally:
             lock.release()
+            background.shutdown(wait=False)

@@ -13,6 +13,25 @@ from typing import Any
 from .errors import OperationError, UsageError
 
 
+def warm_up() -> None:
+    """Start importing the Kubernetes client on a background thread.
+
+    The import takes a few tenths of a second; a command that will need the
+    client calls this first thing, so the import overlaps with its own start-up
+    work (config, helm and helmfile subprocesses) instead of following it.
+    """
+    import threading
+
+    def load() -> None:
+        from kubernetes import client, config  # noqa: F401
+
+        # Attribute access loads these API modules lazily in newer clients.
+        client.CoreV1Api  # noqa: B018
+        client.CoordinationV1Api  # noqa: B018
+
+    threading.Thread(target=load, daemon=True).start()
+
+
 class Kube:
     """The API groups glue uses, bound to one cluster."""
 
