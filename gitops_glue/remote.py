@@ -483,40 +483,42 @@ def push_change(
             commit = gitrepo.create_commit(
                 session.repo, tip, files, plan.message, author.git.author, None
             )
-            refusal: str | None = "the branch moved while glue was connecting"
-            if not session.push_is_stale(tip):
+            if session.push_is_stale(tip):
+                # The push connection saw the branch elsewhere than the fetch did:
+                # it moved, so this is a lost race and nothing needs sending.
+                moved_to = session.advertised or "?"
+            else:
                 refusal = session.push(commit)
                 if refusal is None:
                     return Pushed(plan, str(commit), masked, attempt)
-            # One fetch-and-push round trip, measured: the back-off's unit.
-            cycle = time.monotonic() - started
-            # Wait first, then fetch: the retry then pushes on the freshest tip
-            # there is, instead of on one that aged during the wait.
-            delay = backoff_delay(attempt, cycle, spec.base_delay)
-            time.sleep(delay)
-            started = time.monotonic()
-            stale_push = session.push_is_stale(tip)
-            new_tip = session.sync()
-            # Lost race or final refusal? Only the branch's position tells:
-            # where we fetched it, where the push connection saw it, where it is.
-            if new_tip.id == tip.id and not stale_push:
-                raise OperationError(
-                    f"the remote refused the push to {spec.branch!r}: {refusal}",
-                    hint="the branch did not move, so this is not a race: check branch "
-                    "protection, server hooks and the deploy key's write access",
-                )
+                # Lost race or final refusal? Only the branch's position tells,
+                # and a refusal is reported at once, without any back-off.
+                moved = session.fetch()
+                if moved.id == tip.id:
+                    raise OperationError(
+                        f"the remote refused the push to {spec.branch!r}: {refusal}",
+                        hint="the branch did not move, so this is not a race: check branch "
+                        "protection, server hooks and the deploy key's write access",
+                    )
+                moved_to = str(moved.id)
             if attempt >= spec.max_attempts:
                 raise OperationError(
                     f"gave up after {attempt} attempts: {spec.branch!r} kept moving while "
                     "pushing (other pipelines pushing at the same time)",
                     hint="raise --max-attempts or serialise the bump jobs",
                 )
+            # One fetch-and-push round trip, measured: the back-off's unit.
+            cycle = time.monotonic() - started
+            delay = backoff_delay(attempt, cycle, spec.base_delay)
             say(
-                f"push lost a race: {spec.branch} moved to {str(new_tip.id)[:10]}; "
-                f"re-applying on the new tip (attempt {attempt + 1}/{spec.max_attempts}, "
-                f"waited {delay:.1f}s)"
+                f"push lost a race: {spec.branch} moved to {moved_to[:10]}; re-applying on "
+                f"the new tip in {delay:.1f}s (attempt {attempt + 1}/{spec.max_attempts})"
             )
-            tip = new_tip
+            # Wait first, then fetch: the retry pushes on the freshest tip there
+            # is, instead of on one that aged during the wait.
+            time.sleep(delay)
+            started = time.monotonic()
+            tip = session.sync()
     finally:
         if connection is None:
             conn.close()
