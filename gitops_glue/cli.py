@@ -260,12 +260,9 @@ def bump_tag_cmd(
         from .remote import Connection, RemoteSpec
 
         spec = RemoteSpec(remote, branch, max_attempts)
+        auth = _remote_auth(remote, ssh_key_file, known_hosts, insecure_no_host_key_check)
         # The fetch starts now and runs while the rest of glue loads.
-        connection = Connection(
-            spec,
-            _remote_auth(remote, ssh_key_file, known_hosts, insecure_no_host_key_check),
-            push=not dry_run,
-        )
+        connection = Connection(spec, auth, push=not dry_run)
     try:
         from . import ci
         from .bump import BumpRequest, bump_local
@@ -285,8 +282,8 @@ def bump_tag_cmd(
 
             result = bump_remote(
                 req,
-                connection.session.spec,
-                connection.session.auth,
+                spec,
+                auth,
                 dry_run=dry_run,
                 progress=lambda m: _note(f"glue: {m}"),
                 connection=connection,
@@ -645,10 +642,10 @@ def apply_cmd(
     """Deploy ENV with helmfile: locked, stuck releases recovered, safe to cancel."""
     from . import ci, deploy, kube
     from .kube import Kube
-
-    kube.warm_up()
     from .lock import identity
     from .oci import parse_duration
+
+    kube.warm_up()
 
     if recover not in ("auto", "never"):
         raise UsageError(f"--recover {recover!r}: use auto or never")
