@@ -15,11 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import keypath
 from .errors import ConfigError, UsageError
+from .fsutil import CONFIG_NAME, find_config
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-CONFIG_NAME = "glue.yaml"
 
 #: Tags that name a moving target; refused unless a policy allows them.
 DEFAULT_MUTABLE_TAGS = [
@@ -339,19 +339,6 @@ def _describe_errors(exc: ValidationError, data: Any, filename: str) -> str:
         where = f"{filename}:{line}" if line else filename
         lines.append(f"{where}: {key or '(top level)'}: {msg}")
     return "\n".join(lines)
-
-
-def find_config(start: Path) -> Path:
-    """``glue.yaml`` in ``start`` or the nearest folder above it."""
-    start = start.resolve()
-    for folder in (start, *start.parents):
-        candidate = folder / CONFIG_NAME
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(
-        f"no {CONFIG_NAME} in {start} or any folder above it",
-        hint="run glue inside a deployment repository, or point at one with -C DIR",
-    )
 
 
 def load_config(directory: Path) -> LoadedConfig:

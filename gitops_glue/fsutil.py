@@ -8,7 +8,22 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import OperationError, UsageError
+from .errors import ConfigError, OperationError, UsageError
+
+CONFIG_NAME = "glue.yaml"
+
+
+def find_config(start: Path) -> Path:
+    """``glue.yaml`` in ``start`` or the nearest folder above it."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_NAME} in {start} or any folder above it",
+        hint="run glue inside a deployment repository, or point at one with -C DIR",
+    )
 
 
 def read_text(path: Path) -> str:

@@ -364,7 +364,8 @@ def push_edit(
 
 def config_at(reader: Reader, branch: str) -> GlueConfig:
     """The ``glue.yaml`` of a fetched tree."""
-    from .config import CONFIG_NAME, parse_config
+    from .config import parse_config
+    from .fsutil import CONFIG_NAME
 
     config_text = reader(CONFIG_NAME)
     if config_text is None:
