@@ -491,9 +491,9 @@ def _commit_title(ctx: Any) -> str | None:
 
 def _repo_template(name: str) -> Path | None:
     """The template glue.yaml names for ``name``, when a glue.yaml is found."""
-    from .config import find_config, parse_config
+    from .config import parse_config
     from .errors import ConfigError
-    from .fsutil import read_text
+    from .fsutil import find_config, read_text
 
     try:
         path = find_config(State.directory)
@@ -645,8 +645,6 @@ def apply_cmd(
     from .lock import identity
     from .oci import parse_duration
 
-    kube.warm_up()
-
     if recover not in ("auto", "never"):
         raise UsageError(f"--recover {recover!r}: use auto or never")
     if changed_only:
@@ -671,7 +669,23 @@ def apply_cmd(
     if dry_run:
         diff_cmd(env=env, selector=selector, summary_file=None, output=output, extra=extra)
         return
-    loaded, target = _deploy_target(env, selector, extra)
+    from .fsutil import find_config
+
+    # helmfile starts before glue.yaml is read (apply gates it until the lock is held).
+    target = deploy.Target(
+        env=env,
+        root=find_config(State.directory).parent,
+        selectors=tuple(selector or ()),
+        extra_args=tuple(extra or ()),
+        tools=deploy.Tools.from_env(),
+    )
+
+    def load() -> Any:
+        loaded = _loaded()
+        loaded.config.environment(env)  # unknown environments fail here
+        kube.warm_up()
+        return loaded
+
     opts = deploy.ApplyOptions(
         timeout=parse_duration(timeout),
         lock_timeout=parse_duration(lock_timeout),
@@ -680,7 +694,7 @@ def apply_cmd(
     )
     say = (_note) if output is Output.json else (typer.echo)
     try:
-        result = deploy.apply(loaded, target, lambda: Kube(kubeconfig), opts, say)
+        result = deploy.apply(load, target, lambda: Kube(kubeconfig), opts, say)
     except (deploy.DeployFailed, deploy.DeployInterrupted) as exc:
         if report:
             _write_json(report, exc.result.to_json())
@@ -845,8 +859,8 @@ def notify_cmd(
 ) -> None:
     """Tell Slack that a deployment of ENV started, finished, failed or was rolled back."""
     from . import ci, notify, slack
-    from .config import find_config
     from .errors import ConfigError
+    from .fsutil import find_config
     from .kube import Kube
     from .record import ServiceVersion
 
@@ -1254,6 +1268,20 @@ def _fail(code: ExitCode, message: str) -> NoReturn:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: the one place that turns exceptions into exit codes."""
+    try:
+        _run(argv)
+    except SystemExit as done:
+        if argv is None and "kubernetes" in sys.modules and isinstance(done.code, int):
+            # Tearing down the Kubernetes client's ~1000 modules takes a tenth of a
+            # second at exit; the command has finished, so leave without it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code)
+        raise
+    raise AssertionError("unreachable")  # _run always exits
+
+
+def _run(argv: list[str] | None) -> NoReturn:
     try:
         # Without standalone mode click returns typer.Exit's code instead of raising it.
         code = app(args=argv, prog_name="glue", standalone_mode=False)

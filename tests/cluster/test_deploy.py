@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -203,6 +204,43 @@ def test_two_deploys_take_turns_and_a_short_timeout_names_the_holder(
     out2, err2 = second.communicate(timeout=200)
     assert (first.returncode, second.returncode) == (0, 0), err1 + err2
     assert "waiting for the deploy lock held by https://ci.example.com/p/1" in out2
+    assert lease(testbed, ns) is None
+
+
+def image(testbed: Testbed, ns: str, release: str) -> str:
+    deployment = testbed.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{release}")
+    assert deployment is not None
+    return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+def test_a_deploy_whose_diff_went_stale_while_it_waited_runs_helmfile_again(
+        testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 0, err + out
+    assert image(testbed, ns, "a").endswith(":3f9c2e1")
+    # A second checkout still at this commit: its helmfile diff finds nothing to change...
+    older = tmp_path / "older"
+    shutil.copytree(repo, older)
+    # ...until the first deploy, slow and holding the lock, moves a to a new tag.
+    assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
+    helmfile = repo / "helmfile.yaml.gotmpl"
+    helmfile.write_text(helmfile.read_text().replace(
+        "    chart: ./charts/app\n",
+        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
+        "        command: sleep\n        args: ['6']\n"))
+    git(repo, "commit", "-qam", "slow deploys")
+    first = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
+                          cwd=repo)
+    testbed.wait_until(lambda: lease(testbed, ns), timeout=60)
+    code, out, err = run(testbed, older, "apply", "--env", "staging")
+    _out1, err1 = first.communicate(timeout=200)
+    assert first.returncode == 0, err1
+    assert code == 0, err + out
+    # The older checkout deployed last; its stale "no changes" for a was not trusted.
+    assert "the releases changed since helmfile compared them; running it again" in out
+    assert image(testbed, ns, "a").endswith(":3f9c2e1")
+    assert statuses(testbed, ns, "a") == ["superseded", "superseded", "deployed"]
     assert lease(testbed, ns) is None
 
 
