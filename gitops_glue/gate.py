@@ -27,6 +27,7 @@ warning), makes every held command fail instead of running.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -34,6 +35,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .errors import UsageError
 
 # helm subcommands that change nothing in the cluster: passed straight through.
 READ_ONLY = [
@@ -139,12 +142,31 @@ class Seen:
     releases: dict[str, tuple[int, str]] | None  # name -> (revision, status); None: unreadable
 
 
+def _exec_folder() -> str:
+    """A folder for the gate script whose file system lets it run (not mounted noexec)."""
+    candidates = [
+        tempfile.gettempdir(),
+        os.environ.get("XDG_RUNTIME_DIR", ""),
+        str(Path.home() / ".cache" / "gitops-glue"),
+    ]
+    for folder in filter(None, candidates):
+        with contextlib.suppress(OSError):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            if not os.statvfs(folder).f_flag & getattr(os, "ST_NOEXEC", 8):
+                return folder
+    raise UsageError(
+        "glue apply needs a folder where it may run a small script, but "
+        f"{' and '.join(filter(None, candidates))} are mounted noexec",
+        hint="point TMPDIR at a folder on a file system that allows executables",
+    )
+
+
 class Gate:
     """The gate's directory and script; :meth:`remove` when done."""
 
     def __init__(self, real_helm: str) -> None:
         helm = shutil.which(real_helm) or real_helm
-        self.dir = Path(tempfile.mkdtemp(prefix="glue-gate-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="glue-gate-", dir=_exec_folder()))
         self.helm = str(self.dir / "helm")
         script = _SCRIPT.format(
             gate=shlex.quote(str(self.dir)),

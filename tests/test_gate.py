@@ -163,3 +163,43 @@ def test_an_unreadable_snapshot_counts_as_unknown(gate: Gate, tmp_path: Path) ->
 def test_the_gate_is_private_to_its_user(gate: Gate) -> None:
     assert os.stat(gate.dir).st_mode & 0o077 == 0
     assert os.stat(gate.helm).st_mode & 0o077 == 0
+
+
+NOEXEC_PROBE = """
+import os, subprocess, sys
+from pathlib import Path
+subprocess.run(["mount", "-t", "tmpfs", "-o", "noexec", "tmpfs", sys.argv[1]], check=True)
+from gitops_glue.errors import UsageError
+from gitops_glue.gate import Gate
+try:
+    gate = Gate("true")  # stands in for helm: "version" passes through and exits 0
+except UsageError as exc:
+    print("refused:", exc, "|", exc.hint)
+else:
+    print("gate in", gate.dir.parent)
+    print("exit", subprocess.run([gate.helm, "version"], capture_output=True).returncode)
+    gate.remove()
+"""
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs util-linux unshare")
+def test_a_noexec_tmp_moves_the_gate_or_says_what_to_do(tmp_path: Path) -> None:
+    noexec, home = tmp_path / "noexec", tmp_path / "home"
+    noexec.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+
+    def probe(home_dir: Path) -> str:
+        run = subprocess.run(["unshare", "-rm", sys.executable, "-c", NOEXEC_PROBE, str(noexec)],
+                             env={**env, "TMPDIR": str(noexec), "HOME": str(home_dir)},
+                             capture_output=True, text=True, timeout=30)
+        if run.returncode != 0 and "mount" in run.stderr:
+            pytest.skip(f"cannot mount in a user namespace here: {run.stderr.strip()[-200:]}")
+        return run.stdout
+
+    # The home cache folder allows executables: the gate goes there and runs.
+    out = probe(home)
+    assert out.splitlines() == [f"gate in {home / '.cache' / 'gitops-glue'}", "exit 0"]
+    # Home on the noexec file system too: a clear refusal naming the fix.
+    out = probe(noexec)
+    assert out.startswith("refused: glue apply needs a folder where it may run a small script")
+    assert "point TMPDIR at a folder on a file system that allows executables" in out
