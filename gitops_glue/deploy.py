@@ -627,7 +627,12 @@ def _apply_locked(
         timeout=opts.lock_timeout,
         progress=say,
     )
-    lock.acquire()
+    if not lock.acquire(stop=lambda: forwarder.signal is not None):
+        raise DeployInterrupted(
+            f"deploy to {env.name!r} interrupted by signal {forwarder.signal} while waiting "
+            "for the deploy lock; nothing was deployed",
+            result,
+        )
     try:
         result.took_over = lock.took_over
         states: list[rel.ReleaseState] = []

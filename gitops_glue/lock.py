@@ -147,16 +147,19 @@ class DeployLock:
             self.took_over = current.identity
         return None
 
-    def acquire(self) -> None:
+    def acquire(self, stop: Callable[[], bool] = lambda: False) -> bool:
+        """Take the lock, waiting up to ``timeout``; False when ``stop()`` said to give up."""
         deadline = time.monotonic() + self.timeout
         last_said = 0.0
         while True:
+            if stop():
+                return False
             holder = self.try_acquire()
             if holder is None:
                 if self.took_over:
                     self.say(f"took over the expired deploy lock of {self.took_over}")
                 self._start_renewal()
-                return
+                return True
             left = deadline - time.monotonic()
             if left <= 0:
                 raise OperationError(
@@ -170,7 +173,9 @@ class DeployLock:
                     f"waiting for the deploy lock held by {holder.identity} ({int(left)}s left)"
                 )
                 last_said = time.monotonic()
-            time.sleep(min(2.0, max(left, 0.1)))
+            wake = time.monotonic() + min(2.0, max(left, 0.1))
+            while time.monotonic() < wake and not stop():
+                time.sleep(0.1)
 
     # ------------------------------------------------------------------ renew / release
 

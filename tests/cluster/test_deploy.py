@@ -200,6 +200,17 @@ def test_two_deploys_take_turns_and_a_short_timeout_names_the_holder(
     code, _out, err = run(testbed, repo, "apply", "--env", "staging", "--lock-timeout", "2s")
     assert code == 1
     assert "another deploy holds the lock for this environment: https://ci.example.com/p/1" in err
+    # A waiting deploy that is cancelled stops waiting at once.
+    cancelled = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
+                              cwd=repo)
+    assert cancelled.stdout is not None
+    waiting = cancelled.stdout.readline()  # helmfile's output is held: glue's line comes first
+    assert "waiting for the deploy lock held by https://ci.example.com/p/1" in waiting
+    cancelled.send_signal(signal.SIGTERM)
+    out3, err3 = cancelled.communicate(timeout=30)
+    assert cancelled.returncode == 130, out3 + err3
+    assert "while waiting for the deploy lock; nothing was deployed" in err3
+    assert first.poll() is None  # the holder deploys on, undisturbed
     _out1, err1 = first.communicate(timeout=200)
     out2, err2 = second.communicate(timeout=200)
     assert (first.returncode, second.returncode) == (0, 0), err1 + err2
