@@ -142,6 +142,10 @@ def start_listing(target: Target) -> subprocess.Popen[str]:
 
 def finish_listing(target: Target, proc: subprocess.Popen[str]) -> list[Release]:
     out, err = proc.communicate(timeout=300)
+    if proc.returncode != 0 and target.extra_args and "unknown flag" in err:
+        # The extra arguments were meant for apply or diff (--skip-diff-on-install, ...),
+        # not for list: the releases are the same without them.
+        return finish_listing(target, start_listing(replace(target, extra_args=())))
     if proc.returncode != 0:
         raise UsageError(
             f"helmfile cannot read the deployment for {target.env!r}: {_tail(err or out)}"
@@ -546,13 +550,15 @@ def apply(
     forwarder = _SignalForwarder()
     try:
         with forwarder.installed():
-            run = _HelmfileRun(
-                replace(target, tools=replace(target.tools, helm=gate.helm)),
-                say,
-                helmfile_env(),
-                held=True,
-            )
-            forwarder.child = run.proc
+            run = None
+            if not any(a.split("=", 1)[0] in _SKIPS_DIFFS for a in target.extra_args):
+                run = _HelmfileRun(
+                    replace(target, tools=replace(target.tools, helm=gate.helm)),
+                    say,
+                    helmfile_env(),
+                    held=True,
+                )
+                forwarder.child = run.proc
 
             def check() -> int:
                 major = target.tools.check()
@@ -584,6 +590,11 @@ def apply(
         gate.remove()
 
 
+# helmfile apply arguments that let it sync a release it did not diff: its presync
+# hooks could then run before the gate opens, so helmfile starts only after the lock.
+_SKIPS_DIFFS = {"--skip-diff-on-install"}
+
+
 def _lower_priority() -> None:
     """Lower this thread's CPU priority (inherited by the threads and processes it starts)."""
     with suppress(OSError, AttributeError):
@@ -597,7 +608,7 @@ def _apply_locked(
     opts: ApplyOptions,
     say: Progress,
     gate: Gate,
-    run: _HelmfileRun,
+    run: _HelmfileRun | None,
     forwarder: _SignalForwarder,
     background: ThreadPoolExecutor,
     checked: Future[int],
@@ -642,11 +653,12 @@ def _apply_locked(
         # What the record will say is read from the files while helmfile works.
         versions = background.submit(_deployed_versions, loaded, target, names)
         if forwarder.signal is None:
-            if result.recoveries or not _diffs_still_true(gate, states):
-                # helmfile diffed releases that changed since: its plan is stale.
-                say("glue: the releases changed since helmfile compared them; running it again")
-                gate.close()
-                run.stop(opts.grace)
+            if run is None or result.recoveries or not _diffs_still_true(gate, states):
+                if run is not None:
+                    # helmfile diffed releases that changed since: its plan is stale.
+                    say("glue: the releases changed since helmfile compared them; running it again")
+                    gate.close()
+                    run.stop(opts.grace)
                 gate.open()
                 run = _HelmfileRun(
                     replace(target, tools=replace(target.tools, helm=gate.helm)),

@@ -162,6 +162,28 @@ def test_pending_install_is_uninstalled_and_installed(testbed: Testbed, tmp_path
     assert statuses(testbed, ns, "a") == ["deployed"]
 
 
+def test_presync_hooks_run_under_the_lock_even_when_helmfile_skips_diffs(
+        testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    marker = tmp_path / "presync.log"
+    probe = (f"kubectl get lease glue-deploy-staging -n {ns} -o jsonpath={{.spec.holderIdentity}}"
+             f" >> {marker} || echo no-lock >> {marker}; echo >> {marker}")
+    helmfile = repo / "helmfile.yaml.gotmpl"
+    helmfile.write_text(helmfile.read_text().replace(
+        "    chart: ./charts/app\n",
+        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
+        f"        command: sh\n        args: ['-c', {json.dumps(probe)}]\n"))
+    git(repo, "commit", "-qam", "presync probe")
+    # Nothing is installed yet: with --skip-diff-on-install helmfile runs no diff at all.
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--",
+                         "--skip-diff-on-install")
+    assert code == 0, err + out
+    seen = [line for line in marker.read_text().splitlines() if line]
+    assert len(seen) == 2, seen  # one presync hook per release, each saw glue's lock held
+    assert all("(pid " in holder and "no-lock" not in holder for holder in seen), seen
+    assert statuses(testbed, ns, "a") == ["deployed"]
+
+
 def test_sigterm_during_rollout_leaves_nothing_pending_or_locked(
         testbed: Testbed, tmp_path: Path) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
