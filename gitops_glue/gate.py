@@ -165,7 +165,9 @@ class Gate:
     """The gate's directory and script; :meth:`remove` when done."""
 
     def __init__(self, real_helm: str) -> None:
-        helm = shutil.which(real_helm) or real_helm
+        found = shutil.which(real_helm)
+        # helmfile runs in the deployment repo, maybe not where glue was started.
+        helm = os.path.abspath(found) if found else real_helm
         self.dir = Path(tempfile.mkdtemp(prefix="glue-gate-", dir=_exec_folder()))
         self.helm = str(self.dir / "helm")
         script = _SCRIPT.format(

@@ -203,3 +203,16 @@ def test_a_noexec_tmp_moves_the_gate_or_says_what_to_do(tmp_path: Path) -> None:
     out = probe(noexec)
     assert out.startswith("refused: glue apply needs a folder where it may run a small script")
     assert "point TMPDIR at a folder on a file system that allows executables" in out
+
+
+def test_a_relative_helm_path_still_works_from_the_repo(
+        fake_helm: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(fake_helm.parent)
+    gate = Gate("./helm")  # GLUE_HELM=./helm, and helmfile runs in another folder
+    try:
+        proc = subprocess.run([gate.helm, "version"], cwd="/", capture_output=True, text=True,
+                              timeout=10)
+        assert proc.returncode == 0, proc.stderr
+        assert calls(fake_helm) == ["version DRY="]
+    finally:
+        gate.remove()
