@@ -541,18 +541,30 @@ KubeconfigOpt = Annotated[
 ExtraArgs = Annotated[list[str] | None, typer.Argument(help="extra helmfile arguments, after --")]
 
 
-def _deploy_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Any:
+def _target(env: str, selector: list[str] | None, extra: list[str] | None) -> Any:
+    """What helmfile deploys; glue.yaml is found but not read (that is :func:`_env_config`)."""
     from .deploy import Target, Tools
+    from .fsutil import find_config
 
-    loaded = _loaded()
-    loaded.config.environment(env)  # unknown environments fail here, before helmfile runs
-    return loaded, Target(
+    return Target(
         env=env,
-        root=loaded.root,
+        root=find_config(State.directory).parent,
         selectors=tuple(selector or ()),
         extra_args=tuple(extra or ()),
         tools=Tools.from_env(),
     )
+
+
+def _env_config(env: str) -> Any:
+    """glue.yaml, refusing an environment it does not name."""
+    loaded = _loaded()
+    loaded.config.environment(env)
+    return loaded
+
+
+def _deploy_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Any:
+    loaded = _env_config(env)  # unknown environments fail here, before helmfile runs
+    return loaded, _target(env, selector, extra)
 
 
 @app.command("diff")
@@ -669,20 +681,11 @@ def apply_cmd(
     if dry_run:
         diff_cmd(env=env, selector=selector, summary_file=None, output=output, extra=extra)
         return
-    from .fsutil import find_config
-
     # helmfile starts before glue.yaml is read (apply gates it until the lock is held).
-    target = deploy.Target(
-        env=env,
-        root=find_config(State.directory).parent,
-        selectors=tuple(selector or ()),
-        extra_args=tuple(extra or ()),
-        tools=deploy.Tools.from_env(),
-    )
+    target = _target(env, selector, extra)
 
     def load() -> Any:
-        loaded = _loaded()
-        loaded.config.environment(env)  # unknown environments fail here
+        loaded = _env_config(env)
         kube.warm_up()
         return loaded
 

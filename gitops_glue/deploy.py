@@ -87,9 +87,12 @@ def helmfile_env(helm_major: int = 3) -> dict[str, str]:
     refuses the ``template --validate --dry-run=client`` it uses otherwise.
     """
     env = {**os.environ, "HELM_DIFF_COLOR": "false", "HELMFILE_UPGRADE_NOTICE_DISABLED": "1"}
-    if helm_major >= 4:
-        env.setdefault("HELM_DIFF_USE_UPGRADE_DRY_RUN", "true")
-    return env
+    return {**helm_diff_env(helm_major), **env}
+
+
+def helm_diff_env(helm_major: int) -> dict[str, str]:
+    """What helm-diff needs for this Helm major version (the caller's environment wins)."""
+    return {"HELM_DIFF_USE_UPGRADE_DRY_RUN": "true"} if helm_major >= 4 else {}
 
 
 def _run_quiet(args: list[str], env: dict[str, str] | None = None) -> str:
@@ -310,10 +313,10 @@ class ApplyOptions:
 
 
 class _SignalForwarder:
-    """Forward the first SIGINT/SIGTERM to the child once; remember we were asked to stop."""
+    """Forward the first SIGINT/SIGTERM to helmfile once; remember we were asked to stop."""
 
     def __init__(self) -> None:
-        self.child: subprocess.Popen[str] | None = None
+        self.run: _HelmfileRun | None = None  # the helmfile run the signal goes to
         self.signal: int | None = None
         self._old: dict[int, Any] = {}
 
@@ -321,9 +324,10 @@ class _SignalForwarder:
         if self.signal is not None:
             return  # forwarded once already; the grace period is running
         self.signal = signum
-        if self.child and self.child.poll() is None:
+        child = self.run.proc if self.run else None
+        if child and child.poll() is None:
             with suppress(ProcessLookupError):
-                self.child.send_signal(signum)
+                child.send_signal(signum)
 
     @contextmanager
     def installed(self) -> Iterator[_SignalForwarder]:
@@ -346,19 +350,20 @@ class _HelmfileRun:
     before its gate opens (see :mod:`gate`) shows nothing.
     """
 
-    def __init__(self, target: Target, on_line: Progress, env: dict[str, str], *, held: bool):
+    def __init__(self, target: Target, gate: Gate, on_line: Progress, *, held: bool) -> None:
         self.on_line = on_line
         self.lines: list[str] = []
         self._held: list[str] | None = [] if held else None
         self._mutex = threading.Lock()
+        gated = replace(target, tools=replace(target.tools, helm=gate.helm))
         self.proc = subprocess.Popen(
-            target.helmfile_args("apply", "--detailed-exitcode", "--suppress-secrets"),
+            gated.helmfile_args("apply", "--detailed-exitcode", "--suppress-secrets"),
             cwd=target.root,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
-            env=env,
+            env=helmfile_env(),
         )
         self._pump = threading.Thread(target=self._relay, daemon=True)
         self._pump.start()
@@ -381,18 +386,23 @@ class _HelmfileRun:
         for text in held:
             self.on_line(text)
 
-    def stop(self, grace: float) -> None:
-        """End the run (TERM to its process group, KILL after ``grace``)."""
+    def stop(self, grace: float, *, term: bool = True) -> bool:
+        """End the run: TERM to its process group (unless ``term`` is False: it has been
+        signalled already), KILL after ``grace``. True when it had to be killed."""
+        killed = False
         if self.proc.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
+            if term:
+                with suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 with suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+                killed = True
         self._pump.join(timeout=5)
+        return killed
 
     def wait(self, opts: ApplyOptions, forwarder: _SignalForwarder) -> tuple[int | None, str]:
         """Wait for helmfile; None as the code when it was interrupted."""
@@ -400,14 +410,8 @@ class _HelmfileRun:
         deadline = time.monotonic() + opts.timeout + 120
         while proc.poll() is None:
             if forwarder.signal is not None:
-                try:
-                    proc.wait(timeout=opts.grace)
-                except subprocess.TimeoutExpired:
-                    self.on_line(
-                        f"glue: helmfile did not stop within {opts.grace:.0f}s; killing it"
-                    )
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+                if self.stop(opts.grace, term=False):
+                    self.on_line(f"glue: helmfile did not stop within {opts.grace:.0f}s; killed it")
                 break
             if time.monotonic() > deadline:
                 self.on_line("glue: helmfile ran past the deploy timeout; stopping it")
@@ -451,14 +455,13 @@ def _preflight(
     say: Progress,
     *,
     lock_held: bool,
-    states: list[rel.ReleaseState] | None = None,
-) -> list[rel.Recovery]:
-    """Recover the releases stuck pending; ``states`` gets each release as it was found."""
+) -> tuple[list[rel.Recovery], list[rel.ReleaseState]]:
+    """Recover the releases stuck pending; what was done, and each release as it was found."""
     done = []
+    states = []
     for release in items:
         state = rel.state(kube, release.name, release.namespace)
-        if states is not None:
-            states.append(state)
+        states.append(state)
         plan = rel.plan_recovery(state, lock_held=lock_held, timeout=opts.timeout)
         if plan is None:
             continue
@@ -472,7 +475,7 @@ def _preflight(
         say(f"glue: {plan.describe()}")
         rel.recover(plan, tools.helm, timeout=opts.timeout)
         done.append(plan)
-    return done
+    return done, states
 
 
 def _deployed_versions(
@@ -534,6 +537,11 @@ def _write_record(
     )
 
 
+# helmfile apply arguments that let it sync a release it did not diff: its presync
+# hooks could then run before the gate opens, so helmfile starts only after the lock.
+_SKIPS_DIFFS = {"--skip-diff-on-install"}
+
+
 def apply(
     load: Callable[[], LoadedConfig],
     target: Target,
@@ -552,20 +560,13 @@ def apply(
         with forwarder.installed():
             run = None
             if not any(a.split("=", 1)[0] in _SKIPS_DIFFS for a in target.extra_args):
-                run = _HelmfileRun(
-                    replace(target, tools=replace(target.tools, helm=gate.helm)),
-                    say,
-                    helmfile_env(),
-                    held=True,
-                )
-                forwarder.child = run.proc
+                run = _HelmfileRun(target, gate, say, held=True)
+                forwarder.run = run
 
             def check() -> int:
                 major = target.tools.check()
                 # helm diff needs these, known now that the helm version is: diffs may start.
-                gate.set_env(
-                    {k: v for k, v in helmfile_env(major).items() if os.environ.get(k) != v}
-                )
+                gate.set_env({k: v for k, v in helm_diff_env(major).items() if k not in os.environ})
                 return major
 
             checked = background.submit(check)
@@ -579,20 +580,11 @@ def apply(
             finally:
                 if not gate.is_open:
                     gate.close()
-                if forwarder.child is not None:
-                    forwarder.child.poll()
-                    if forwarder.child.returncode is None:
-                        with suppress(ProcessLookupError):
-                            os.killpg(forwarder.child.pid, signal.SIGKILL)
-                        forwarder.child.wait()
+                if forwarder.run is not None:
+                    forwarder.run.stop(0)  # given up on before it ended: nothing it holds runs
     finally:
         background.shutdown(wait=False)
         gate.remove()
-
-
-# helmfile apply arguments that let it sync a release it did not diff: its presync
-# hooks could then run before the gate opens, so helmfile starts only after the lock.
-_SKIPS_DIFFS = {"--skip-diff-on-install"}
 
 
 def _lower_priority() -> None:
@@ -646,10 +638,7 @@ def _apply_locked(
         )
     try:
         result.took_over = lock.took_over
-        states: list[rel.ReleaseState] = []
-        result.recoveries = _preflight(
-            kube, items, opts, target.tools, say, lock_held=True, states=states
-        )
+        result.recoveries, states = _preflight(kube, items, opts, target.tools, say, lock_held=True)
         # What the record will say is read from the files while helmfile works.
         versions = background.submit(_deployed_versions, loaded, target, names)
         if forwarder.signal is None:
@@ -660,13 +649,8 @@ def _apply_locked(
                     gate.close()
                     run.stop(opts.grace)
                 gate.open()
-                run = _HelmfileRun(
-                    replace(target, tools=replace(target.tools, helm=gate.helm)),
-                    say,
-                    helmfile_env(),
-                    held=False,
-                )
-                forwarder.child = run.proc
+                run = _HelmfileRun(target, gate, say, held=False)
+                forwarder.run = run
             else:
                 gate.open()
                 run.show()
@@ -675,7 +659,7 @@ def _apply_locked(
             code, output = None, ""
         if code is None:
             say("glue: interrupted: recovering releases left pending, then unlocking")
-            result.recoveries += _preflight(
+            recovered, _states = _preflight(
                 kube,
                 items,
                 ApplyOptions(timeout=opts.timeout, recover="auto"),
@@ -683,6 +667,7 @@ def _apply_locked(
                 say,
                 lock_held=True,
             )
+            result.recoveries += recovered
             raise DeployInterrupted(
                 f"deploy to {env.name!r} interrupted by signal {forwarder.signal}; no "
                 "release is left pending and the lock is released",

@@ -181,6 +181,8 @@ class Gate:
         path.chmod(0o700)
 
     def _mark(self, name: str, text: str = "") -> None:
+        # Renamed into place so the script never reads half a file; no fsync (unlike
+        # fsutil.atomic_write_text): this is a scratch folder on a deploy's hot path.
         tmp = self.dir / f".{name}.tmp"
         tmp.write_text(text)
         os.replace(tmp, self.dir / name)
