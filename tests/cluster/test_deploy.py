@@ -35,6 +35,16 @@ def deploy_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
     return repo, ns
 
 
+def add_presync_hook(repo: Path, command: str, *args: str) -> None:
+    """Give every release a helmfile presync hook running ``command args`` (committed)."""
+    helmfile = repo / "helmfile.yaml.gotmpl"
+    helmfile.write_text(helmfile.read_text().replace(
+        "    chart: ./charts/app\n",
+        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
+        f"        command: {command}\n        args: {json.dumps(list(args))}\n"))
+    git(repo, "commit", "-qam", f"presync hook: {command}")
+
+
 def run(testbed: Testbed, repo: Path, *args: str, **env: str) -> tuple[int, str, str]:
     r = glue(*args, cwd=repo, env={**testbed.env, **env}, timeout=300)
     return r.code, r.out, r.err
@@ -166,14 +176,10 @@ def test_presync_hooks_run_under_the_lock_even_when_helmfile_skips_diffs(
         testbed: Testbed, tmp_path: Path) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     marker = tmp_path / "presync.log"
-    probe = (f"kubectl get lease glue-deploy-staging -n {ns} -o jsonpath={{.spec.holderIdentity}}"
-             f" >> {marker} || echo no-lock >> {marker}; echo >> {marker}")
-    helmfile = repo / "helmfile.yaml.gotmpl"
-    helmfile.write_text(helmfile.read_text().replace(
-        "    chart: ./charts/app\n",
-        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
-        f"        command: sh\n        args: ['-c', {json.dumps(probe)}]\n"))
-    git(repo, "commit", "-qam", "presync probe")
+    # One write per hook: the two releases' hooks run at the same time.
+    probe = (f"echo \"$(kubectl get lease glue-deploy-staging -n {ns} "
+             f"-o jsonpath={{.spec.holderIdentity}} || echo no-lock)\" >> {marker}")
+    add_presync_hook(repo, "sh", "-c", probe)
     # Nothing is installed yet: with --skip-diff-on-install helmfile runs no diff at all.
     code, out, err = run(testbed, repo, "apply", "--env", "staging", "--",
                          "--skip-diff-on-install")
@@ -207,12 +213,7 @@ def test_two_deploys_take_turns_and_a_short_timeout_names_the_holder(
         testbed: Testbed, tmp_path: Path) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     # Every release sleeps 8s before syncing, so the first deploy holds the lock a while.
-    helmfile = repo / "helmfile.yaml.gotmpl"
-    helmfile.write_text(helmfile.read_text().replace(
-        "    chart: ./charts/app\n",
-        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
-        "        command: sleep\n        args: ['8']\n"))
-    git(repo, "commit", "-qam", "slow deploys")
+    add_presync_hook(repo, "sleep", "8")
     first = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
                           cwd=repo, env={"GITLAB_CI": "true",
                                          "CI_PIPELINE_URL": "https://ci.example.com/p/1"})
@@ -257,12 +258,7 @@ def test_a_deploy_whose_diff_went_stale_while_it_waited_runs_helmfile_again(
     shutil.copytree(repo, older)
     # ...until the first deploy, slow and holding the lock, moves a to a new tag.
     assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
-    helmfile = repo / "helmfile.yaml.gotmpl"
-    helmfile.write_text(helmfile.read_text().replace(
-        "    chart: ./charts/app\n",
-        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
-        "        command: sleep\n        args: ['6']\n"))
-    git(repo, "commit", "-qam", "slow deploys")
+    add_presync_hook(repo, "sleep", "6")
     first = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
                           cwd=repo)
     testbed.wait_until(lambda: lease(testbed, ns), timeout=60)
