@@ -1,9 +1,11 @@
 # The two entry points a fresh machine needs (see README.md):
 #   make demo   run the main job (bump-tag) on the bundled example repository
 #   make test   install what the tests need, then lint, type-check and run every test
-.PHONY: demo test lint typecheck unit bootstrap bench
+# For your own loop: make check (lint, types, unit and end-to-end tests; no cluster).
+.PHONY: demo test check lint typecheck fast unit e2e cluster bootstrap bench docs
 
 PYTHON ?= python3
+PYTEST = $(PYTHON) -m pytest -q -p no:cacheprovider
 
 bootstrap:
 	@bash scripts/bootstrap
@@ -12,16 +14,33 @@ demo: bootstrap
 	@bash scripts/demo
 
 lint:
-	$(PYTHON) -m ruff check gitops_glue tests benchmarks
-	$(PYTHON) -m ruff format --check gitops_glue
+	$(PYTHON) -m ruff check gitops_glue tests benchmarks scripts
+	$(PYTHON) -m ruff format --check gitops_glue tests benchmarks scripts
 
 typecheck:
 	$(PYTHON) -m mypy
 
-unit:
-	$(PYTHON) -m pytest -q
+# Everything but the cluster: unit tests, end-to-end tests against the real sshd,
+# registry and Slack stand-in, and the stand-ins' own tests.
+fast:
+	$(PYTEST) -m "not cluster" tests
 
-test: bootstrap lint typecheck unit
+unit:
+	$(PYTEST) tests/unit
+
+e2e:
+	$(PYTEST) tests/e2e tests/support
+
+cluster:
+	$(PYTEST) -m cluster tests/cluster
+
+check:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory lint typecheck fast && \
+	echo "make check: passed in $$(( $$(date +%s) - start )) s"
+
+test: bootstrap lint typecheck
+	$(PYTEST) tests
 
 bench: bootstrap
 	$(PYTHON) benchmarks/cli_startup.py

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import keypath
-from .errors import ConfigError, UsageError
-from .fsutil import CONFIG_NAME, find_config
+from gitops_glue.errors import ConfigError, UsageError
+from gitops_glue.files import CONFIG_NAME, find_config
+from gitops_glue.repo import keypath
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -342,7 +342,7 @@ def _describe_errors(exc: ValidationError, data: Any, filename: str) -> str:
 
 
 def load_config(directory: Path) -> LoadedConfig:
-    from .fsutil import read_text
+    from gitops_glue.files import read_text
 
     path = find_config(directory)
     config = parse_config(read_text(path), str(path))

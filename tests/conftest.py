@@ -5,13 +5,12 @@ from pathlib import Path
 import pytest
 
 # The fixture modules assert in their fixtures: have pytest rewrite those asserts.
-pytest.register_assert_rewrite("tests.helpers", "tests.registry", "tests.slackserver",
-                               "tests.sshgit", "tests.testbed")
+pytest.register_assert_rewrite("tests.support")
 
-from tests.helpers import example_repo  # noqa: E402
-from tests.registry import registry, registry_basic, registry_token  # noqa: E402, F401
-from tests.slackserver import slack  # noqa: E402, F401
-from tests.sshgit import ssh_git_server, ssh_remote  # noqa: E402, F401
+from tests.support.helpers import example_repo  # noqa: E402
+from tests.support.registry import registry, registry_basic, registry_token  # noqa: E402, F401
+from tests.support.slackserver import slack  # noqa: E402, F401
+from tests.support.sshgit import ssh_git_server, ssh_remote  # noqa: E402, F401
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.testbed import testbed
+from tests.support.testbed import testbed
 
 __all__ = ["testbed"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "cluster: needs the local Kubernetes/Helm testbed (scripts/testbed)")
+        "markers", "cluster: needs the local Kubernetes/Helm testbed (scripts/testbed)"
+    )

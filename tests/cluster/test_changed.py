@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.test_deploy import deploy_repo, run, statuses
-from tests.helpers import git, glue
-from tests.testbed import Testbed
+from tests.support.helpers import git, glue
+from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
 
@@ -37,15 +37,16 @@ def test_only_the_changed_release_is_named_and_deployed(testbed: Testbed, tmp_pa
     code, out, err = run(testbed, repo, "changed", "--env", "staging")
     assert code == 0, err
     assert "changed:   b" in out and "unchanged: a" in out and "selector: -l name=b" in out
-    code, out, err = run(testbed, repo, "changed", "--env", "staging", "--since", "HEAD~2",
-                         "-o", "json")
+    code, out, err = run(
+        testbed, repo, "changed", "--env", "staging", "--since", "HEAD~2", "-o", "json"
+    )
     assert json.loads(out)["selectors"] == ["name=b"]
-    code, out, err = run(testbed, repo, "changed", "--env", "staging", "--since", "HEAD",
-                         "-o", "json")
+    code, out, err = run(
+        testbed, repo, "changed", "--env", "staging", "--since", "HEAD", "-o", "json"
+    )
     assert json.loads(out)["changed"] == []
 
-    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--changed-only",
-                         "-o", "json")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--changed-only", "-o", "json")
     assert code == 0, err + out
     assert json.loads(out)["releases"] == ["b"]
     # Helm's revision numbers: b upgraded once, a never touched.
@@ -58,7 +59,8 @@ def test_only_the_changed_release_is_named_and_deployed(testbed: Testbed, tmp_pa
 
     # A chart change touches every release that uses the chart.
     (repo / "charts/app/templates/extra.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-extra\n")
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-extra\n"
+    )
     git(repo, "add", "charts/app/templates/extra.yaml")
     git(repo, "commit", "-qm", "chart: extra ConfigMap")
     code, out, err = run(testbed, repo, "changed", "--env", "staging", "-o", "json")

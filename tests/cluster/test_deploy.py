@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import example_repo, git, glue
-from tests.slackserver import SlackServer
-from tests.testbed import Testbed
+from tests.support.helpers import example_repo, git, glue
+from tests.support.slackserver import SlackServer
+from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
 
@@ -24,11 +24,11 @@ def deploy_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
     repo = example_repo(tmp_path / "deploy")
     ns = testbed.unique("stg")
     staging = repo / "environments/staging.yaml"
-    staging.write_text(staging.read_text().replace("namespace: example-staging",
-                                                   f"namespace: {ns}"))
+    staging.write_text(
+        staging.read_text().replace("namespace: example-staging", f"namespace: {ns}")
+    )
     config = repo / "glue.yaml"
-    config.write_text(config.read_text().replace("namespace: example-staging",
-                                                 f"namespace: {ns}"))
+    config.write_text(config.read_text().replace("namespace: example-staging", f"namespace: {ns}"))
     helmfile = repo / "helmfile.yaml.gotmpl"
     helmfile.write_text(helmfile.read_text().replace("timeout: 300", "timeout: 60"))
     git(repo, "commit", "-qam", "test namespace")
@@ -38,10 +38,13 @@ def deploy_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
 def add_presync_hook(repo: Path, command: str, *args: str) -> None:
     """Give every release a helmfile presync hook running ``command args`` (committed)."""
     helmfile = repo / "helmfile.yaml.gotmpl"
-    helmfile.write_text(helmfile.read_text().replace(
-        "    chart: ./charts/app\n",
-        "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
-        f"        command: {command}\n        args: {json.dumps(list(args))}\n"))
+    helmfile.write_text(
+        helmfile.read_text().replace(
+            "    chart: ./charts/app\n",
+            "    chart: ./charts/app\n    hooks:\n      - events: [presync]\n"
+            f"        command: {command}\n        args: {json.dumps(list(args))}\n",
+        )
+    )
     git(repo, "commit", "-qam", f"presync hook: {command}")
 
 
@@ -51,8 +54,9 @@ def run(testbed: Testbed, repo: Path, *args: str, **env: str) -> tuple[int, str,
 
 
 def statuses(testbed: Testbed, ns: str, release: str) -> list[str]:
-    secrets = sorted(testbed.release_secrets(ns, release),
-                     key=lambda s: int(s["metadata"]["labels"]["version"]))
+    secrets = sorted(
+        testbed.release_secrets(ns, release), key=lambda s: int(s["metadata"]["labels"]["version"])
+    )
     return [s["metadata"]["labels"]["status"] for s in secrets]
 
 
@@ -62,12 +66,12 @@ def record(testbed: Testbed, ns: str) -> dict[str, object] | None:
 
 
 def lease(testbed: Testbed, ns: str) -> dict[str, object] | None:
-    return testbed.get(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/"
-                       "glue-deploy-staging")
+    return testbed.get(f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/glue-deploy-staging")
 
 
-def kill_when_pending(testbed: Testbed, proc: subprocess.Popen[str], ns: str, release: str,
-                      status: str) -> None:
+def kill_when_pending(
+    testbed: Testbed, proc: subprocess.Popen[str], ns: str, release: str, status: str
+) -> None:
     testbed.wait_until(lambda: status in statuses(testbed, ns, release) or None, timeout=60)
     proc.kill()
     proc.wait()
@@ -78,8 +82,10 @@ def test_diff_exit_codes_and_apply_writes_the_record(testbed: Testbed, tmp_path:
     code, out, err = run(testbed, repo, "diff", "--env", "staging", "-o", "json")
     assert code == 3, err
     changes = json.loads(out)["changes"]
-    assert changes == {r: [f"Deployment (apps) {ns}/{r} has been added",
-                           f"Service (v1) {ns}/{r} has been added"] for r in ("a", "b")}
+    assert changes == {
+        r: [f"Deployment (apps) {ns}/{r} has been added", f"Service (v1) {ns}/{r} has been added"]
+        for r in ("a", "b")
+    }
     code, out, err = run(testbed, repo, "apply", "--env", "staging", "-o", "json")
     assert code == 0, err + out
     assert json.loads(out)["releases"] == ["a", "b"]
@@ -88,18 +94,22 @@ def test_diff_exit_codes_and_apply_writes_the_record(testbed: Testbed, tmp_path:
     assert rec is not None
     assert json.loads(str(rec["services.json"])) == {
         "a": {"release": "a", "revision": "3f9c2e1", "tag": "3f9c2e1"},
-        "b": {"release": "b", "revision": "1d2e3f4", "tag": "1d2e3f4"}}
+        "b": {"release": "b", "revision": "1d2e3f4", "tag": "1d2e3f4"},
+    }
     assert rec["git-revision"] == git(repo, "rev-parse", "HEAD").strip()
     assert lease(testbed, ns) is None  # released
     code, out, err = run(testbed, repo, "diff", "--env", "staging", "-o", "json")
     assert code == 0, err
-    assert json.loads(out) == {"environment": "staging", "changed": False, "changes": {},
-                               "unchanged": ["a", "b"]}
+    assert json.loads(out) == {
+        "environment": "staging",
+        "changed": False,
+        "changes": {},
+        "unchanged": ["a", "b"],
+    }
     # Only b changes: only b is reported.
     assert glue("bump-tag", "b", "0c0c0c0", "--env", "staging", cwd=repo).code == 0
     summary = tmp_path / "summary.md"
-    code, out, err = run(testbed, repo, "diff", "--env", "staging", "--summary-file",
-                         str(summary))
+    code, out, err = run(testbed, repo, "diff", "--env", "staging", "--summary-file", str(summary))
     assert code == 3
     assert "b: would change (2 resource(s))" in out and "a: no changes" in out
     assert "- **b** would change:" in summary.read_text()
@@ -110,12 +120,24 @@ def test_diff_exit_codes_and_apply_writes_the_record(testbed: Testbed, tmp_path:
 
 
 def test_pending_upgrade_left_by_a_killed_helm_is_recovered(
-        testbed: Testbed, tmp_path: Path) -> None:
+    testbed: Testbed, tmp_path: Path
+) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     assert run(testbed, repo, "apply", "--env", "staging")[0] == 0
-    stuck = testbed.popen("helm", "upgrade", "a", str(repo / "charts/app"), "-n", ns,
-                          "--reuse-values", "--set", "resources.requests.cpu=1000", "--wait",
-                          "--timeout", "120s")
+    stuck = testbed.popen(
+        "helm",
+        "upgrade",
+        "a",
+        str(repo / "charts/app"),
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "resources.requests.cpu=1000",
+        "--wait",
+        "--timeout",
+        "120s",
+    )
     kill_when_pending(testbed, stuck, ns, "a", "pending-upgrade")
     assert statuses(testbed, ns, "a") == ["deployed", "pending-upgrade"]
     code, out, err = run(testbed, repo, "apply", "--env", "staging", "--recover", "never")
@@ -126,8 +148,7 @@ def test_pending_upgrade_left_by_a_killed_helm_is_recovered(
     assert "recovered " + ns + "/a: revision 2 was pending-upgrade" in out
     assert "rollback to revision 1" in out
     # Explicit rollback to 1, then the new deploy: history tells the story.
-    assert statuses(testbed, ns, "a") == ["superseded", "pending-upgrade", "superseded",
-                                          "deployed"]
+    assert statuses(testbed, ns, "a") == ["superseded", "pending-upgrade", "superseded", "deployed"]
     rec = record(testbed, ns)
     assert rec is not None
     [recovery] = json.loads(str(rec["recoveries.json"]))
@@ -138,22 +159,31 @@ def test_pending_upgrade_left_by_a_killed_helm_is_recovered(
 def test_helm4_with_helmfile1_recovers_and_deploys(testbed: Testbed, tmp_path: Path) -> None:
     """Helm 4 through helmfile >= 1.0: diff, apply, and recovery of a SIGKILLed upgrade."""
     repo, ns = deploy_repo(tmp_path, testbed)
-    helm4 = {"GLUE_HELM": testbed.helm_path(4),
-             "GLUE_HELMFILE": str(testbed.bin_dir / "helmfile1")}
+    helm4 = {"GLUE_HELM": testbed.helm_path(4), "GLUE_HELMFILE": str(testbed.bin_dir / "helmfile1")}
     code, out, err = run(testbed, repo, "diff", "--env", "staging", **helm4)
     assert code == 3, err
     code, out, err = run(testbed, repo, "apply", "--env", "staging", **helm4)
     assert code == 0, err + out
-    stuck = testbed.popen(testbed.helm_path(4), "upgrade", "a", str(repo / "charts/app"),
-                          "-n", ns, "--reuse-values", "--set", "resources.requests.cpu=1000",
-                          "--wait", "--timeout", "120s")
+    stuck = testbed.popen(
+        testbed.helm_path(4),
+        "upgrade",
+        "a",
+        str(repo / "charts/app"),
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "resources.requests.cpu=1000",
+        "--wait",
+        "--timeout",
+        "120s",
+    )
     kill_when_pending(testbed, stuck, ns, "a", "pending-upgrade")
     assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
     code, out, err = run(testbed, repo, "apply", "--env", "staging", **helm4)
     assert code == 0, err + out
     assert "revision 2 was pending-upgrade" in out and "rollback to revision 1" in out
-    assert statuses(testbed, ns, "a") == ["superseded", "pending-upgrade", "superseded",
-                                          "deployed"]
+    assert statuses(testbed, ns, "a") == ["superseded", "pending-upgrade", "superseded", "deployed"]
     history = testbed.helm(4, "history", "a", "-n", ns, "-o", "json").out
     assert json.loads(history)[-1]["status"] == "deployed"
     code, out, err = run(testbed, repo, "diff", "--env", "staging", **helm4)
@@ -162,9 +192,22 @@ def test_helm4_with_helmfile1_recovers_and_deploys(testbed: Testbed, tmp_path: P
 
 def test_pending_install_is_uninstalled_and_installed(testbed: Testbed, tmp_path: Path) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
-    stuck = testbed.popen("helm", "install", "a", str(repo / "charts/app"), "-n", ns,
-                          "--create-namespace", "--set", "resources.requests.cpu=1000",
-                          "--set", "image.tag=x", "--wait", "--timeout", "120s")
+    stuck = testbed.popen(
+        "helm",
+        "install",
+        "a",
+        str(repo / "charts/app"),
+        "-n",
+        ns,
+        "--create-namespace",
+        "--set",
+        "resources.requests.cpu=1000",
+        "--set",
+        "image.tag=x",
+        "--wait",
+        "--timeout",
+        "120s",
+    )
     kill_when_pending(testbed, stuck, ns, "a", "pending-install")
     code, out, err = run(testbed, repo, "apply", "--env", "staging")
     assert code == 0, err + out
@@ -173,16 +216,18 @@ def test_pending_install_is_uninstalled_and_installed(testbed: Testbed, tmp_path
 
 
 def test_presync_hooks_run_under_the_lock_even_when_helmfile_skips_diffs(
-        testbed: Testbed, tmp_path: Path) -> None:
+    testbed: Testbed, tmp_path: Path
+) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     marker = tmp_path / "presync.log"
     # One write per hook: the two releases' hooks run at the same time.
-    probe = (f"echo \"$(kubectl get lease glue-deploy-staging -n {ns} "
-             f"-o jsonpath={{.spec.holderIdentity}} || echo no-lock)\" >> {marker}")
+    probe = (
+        f'echo "$(kubectl get lease glue-deploy-staging -n {ns} '
+        f'-o jsonpath={{.spec.holderIdentity}} || echo no-lock)" >> {marker}'
+    )
     add_presync_hook(repo, "sh", "-c", probe)
     # Nothing is installed yet: with --skip-diff-on-install helmfile runs no diff at all.
-    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--",
-                         "--skip-diff-on-install")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--", "--skip-diff-on-install")
     assert code == 0, err + out
     seen = [line for line in marker.read_text().splitlines() if line]
     assert len(seen) == 2, seen  # one presync hook per release, each saw glue's lock held
@@ -191,16 +236,23 @@ def test_presync_hooks_run_under_the_lock_even_when_helmfile_skips_diffs(
 
 
 def test_sigterm_during_rollout_leaves_nothing_pending_or_locked(
-        testbed: Testbed, tmp_path: Path) -> None:
+    testbed: Testbed, tmp_path: Path
+) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     assert run(testbed, repo, "apply", "--env", "staging")[0] == 0
-    assert glue("set", str(repo / "environments/staging.yaml"), "a.resources.requests.cpu",
-                "1000", "--create").code == 0
+    assert (
+        glue(
+            "set",
+            str(repo / "environments/staging.yaml"),
+            "a.resources.requests.cpu",
+            "1000",
+            "--create",
+        ).code
+        == 0
+    )
     git(repo, "commit", "-qam", "unschedulable a")
-    proc = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
-                         cwd=repo)
-    testbed.wait_until(lambda: "pending-upgrade" in statuses(testbed, ns, "a") or None,
-                       timeout=60)
+    proc = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging", cwd=repo)
+    testbed.wait_until(lambda: "pending-upgrade" in statuses(testbed, ns, "a") or None, timeout=60)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
@@ -210,22 +262,32 @@ def test_sigterm_during_rollout_leaves_nothing_pending_or_locked(
 
 
 def test_two_deploys_take_turns_and_a_short_timeout_names_the_holder(
-        testbed: Testbed, tmp_path: Path) -> None:
+    testbed: Testbed, tmp_path: Path
+) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     # Every release sleeps 8s before syncing, so the first deploy holds the lock a while.
     add_presync_hook(repo, "sleep", "8")
-    first = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
-                          cwd=repo, env={"GITLAB_CI": "true",
-                                         "CI_PIPELINE_URL": "https://ci.example.com/p/1"})
+    first = testbed.popen(
+        sys.executable,
+        "-m",
+        "gitops_glue",
+        "apply",
+        "--env",
+        "staging",
+        cwd=repo,
+        env={"GITLAB_CI": "true", "CI_PIPELINE_URL": "https://ci.example.com/p/1"},
+    )
     testbed.wait_until(lambda: lease(testbed, ns), timeout=60)
-    second = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
-                           cwd=repo)
+    second = testbed.popen(
+        sys.executable, "-m", "gitops_glue", "apply", "--env", "staging", cwd=repo
+    )
     code, _out, err = run(testbed, repo, "apply", "--env", "staging", "--lock-timeout", "2s")
     assert code == 1
     assert "another deploy holds the lock for this environment: https://ci.example.com/p/1" in err
     # A waiting deploy that is cancelled stops waiting at once.
-    cancelled = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
-                              cwd=repo)
+    cancelled = testbed.popen(
+        sys.executable, "-m", "gitops_glue", "apply", "--env", "staging", cwd=repo
+    )
     assert cancelled.stdout is not None
     waiting = cancelled.stdout.readline()  # helmfile's output is held: glue's line comes first
     assert "waiting for the deploy lock held by https://ci.example.com/p/1" in waiting
@@ -248,7 +310,8 @@ def image(testbed: Testbed, ns: str, release: str) -> str:
 
 
 def test_a_deploy_whose_diff_went_stale_while_it_waited_runs_helmfile_again(
-        testbed: Testbed, tmp_path: Path) -> None:
+    testbed: Testbed, tmp_path: Path
+) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     code, out, err = run(testbed, repo, "apply", "--env", "staging")
     assert code == 0, err + out
@@ -259,8 +322,9 @@ def test_a_deploy_whose_diff_went_stale_while_it_waited_runs_helmfile_again(
     # ...until the first deploy, slow and holding the lock, moves a to a new tag.
     assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
     add_presync_hook(repo, "sleep", "6")
-    first = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging",
-                          cwd=repo)
+    first = testbed.popen(
+        sys.executable, "-m", "gitops_glue", "apply", "--env", "staging", cwd=repo
+    )
     testbed.wait_until(lambda: lease(testbed, ns), timeout=60)
     code, out, err = run(testbed, older, "apply", "--env", "staging")
     _out1, err1 = first.communicate(timeout=200)
@@ -274,21 +338,31 @@ def test_a_deploy_whose_diff_went_stale_while_it_waited_runs_helmfile_again(
 
 
 def test_an_expired_lease_is_taken_over_and_unlock_removes_one(
-        testbed: Testbed, tmp_path: Path) -> None:
+    testbed: Testbed, tmp_path: Path
+) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
     old = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10)).strftime(
-        "%Y-%m-%dT%H:%M:%S.000000Z")
+        "%Y-%m-%dT%H:%M:%S.000000Z"
+    )
     testbed.kubectl("create", "namespace", ns)
-    body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-            "metadata": {"name": "glue-deploy-staging", "namespace": ns},
-            "spec": {"holderIdentity": "dead-job", "leaseDurationSeconds": 60,
-                     "acquireTime": old, "renewTime": old}}
+    body = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "glue-deploy-staging", "namespace": ns},
+        "spec": {
+            "holderIdentity": "dead-job",
+            "leaseDurationSeconds": 60,
+            "acquireTime": old,
+            "renewTime": old,
+        },
+    }
     testbed.kubectl("apply", "-f", "-", input=json.dumps(body))
     code, out, err = run(testbed, repo, "apply", "--env", "staging")
     assert code == 0, err + out
     assert "took over the expired deploy lock of dead-job" in out
     body["spec"]["renewTime"] = dt.datetime.now(dt.timezone.utc).strftime(  # type: ignore[index]
-        "%Y-%m-%dT%H:%M:%S.000000Z")
+        "%Y-%m-%dT%H:%M:%S.000000Z"
+    )
     testbed.kubectl("apply", "-f", "-", input=json.dumps(body))
     code, out, err = run(testbed, repo, "unlock", "--env", "staging")
     assert code == 0 and out.strip() == "removed the deploy lock of staging (held by dead-job)"
@@ -296,14 +370,22 @@ def test_an_expired_lease_is_taken_over_and_unlock_removes_one(
 
 
 def test_a_pod_that_never_becomes_ready_is_named_with_its_reason(
-        testbed: Testbed, tmp_path: Path, slack: SlackServer) -> None:
+    testbed: Testbed, tmp_path: Path, slack: SlackServer
+) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
-    assert glue("set", str(repo / "environments/staging.yaml"), "b.resources.requests.cpu",
-                "1000", "--create").code == 0
+    assert (
+        glue(
+            "set",
+            str(repo / "environments/staging.yaml"),
+            "b.resources.requests.cpu",
+            "1000",
+            "--create",
+        ).code
+        == 0
+    )
     git(repo, "commit", "-qam", "unschedulable b")
     report = tmp_path / "apply.json"
-    code, out, err = run(testbed, repo, "apply", "--env", "staging",
-                         GLUE_APPLY_REPORT=str(report))
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", GLUE_APPLY_REPORT=str(report))
     assert code == 1, out
     assert "helmfile apply failed for 'staging'" in err
     assert f"{ns}/b-" in err and "Unschedulable" in err
@@ -312,8 +394,17 @@ def test_a_pod_that_never_becomes_ready_is_named_with_its_reason(
     [pod] = json.loads(report.read_text())["failing_pods"]
     assert (pod["namespace"], pod["reason"]) == (ns, "Unschedulable")
     # The failure notification says the same.
-    code, out, err = run(testbed, repo, "notify", "--phase", "failed", "--env", "staging",
-                         GLUE_APPLY_REPORT=str(report), SLACK_WEBHOOK_URL=slack.webhook_url)
+    code, out, err = run(
+        testbed,
+        repo,
+        "notify",
+        "--phase",
+        "failed",
+        "--env",
+        "staging",
+        GLUE_APPLY_REPORT=str(report),
+        SLACK_WEBHOOK_URL=slack.webhook_url,
+    )
     assert code == 0, err
     [message] = slack.payloads()
     text = json.dumps(message)
@@ -323,7 +414,8 @@ def test_a_pod_that_never_becomes_ready_is_named_with_its_reason(
 
 def test_helm4_with_an_old_helmfile_is_refused_clearly(testbed: Testbed, tmp_path: Path) -> None:
     repo, _ns = deploy_repo(tmp_path, testbed)
-    code, _out, err = run(testbed, repo, "apply", "--env", "staging",
-                          GLUE_HELM=testbed.helm_path(4))
+    code, _out, err = run(
+        testbed, repo, "apply", "--env", "staging", GLUE_HELM=testbed.helm_path(4)
+    )
     assert code == 2
     assert "cannot drive Helm 4" in err

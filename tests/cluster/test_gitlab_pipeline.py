@@ -11,7 +11,7 @@ gitlab-ci-local runs the templates through ``include: local:`` with ``inputs:``,
 form a project that vendors the templates uses. ``include: component:`` is resolved by
 gitlab-ci-local only for the project's own components (same project path and
 ``@$CI_COMMIT_SHA``) or by ``git archive`` from a GitLab server, so the component form
-is checked by tests/test_ci_templates.py::test_component_include_resolves_with_inputs,
+is checked by tests/e2e/test_ci_templates.py::test_component_include_resolves_with_inputs,
 on a repository laid out as the component project (``templates/`` at its root).
 """
 
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import example_repo, git
-from tests.registry import RegistryServer
-from tests.slackserver import SlackServer
-from tests.sshgit import SshGitServer
-from tests.test_ci_templates import GITHUB, run_action
-from tests.testbed import Testbed
+from tests.support.helpers import example_repo, git
+from tests.support.registry import RegistryServer
+from tests.support.slackserver import SlackServer
+from tests.support.sshgit import SshGitServer
+from tests.support.testbed import Testbed
+from tests.e2e.test_ci_templates import GITHUB, run_action
 
 pytestmark = pytest.mark.cluster
 
@@ -46,18 +46,40 @@ def gitlab_ci_local() -> str:
     return found
 
 
-def pipeline(repo: Path, home: Path, variables: Mapping[str, str], *args: str,
-             env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def pipeline(
+    repo: Path,
+    home: Path,
+    variables: Mapping[str, str],
+    *args: str,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run gitlab-ci-local in ``repo`` with project variables ``variables`` (a value that is
     an absolute path of an existing file becomes a File variable, as in GitLab)."""
     home.mkdir(parents=True, exist_ok=True)
     (repo / ".gitlab-ci-local-variables.yml").write_text(json.dumps(dict(variables)))
-    clean = {k: v for k, v in (env or os.environ).items()
-             if not k.startswith(("GLUE_", "GITHUB_", "GITLAB_", "CI_", "SLACK_"))}
+    clean = {
+        k: v
+        for k, v in (env or os.environ).items()
+        if not k.startswith(("GLUE_", "GITHUB_", "GITLAB_", "CI_", "SLACK_"))
+    }
     return subprocess.run(
-        [gitlab_ci_local(), "--force-shell-executor", "--no-color", "--home", str(home),
-         "--max-job-name-padding", "0", *args],
-        cwd=repo, env=clean, capture_output=True, text=True, check=False, timeout=600)
+        [
+            gitlab_ci_local(),
+            "--force-shell-executor",
+            "--no-color",
+            "--home",
+            str(home),
+            "--max-job-name-padding",
+            "0",
+            *args,
+        ],
+        cwd=repo,
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 def vendor_templates(repo: Path) -> None:
@@ -108,8 +130,12 @@ include:
 
 
 def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
-        testbed: Testbed, ssh_git_server: SshGitServer, registry: RegistryServer,
-        slack: SlackServer, tmp_path: Path) -> None:
+    testbed: Testbed,
+    ssh_git_server: SshGitServer,
+    registry: RegistryServer,
+    slack: SlackServer,
+    tmp_path: Path,
+) -> None:
     home = tmp_path / "gcl-home"
     ns = testbed.unique("gcl")
     # The namespace does not exist yet: glue notify's start message creates it to keep its
@@ -117,8 +143,11 @@ def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
     # The deployment repository on the sshd, its staging in a namespace of this test.
     remote = ssh_git_server.new_example_remote("deploy")
     seed = tmp_path / "seed"
-    subprocess.run(["git", "clone", "-q", remote.url, str(seed)], check=True,
-                   env={**os.environ, **remote.git_env()})
+    subprocess.run(
+        ["git", "clone", "-q", remote.url, str(seed)],
+        check=True,
+        env={**os.environ, **remote.git_env()},
+    )
     for name in ("environments/staging.yaml", "glue.yaml"):
         f = seed / name
         f.write_text(f.read_text().replace("namespace: example-staging", f"namespace: {ns}"))
@@ -127,14 +156,23 @@ def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
     vendor_templates(seed)
     (seed / ".gitlab-ci.yml").write_text(DEPLOY_PIPELINE)
     commit_all(seed, "CI: glue templates; staging in the test namespace")
-    subprocess.run(["git", "-C", str(seed), "push", "-q", "origin", "main"], check=True,
-                   env={**os.environ, **remote.git_env()})
+    subprocess.run(
+        ["git", "-C", str(seed), "push", "-q", "origin", "main"],
+        check=True,
+        env={**os.environ, **remote.git_env()},
+    )
 
     # --- the service's pipeline
-    service = init_repo(tmp_path / "a", {
-        ".gitlab-ci.yml": SERVICE_PIPELINE.format(image=f"{registry.host}/team/a",
-                                                  remote=remote.url),
-        "main.py": "print('a')\n"}, origin="git@gitlab.example.com:team/a.git")
+    service = init_repo(
+        tmp_path / "a",
+        {
+            ".gitlab-ci.yml": SERVICE_PIPELINE.format(
+                image=f"{registry.host}/team/a", remote=remote.url
+            ),
+            "main.py": "print('a')\n",
+        },
+        origin="git@gitlab.example.com:team/a.git",
+    )
     vendor_templates(service)
     commit_all(service, "Speed up checkout")
     sha = git(service, "rev-parse", "HEAD").strip()
@@ -142,10 +180,15 @@ def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
     digest = registry.push("team/a", tag)
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(ssh_git_server.known_hosts_line + "\n")
-    run = pipeline(service, home, {
-        "SLACK_WEBHOOK_URL": slack.webhook_url,
-        "GLUE_SSH_KEY": str(ssh_git_server.deploy_key.private),  # File variables
-        "GLUE_SSH_KNOWN_HOSTS": str(known_hosts)})
+    run = pipeline(
+        service,
+        home,
+        {
+            "SLACK_WEBHOOK_URL": slack.webhook_url,
+            "GLUE_SSH_KEY": str(ssh_git_server.deploy_key.private),  # File variables
+            "GLUE_SSH_KNOWN_HOSTS": str(known_hosts),
+        },
+    )
     log = run.stdout + run.stderr
     assert run.returncode == 0, log
     assert "glue-announce" in log and "glue-bump-staging" in log
@@ -161,8 +204,11 @@ def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
 
     # --- the deployment repository's pipeline, on the pushed commit
     deploy = tmp_path / "deploy"
-    subprocess.run(["git", "clone", "-q", remote.url, str(deploy)], check=True,
-                   env={**os.environ, **remote.git_env()})
+    subprocess.run(
+        ["git", "clone", "-q", remote.url, str(deploy)],
+        check=True,
+        env={**os.environ, **remote.git_env()},
+    )
     git(deploy, "remote", "add", "gcl-origin", "git@gitlab.example.com:team/deploy.git")
     git(deploy, "remote", "set-head", "origin", "main")
     variables = {"SLACK_WEBHOOK_URL": slack.webhook_url, "KUBECONFIG": str(testbed.kubeconfig)}
@@ -195,9 +241,10 @@ def test_service_pipeline_announces_and_bumps_then_deploy_pipeline_deploys(
 
 
 def test_github_deploy_action_steps_deploy_to_the_testbed(
-        testbed: Testbed, slack: SlackServer, tmp_path: Path) -> None:
+    testbed: Testbed, slack: SlackServer, tmp_path: Path
+) -> None:
     """The GitHub `deploy` composite action's steps, run as a runner would (see
-    tests/test_ci_templates.py), in a checkout of the example deployment repository."""
+    tests/e2e/test_ci_templates.py), in a checkout of the example deployment repository."""
     repo = example_repo(tmp_path / "deploy")
     ns = testbed.unique("gha")
     testbed.kubectl("create", "namespace", ns)
@@ -207,14 +254,22 @@ def test_github_deploy_action_steps_deploy_to_the_testbed(
     git(repo, "commit", "-qam", "test namespace")
     kubeconfig = testbed.kubeconfig.read_text()
     env = {k: v for k, v in testbed.env.items() if k != "KUBECONFIG"}
-    run = run_action(GITHUB / "actions" / "deploy", {
-        "environment": "staging", "kubeconfig": kubeconfig,
-        "slack-webhook-url": slack.webhook_url}, repo, env=env)
+    run = run_action(
+        GITHUB / "actions" / "deploy",
+        {
+            "environment": "staging",
+            "kubeconfig": kubeconfig,
+            "slack-webhook-url": slack.webhook_url,
+        },
+        repo,
+        env=env,
+    )
     assert run.ok, run.log()
     assert run.outputs["changed"] == "true" and run.outputs["releases"] == "a b"
     assert "### Deployed staging: a b" in run.summary
     assert [s["metadata"]["labels"]["status"] for s in testbed.release_secrets(ns, "b")] == [
-        "deployed"]
+        "deployed"
+    ]
     start, finish = [r.json["text"] for r in slack.webhook_requests()]
     assert start.startswith("First deployment to staging") and finish.startswith("Deployed")
     skipped = [name for name, code, _out in run.steps if code == -1]

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from gitops_glue import record
-from gitops_glue.kube import Kube
-from gitops_glue.record import DeployRecord, ServiceVersion
-from tests.helpers import ROOT, Run, copy_example, glue
-from tests.slackserver import BOT_TOKEN, SlackServer
-from tests.testbed import Testbed
+from gitops_glue.cluster import record
+from gitops_glue.cluster.kube import Kube
+from gitops_glue.cluster.record import DeployRecord, ServiceVersion
+from tests.support.helpers import ROOT, Run, copy_example, glue
+from tests.support.slackserver import BOT_TOKEN, SlackServer
+from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
 
@@ -51,8 +51,9 @@ def chart_values(tag: str, revision: str) -> list[str]:
 
 
 def render(bed: Testbed, helm: int, ns: str, tag: str, revision: str, *extra: str) -> str:
-    return bed.helm(helm, "template", "a", str(CHART), "-n", ns, *chart_values(tag, revision),
-                    *extra).out
+    return bed.helm(
+        helm, "template", "a", str(CHART), "-n", ns, *chart_values(tag, revision), *extra
+    ).out
 
 
 def docs(manifest: str) -> list[dict[str, Any]]:
@@ -60,8 +61,11 @@ def docs(manifest: str) -> list[dict[str, Any]]:
 
 
 def hook_job(manifest: str, suffix: str) -> dict[str, Any]:
-    [job] = [d for d in docs(manifest)
-             if d["kind"] == "Job" and d["metadata"]["name"] == f"a-glue-notify-{suffix}"]
+    [job] = [
+        d
+        for d in docs(manifest)
+        if d["kind"] == "Job" and d["metadata"]["name"] == f"a-glue-notify-{suffix}"
+    ]
     return job
 
 
@@ -69,18 +73,31 @@ def sa_kubeconfig(bed: Testbed, ns: str, sa: str, path: Path) -> Path:
     """A kubeconfig that authenticates as ServiceAccount ``sa``, as a Pod of it would."""
     token = bed.kubectl("create", "token", sa, "-n", ns, "--duration", "10m").out.strip()
     ca = base64.b64encode((bed.state_dir / "pki" / "ca.crt").read_bytes()).decode()
-    path.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-        "clusters": [{"name": "c", "cluster": {"server": bed.server,
-                                              "certificate-authority-data": ca}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": ns}}],
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "sa",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": bed.server, "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [{"name": "sa", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": ns}}
+                ],
+            }
+        )
+    )
     return path
 
 
-def run_like_job(bed: Testbed, job: dict[str, Any], ns: str, kubeconfig: Path,
-                 slack: SlackServer, cwd: Path) -> Run:
+def run_like_job(
+    bed: Testbed, job: dict[str, Any], ns: str, kubeconfig: Path, slack: SlackServer, cwd: Path
+) -> Run:
     """Run the Job's container command with the Job's environment, outside the cluster."""
     pod = job["spec"]["template"]["spec"]
     [container] = pod["containers"]
@@ -112,25 +129,43 @@ def configmap(bed: Testbed, ns: str, name: str) -> dict[str, str] | None:
 
 @pytest.mark.parametrize("helm", HELMS)
 def test_hook_jobs_notify_what_changed_in_one_thread(
-        testbed: Testbed, slack: SlackServer, helm: int, tmp_path: Path) -> None:
+    testbed: Testbed, slack: SlackServer, helm: int, tmp_path: Path
+) -> None:
     ns = testbed.unique(f"notify-h{helm}")
     testbed.kubectl("create", "namespace", ns)
-    testbed.kubectl("create", "secret", "generic", "slack", "-n", ns,
-                    f"--from-literal=bot-token={BOT_TOKEN}")
+    testbed.kubectl(
+        "create", "secret", "generic", "slack", "-n", ns, f"--from-literal=bot-token={BOT_TOKEN}"
+    )
 
     # First deploy through Helm, hooks on: the release's record names what it deployed.
-    testbed.helm(helm, "upgrade", "--install", "a", str(CHART), "-n", ns,
-                 *chart_values(OLD_TAG, OLD_REV), "--wait", "--timeout", "120s")
+    testbed.helm(
+        helm,
+        "upgrade",
+        "--install",
+        "a",
+        str(CHART),
+        "-n",
+        ns,
+        *chart_values(OLD_TAG, OLD_REV),
+        "--wait",
+        "--timeout",
+        "120s",
+    )
     rec = configmap(testbed, ns, "glue-deployed-dev.a")
     assert rec is not None
     assert json.loads(rec["services.json"]) == {
-        "a": {"tag": OLD_TAG, "revision": OLD_REV, "release": "a"}}
+        "a": {"tag": OLD_TAG, "revision": OLD_REV, "release": "a"}
+    }
     status = json.loads(testbed.helm(helm, "status", "a", "-n", ns, "-o", "json").out)
     assert status["info"]["status"] == "deployed"
-    hooks = {h["name"]: h["last_run"]["phase"] for h in status.get("hooks") or []
-             if h["kind"] == "Job"}
-    assert hooks == {"a-glue-notify-start": "Succeeded", "a-glue-notify-finish": "Succeeded",
-                     "a-glue-notify-rollback": ""}  # runs after a rollback only
+    hooks = {
+        h["name"]: h["last_run"]["phase"] for h in status.get("hooks") or [] if h["kind"] == "Job"
+    }
+    assert hooks == {
+        "a-glue-notify-start": "Succeeded",
+        "a-glue-notify-finish": "Succeeded",
+        "a-glue-notify-rollback": "",
+    }  # runs after a rollback only
     # hook-succeeded: no Job is left behind.
     assert testbed.items(f"/apis/batch/v1/namespaces/{ns}/jobs") == []
 
@@ -138,7 +173,11 @@ def test_hook_jobs_notify_what_changed_in_one_thread(
     manifest = render(testbed, helm, ns, NEW_TAG, NEW_REV, "--is-upgrade")
     start, finish = hook_job(manifest, "start"), hook_job(manifest, "finish")
     assert start["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "notify", "--phase", "pre-upgrade", "--best-effort"]
+        "notify",
+        "--phase",
+        "pre-upgrade",
+        "--best-effort",
+    ]
     sa = start["spec"]["template"]["spec"]["serviceAccountName"]
     kubeconfig = sa_kubeconfig(testbed, ns, sa, tmp_path / "sa.kubeconfig")
 
@@ -152,25 +191,49 @@ def test_hook_jobs_notify_what_changed_in_one_thread(
         "channel": "#deploys",
         "text": f"Deploying to dev: a {OLD_TAG} → {NEW_TAG}",
         "blocks": [
-            {"type": "header",
-             "text": {"type": "plain_text", "text": "🚀 Deploying to dev", "emoji": True}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": (
-                f"• *a* <{commit}/{OLD_REV}|{OLD_TAG}> → <{commit}/{NEW_REV}|{NEW_TAG}> "
-                f"(<{GH}/compare/{OLD_REV}...{NEW_REV}|compare>)")}},
-            {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": "Triggered by dev1"},
-                {"type": "mrkdwn", "text": f"<{PIPELINE}|pipeline>"}]},
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": "🚀 Deploying to dev", "emoji": True},
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (
+                        f"• *a* <{commit}/{OLD_REV}|{OLD_TAG}> → <{commit}/{NEW_REV}|{NEW_TAG}> "
+                        f"(<{GH}/compare/{OLD_REV}...{NEW_REV}|compare>)"
+                    ),
+                },
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": "Triggered by dev1"},
+                    {"type": "mrkdwn", "text": f"<{PIPELINE}|pipeline>"},
+                ],
+            },
         ],
     }
     start_ts = post.response_json()["ts"]
 
     # The real upgrade, hooks on. Helm leaves the thread the start hook kept alone.
-    testbed.helm(helm, "upgrade", "a", str(CHART), "-n", ns, *chart_values(NEW_TAG, NEW_REV),
-                 "--wait", "--timeout", "120s")
+    testbed.helm(
+        helm,
+        "upgrade",
+        "a",
+        str(CHART),
+        "-n",
+        ns,
+        *chart_values(NEW_TAG, NEW_REV),
+        "--wait",
+        "--timeout",
+        "120s",
+    )
     rec = configmap(testbed, ns, "glue-deployed-dev.a")
     assert rec is not None
     assert json.loads(rec["services.json"]) == {
-        "a": {"tag": NEW_TAG, "revision": NEW_REV, "release": "a"}}
+        "a": {"tag": NEW_TAG, "revision": NEW_REV, "release": "a"}
+    }
     state = configmap(testbed, ns, "glue-notify-dev.a")
     assert state is not None
     assert json.loads(state["state.json"])["ts"] == start_ts
@@ -180,30 +243,52 @@ def test_hook_jobs_notify_what_changed_in_one_thread(
     assert run.code == 0, run.err
     assert run.out.strip() == (
         "notified Slack channel #deploys (bot token) (in the start message's thread): "
-        f"Deployed to dev: a {OLD_TAG} → {NEW_TAG}")
+        f"Deployed to dev: a {OLD_TAG} → {NEW_TAG}"
+    )
     [_, reply] = slack.api_calls("chat.postMessage")
     assert reply.json == {
         "channel": "#deploys",
         "thread_ts": start_ts,
         "text": f"Deployed to dev: a {OLD_TAG} → {NEW_TAG}",
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": (
-            f"✅ *Deployed to dev*: *a* <{commit}/{OLD_REV}|{OLD_TAG}> → "
-            f"<{commit}/{NEW_REV}|{NEW_TAG}> · <{PIPELINE}|pipeline>")}}],
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (
+                        f"✅ *Deployed to dev*: *a* <{commit}/{OLD_REV}|{OLD_TAG}> → "
+                        f"<{commit}/{NEW_REV}|{NEW_TAG}> · <{PIPELINE}|pipeline>"
+                    ),
+                },
+            }
+        ],
     }
     assert len(slack.requests) == 2
 
 
-def test_hook_service_account_reads_only_its_configmaps(
-        testbed: Testbed, tmp_path: Path) -> None:
+def test_hook_service_account_reads_only_its_configmaps(testbed: Testbed, tmp_path: Path) -> None:
     ns = testbed.unique("notify-rbac")
-    testbed.helm(3, "upgrade", "--install", "a", str(CHART), "-n", ns, "--create-namespace",
-                 *chart_values(OLD_TAG, OLD_REV), "--wait", "--timeout", "120s")
+    testbed.helm(
+        3,
+        "upgrade",
+        "--install",
+        "a",
+        str(CHART),
+        "-n",
+        ns,
+        "--create-namespace",
+        *chart_values(OLD_TAG, OLD_REV),
+        "--wait",
+        "--timeout",
+        "120s",
+    )
     testbed.kubectl("create", "configmap", "other", "-n", ns, "--from-literal=x=y")
     kc = str(sa_kubeconfig(testbed, ns, "a-glue-notify", tmp_path / "sa.kubeconfig"))
 
     def can(*args: str) -> bool:
-        out = testbed.kubectl("--kubeconfig", kc, "auth", "can-i", *args, "-n", ns,
-                              check=False).out.strip()
+        out = testbed.kubectl(
+            "--kubeconfig", kc, "auth", "can-i", *args, "-n", ns, check=False
+        ).out.strip()
         return out == "yes"
 
     assert can("get", "configmap/glue-deployed-dev.a")
@@ -216,14 +301,12 @@ def test_hook_service_account_reads_only_its_configmaps(
     assert not can("create", "configmaps")
     assert not can("get", "secret/slack")
     # And really: reading another ConfigMap is refused by the API server.
-    res = testbed.kubectl("--kubeconfig", kc, "get", "configmap", "other", "-n", ns,
-                          check=False)
+    res = testbed.kubectl("--kubeconfig", kc, "get", "configmap", "other", "-n", ns, check=False)
     assert res.code != 0 and "Forbidden" in res.err
 
 
 @pytest.mark.parametrize("helm", HELMS)
-def test_rendered_manifests_pass_lint_and_server_validation(
-        testbed: Testbed, helm: int) -> None:
+def test_rendered_manifests_pass_lint_and_server_validation(testbed: Testbed, helm: int) -> None:
     ns = testbed.unique(f"notify-lint-h{helm}")
     testbed.kubectl("create", "namespace", ns)
     values = chart_values(NEW_TAG, NEW_REV)
@@ -232,40 +315,84 @@ def test_rendered_manifests_pass_lint_and_server_validation(
     for extra in ((), ("--is-upgrade",)):
         manifest = render(testbed, helm, ns, NEW_TAG, NEW_REV, *extra)
         kinds = sorted(d["kind"] for d in docs(manifest))
-        assert kinds == ["ConfigMap", "ConfigMap", "Deployment", "Job", "Job", "Job", "Role",
-                         "RoleBinding", "Service", "ServiceAccount"]
+        assert kinds == [
+            "ConfigMap",
+            "ConfigMap",
+            "Deployment",
+            "Job",
+            "Job",
+            "Job",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
         # The API server validates every object against its schema (strict field
         # validation: unknown or misspelt fields fail), persisting nothing.
-        res = testbed.kubectl("apply", "--dry-run=server", "--validate=strict", "-n", ns,
-                              "-f", "-", input=manifest)
+        res = testbed.kubectl(
+            "apply", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "-", input=manifest
+        )
         assert res.out.count("(server dry run)") == 10, res.out
     # Off by default: no notify objects at all.
     plain = testbed.helm(helm, "template", "a", str(CHART), "-n", ns).out
     assert sorted(d["kind"] for d in docs(plain)) == ["Deployment", "Service"]
     # On without a Slack secret: a clear message.
-    res = testbed.helm(helm, "template", "a", str(CHART), "--set", "notify.enabled=true",
-                       "--set", "notify.environment=dev", check=False)
+    res = testbed.helm(
+        helm,
+        "template",
+        "a",
+        str(CHART),
+        "--set",
+        "notify.enabled=true",
+        "--set",
+        "notify.environment=dev",
+        check=False,
+    )
     assert res.code != 0
     assert "notify.slackSecret.name is required when notify.enabled is true" in res.err
 
 
 def test_ci_checkout_names_exactly_the_services_that_changed(
-        testbed: Testbed, slack: SlackServer, tmp_path: Path) -> None:
+    testbed: Testbed, slack: SlackServer, tmp_path: Path
+) -> None:
     """From CI: new versions from the deployment repo, old ones from glue apply's record."""
     ns = testbed.unique("notify-ci")
     testbed.kubectl("create", "namespace", ns)
     repo = copy_example(tmp_path / "deploy")
     kube = Kube(str(testbed.kubeconfig))
     # What ran before: a at an older tag; b as in environments/dev.yaml.
-    record.write(kube, ns, DeployRecord("dev", {
-        "a": ServiceVersion("1a2b3c4", "1a2b3c4", "a"),
-        "b": ServiceVersion("9a8b7c6", "9a8b7c6", "b")}))
-    env = {"KUBECONFIG": str(testbed.kubeconfig), "SLACK_WEBHOOK_URL": slack.webhook_url,
-           "GLUE_RECORD_NAMESPACE": ns, "GITLAB_CI": "true", "CI_PIPELINE_URL": PIPELINE,
-           "GITLAB_USER_LOGIN": "dev1"}
+    record.write(
+        kube,
+        ns,
+        DeployRecord(
+            "dev",
+            {
+                "a": ServiceVersion("1a2b3c4", "1a2b3c4", "a"),
+                "b": ServiceVersion("9a8b7c6", "9a8b7c6", "b"),
+            },
+        ),
+    )
+    env = {
+        "KUBECONFIG": str(testbed.kubeconfig),
+        "SLACK_WEBHOOK_URL": slack.webhook_url,
+        "GLUE_RECORD_NAMESPACE": ns,
+        "GITLAB_CI": "true",
+        "CI_PIPELINE_URL": PIPELINE,
+        "GITLAB_USER_LOGIN": "dev1",
+    }
 
-    preview = glue("notify", "--phase", "pre-upgrade", "--env", "dev", "--dry-run", "-o", "slack",
-                   cwd=repo, env=env)
+    preview = glue(
+        "notify",
+        "--phase",
+        "pre-upgrade",
+        "--env",
+        "dev",
+        "--dry-run",
+        "-o",
+        "slack",
+        cwd=repo,
+        env=env,
+    )
     assert preview.code == 0, preview.err
     assert slack.requests == []
 
@@ -276,24 +403,44 @@ def test_ci_checkout_names_exactly_the_services_that_changed(
     assert start.json == {
         "text": "Deploying to dev: a 1a2b3c4 → 3f9c2e1",
         "blocks": [
-            {"type": "header",
-             "text": {"type": "plain_text", "text": "🚀 Deploying to dev", "emoji": True}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": (
-                f"• *a* <{GH}/commit/1a2b3c4|1a2b3c4> → <{GH}/commit/3f9c2e1|3f9c2e1> "
-                f"(<{GH}/compare/1a2b3c4...3f9c2e1|compare>)\n"
-                "Unchanged: b `9a8b7c6`")}},
-            {"type": "context", "elements": [
-                {"type": "mrkdwn", "text": "Triggered by dev1"},
-                {"type": "mrkdwn", "text": f"<{PIPELINE}|pipeline>"}]},
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": "🚀 Deploying to dev", "emoji": True},
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (
+                        f"• *a* <{GH}/commit/1a2b3c4|1a2b3c4> → <{GH}/commit/3f9c2e1|3f9c2e1> "
+                        f"(<{GH}/compare/1a2b3c4...3f9c2e1|compare>)\n"
+                        "Unchanged: b `9a8b7c6`"
+                    ),
+                },
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": "Triggered by dev1"},
+                    {"type": "mrkdwn", "text": f"<{PIPELINE}|pipeline>"},
+                ],
+            },
         ],
     }
 
     # glue apply records the deploy; the confirmation still reports the change.
-    record.write(kube, ns, DeployRecord("dev", {
-        "a": ServiceVersion("3f9c2e1", "3f9c2e1", "a"),
-        "b": ServiceVersion("9a8b7c6", "9a8b7c6", "b")}))
-    run = glue("notify", "--phase", "post-upgrade", "--env", "dev", "-o", "json", cwd=repo,
-               env=env)
+    record.write(
+        kube,
+        ns,
+        DeployRecord(
+            "dev",
+            {
+                "a": ServiceVersion("3f9c2e1", "3f9c2e1", "a"),
+                "b": ServiceVersion("9a8b7c6", "9a8b7c6", "b"),
+            },
+        ),
+    )
+    run = glue("notify", "--phase", "post-upgrade", "--env", "dev", "-o", "json", cwd=repo, env=env)
     assert run.code == 0, run.err
     result = json.loads(run.out)
     assert (result["changed"], result["unchanged"], result["sent"]) == (["a"], ["b"], True)
@@ -305,23 +452,47 @@ def test_ci_checkout_names_exactly_the_services_that_changed(
     assert run.code == 0, run.err
     assert slack.webhook_requests()[-1].json == {
         "text": "Deploying to dev: nothing changes",
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": (
-            "🚀 *Deploying to dev*: nothing changes (a `3f9c2e1`, b `9a8b7c6`).")}}]}
-    run = glue("notify", "--phase", "pre-upgrade", "--env", "dev", "--quiet-when-unchanged",
-               cwd=repo, env=env)
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": ("🚀 *Deploying to dev*: nothing changes (a `3f9c2e1`, b `9a8b7c6`)."),
+                },
+            }
+        ],
+    }
+    run = glue(
+        "notify",
+        "--phase",
+        "pre-upgrade",
+        "--env",
+        "dev",
+        "--quiet-when-unchanged",
+        cwd=repo,
+        env=env,
+    )
     assert run.code == 0, run.err
     assert len(slack.webhook_requests()) == 3
 
 
 def test_first_deployment_and_best_effort(
-        testbed: Testbed, slack: SlackServer, tmp_path: Path) -> None:
+    testbed: Testbed, slack: SlackServer, tmp_path: Path
+) -> None:
     ns = testbed.unique("notify-first")
     manifest = render(testbed, 3, ns, NEW_TAG, NEW_REV)
     start = hook_job(manifest, "start")
     assert start["spec"]["template"]["spec"]["containers"][0]["args"][2] == "pre-install"
     testbed.kubectl("create", "namespace", ns)
-    testbed.kubectl("create", "secret", "generic", "slack", "-n", ns,
-                    f"--from-literal=webhook-url={slack.webhook_url}")
+    testbed.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "slack",
+        "-n",
+        ns,
+        f"--from-literal=webhook-url={slack.webhook_url}",
+    )
     run = run_like_job(testbed, start, ns, testbed.kubeconfig, slack, tmp_path)
     assert run.code == 0, run.err
     [req] = slack.webhook_requests()
@@ -329,13 +500,20 @@ def test_first_deployment_and_best_effort(
 
     # Slack refuses: the hook Job still succeeds (a deploy is never blocked), and says why.
     slack.fail_next(404, "no_service")
-    env = {"KUBECONFIG": str(testbed.kubeconfig), "SLACK_WEBHOOK_URL": slack.webhook_url,
-           "GLUE_RECORD_NAMESPACE": ns, "GLUE_NOTIFY_SERVICE": "a", "GLUE_NOTIFY_TAG": NEW_TAG}
-    run = glue("notify", "--phase", "failed", "--env", "dev", "--best-effort", env=env,
-               cwd=tmp_path)
+    env = {
+        "KUBECONFIG": str(testbed.kubeconfig),
+        "SLACK_WEBHOOK_URL": slack.webhook_url,
+        "GLUE_RECORD_NAMESPACE": ns,
+        "GLUE_NOTIFY_SERVICE": "a",
+        "GLUE_NOTIFY_TAG": NEW_TAG,
+    }
+    run = glue(
+        "notify", "--phase", "failed", "--env", "dev", "--best-effort", env=env, cwd=tmp_path
+    )
     assert run.code == 0
     assert run.err.startswith(
-        "glue: warning: no notification sent (--best-effort): Slack refused the message: 404")
+        "glue: warning: no notification sent (--best-effort): Slack refused the message: 404"
+    )
     assert slack.webhook_secret not in run.err
     slack.fail_next(404, "no_service")
     run = glue("notify", "--phase", "failed", "--env", "dev", env=env, cwd=tmp_path)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.test_deploy import deploy_repo, run
-from tests.helpers import glue
-from tests.testbed import Testbed
+from tests.support.helpers import glue
+from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
 
@@ -33,17 +33,32 @@ def test_status_cluster_shows_pending_deploys_and_drift(testbed: Testbed, tmp_pa
     # Someone upgrades b by hand, a little later (the record's time has whole seconds;
     # glue allows 2 s of slack before calling a Helm revision "after" its deploy).
     time.sleep(3)
-    testbed.helm(3, "upgrade", "b", str(repo / "charts/app"), "-n", ns, "--reuse-values",
-                 "--set", "image.tag=deadbee")
+    testbed.helm(
+        3,
+        "upgrade",
+        "b",
+        str(repo / "charts/app"),
+        "-n",
+        ns,
+        "--reuse-values",
+        "--set",
+        "image.tag=deadbee",
+    )
     code, out, err = run(testbed, repo, "status", "--cluster", "-o", "json")
     assert code == 0, err
     data = json.loads(out)
     a, b = (data["environments"]["staging"]["services"][s] for s in ("a", "b"))
     assert (a["git"], a["deployed"], a["pending_deploy"], a["drift"]) == (
-        "4e5f6a7", "3f9c2e1", True, [])
+        "4e5f6a7",
+        "3f9c2e1",
+        True,
+        [],
+    )
     assert b["helm_revision"] == 2 and data["drift"] is True
-    assert any("runs registry.example.com/team/b:deadbee, but glue deployed 1d2e3f4" in d
-               for d in b["drift"])
+    assert any(
+        "runs registry.example.com/team/b:deadbee, but glue deployed 1d2e3f4" in d
+        for d in b["drift"]
+    )
     assert any("changed outside glue" in d for d in b["drift"])
     code, out, err = run(testbed, repo, "status", "--cluster")
     assert "4e5f6a7 (runs 3f9c2e1)" in out and "1d2e3f4 DRIFT" in out

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import copy_example
-from tests.testbed import Result, Testbed
+from tests.support.helpers import copy_example
+from tests.support.testbed import Result, Testbed
 
 pytestmark = pytest.mark.cluster
 
@@ -46,12 +46,21 @@ class Helmfile1:
     def __init__(self, bed: Testbed, repo: Path) -> None:
         self.bed, self.repo = bed, repo
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None,
-                 check: bool = False) -> Result:
-        return self.bed.run(str(self.bed.bin_dir / "helmfile1"),
-                            "--helm-binary", self.bed.helm_path(4), "-e", "staging", *args,
-                            cwd=self.repo, env=HELM4_ENV if env is None else env,
-                            check=check, timeout=600)
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = False
+    ) -> Result:
+        return self.bed.run(
+            str(self.bed.bin_dir / "helmfile1"),
+            "--helm-binary",
+            self.bed.helm_path(4),
+            "-e",
+            "staging",
+            *args,
+            cwd=self.repo,
+            env=HELM4_ENV if env is None else env,
+            check=check,
+            timeout=600,
+        )
 
     def diff(self) -> Result:
         return self("diff", "--detailed-exitcode", "--suppress-secrets", "--concurrency", "1")
@@ -62,7 +71,8 @@ class Helmfile1:
 
 def history(bed: Testbed, release: str, namespace: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = json.loads(
-        bed.helm(4, "history", release, "-n", namespace, "-o", "json").out)
+        bed.helm(4, "history", release, "-n", namespace, "-o", "json").out
+    )
     return out
 
 
@@ -74,8 +84,13 @@ def image(bed: Testbed, namespace: str, name: str) -> str:
 
 def test_helmfile1_is_v1_and_drives_helm4(testbed: Testbed) -> None:
     assert (testbed.bin_dir / "helmfile1").exists(), "scripts/testbed install builds helmfile1"
-    version = testbed.run(str(testbed.bin_dir / "helmfile1"), "version", "-o", "short",
-                          env={"HELMFILE_UPGRADE_NOTICE_DISABLED": "1"})
+    version = testbed.run(
+        str(testbed.bin_dir / "helmfile1"),
+        "version",
+        "-o",
+        "short",
+        env={"HELMFILE_UPGRADE_NOTICE_DISABLED": "1"},
+    )
     assert re.fullmatch(r"v1\.\d+\.\d+", version.out.strip()), version.output
     assert testbed.helm(4, "version", "--short").out.startswith("v4.")
 
@@ -127,7 +142,9 @@ def test_helmfile1_diff_and_apply_with_helm4(testbed: Testbed, tmp_path: Path) -
     upgraded = helmfile.apply()
     assert upgraded.code == 2, upgraded.output
     assert [(r["revision"], r["status"]) for r in history(testbed, "a", ns)] == [
-        (1, "superseded"), (2, "deployed")]
+        (1, "superseded"),
+        (2, "deployed"),
+    ]
     assert [r["revision"] for r in history(testbed, "b", ns)] == [1]
     assert image(testbed, ns, "a") == "registry.example.com/team/a:4a5b6c7"
     assert helmfile.diff().code == 0
@@ -139,7 +156,8 @@ def test_helm_diff_under_helm4_needs_upgrade_dry_run(testbed: Testbed, tmp_path:
     If this starts passing, a newer helm-diff made the variable unnecessary."""
     repo = copy_example(tmp_path / "deploy")
     set_namespace(repo, testbed.unique("hf1-nodry"))
-    plain = Helmfile1(testbed, repo)("diff", "--detailed-exitcode", "--suppress-secrets",
-                                      env={"HELM_DIFF_COLOR": "false"})
+    plain = Helmfile1(testbed, repo)(
+        "diff", "--detailed-exitcode", "--suppress-secrets", env={"HELM_DIFF_COLOR": "false"}
+    )
     assert plain.code not in (0, 2), plain.output
     assert "--validate" in plain.output or "dry-run" in plain.output, plain.output

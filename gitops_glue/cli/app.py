@@ -1,0 +1,66 @@
+"""The ``glue`` Typer app, its global options, and what every command shares.
+
+Kept thin on purpose: every command collects its options and calls one typed
+function in the module for its concern. Errors of the user's (``GlueError``)
+become one message on stderr and the exit code of :class:`ExitCode`; nothing
+here imports pygit2, requests or jinja2 at module level, so ``glue --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+# Plain click help: rich's formatter costs ~0.1 s at every start and garbles CI logs.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+
+import typer
+
+from gitops_glue import __version__
+
+app = typer.Typer(
+    name="glue",
+    help="Glue between CI pipelines and Helm/helmfile deployments, with Git as the source "
+    "of truth.\n\nExit codes: 0 ok, 1 operation failed, 2 bad input or usage, "
+    "3 diff found changes, 130 interrupted.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class State:
+    directory: Path = Path()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"glue {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    directory: Annotated[
+        Path,
+        typer.Option(
+            "-C",
+            "--directory",
+            envvar="GLUE_DIRECTORY",
+            help="run as if started in DIR (where glue.yaml is looked for)",
+        ),
+    ] = Path(),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    State.directory = directory
+
+
+def loaded() -> Any:
+    from gitops_glue.config import load_config
+
+    return load_config(State.directory)

@@ -1,0 +1,60 @@
+"""The console entry point: the one place that turns exceptions into exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+import typer
+
+# Importing the command modules registers their commands on the app.
+from gitops_glue.cli import commit, deploy, images, notify, status, values  # noqa: F401
+from gitops_glue.cli.app import app
+from gitops_glue.errors import ExitCode, GlueError
+
+
+def _fail(code: ExitCode, message: str) -> NoReturn:
+    if message:
+        from gitops_glue.redact import redact
+
+        typer.echo(f"glue: error: {redact(message)}", err=True)
+    sys.exit(int(code))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Console entry point: the one place that turns exceptions into exit codes."""
+    try:
+        _run(argv)
+    except SystemExit as done:
+        if argv is None and "kubernetes" in sys.modules and isinstance(done.code, int):
+            # Tearing down the Kubernetes client's ~1000 modules takes a tenth of a
+            # second at exit; the command has finished, so leave without it.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(done.code)
+        raise
+    raise AssertionError("unreachable")  # _run always exits
+
+
+def _run(argv: list[str] | None) -> NoReturn:
+    try:
+        # Without standalone mode click returns typer.Exit's code instead of raising it.
+        code = app(args=argv, prog_name="glue", standalone_mode=False)
+    except GlueError as exc:
+        _fail(exc.exit_code, str(exc))
+    except (KeyboardInterrupt, typer.Abort):
+        _fail(ExitCode.INTERRUPTED, "interrupted")
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(int(ExitCode.FAILED))
+    except Exception as exc:
+        # click's usage errors (typer may vendor its own click): print usage, exit 2.
+        show = getattr(exc, "show", None)
+        if show is None or not hasattr(exc, "exit_code"):
+            raise
+        show()
+        sys.exit(int(ExitCode.BAD_INPUT))
+    sys.exit(code if isinstance(code, int) else int(ExitCode.OK))

@@ -1,0 +1,21 @@
+"""Turning results into output: text for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from gitops_glue.cli.options import Output
+
+
+def emit(output: Output, data: dict[str, Any], text: str) -> None:
+    if output is Output.json:
+        typer.echo(json.dumps(data, indent=2, sort_keys=False))
+    elif text:
+        typer.echo(text)
+
+
+def note(message: str) -> None:
+    typer.echo(message, err=True)

@@ -1,0 +1,130 @@
+"""The deploy record: what was deployed to an environment, kept in the cluster.
+
+One ConfigMap per environment, ``glue-deployed-<env>`` in the environment's
+namespace, written by ``glue apply`` after every successful deploy and read by
+``glue notify`` (in CI or in a Helm hook Job, with only ``get`` on that one
+ConfigMap) as the "old" side of a change. Format (``data``):
+
+``environment``   the environment name
+``services.json`` ``{"<service>": {"tag": ..., "revision": ..., "release": ...}}``
+``git-revision``  the deployment repository commit that was deployed
+``deployed-at``   UTC ISO-8601 time
+``deployed-by``   pipeline URL or user@host
+``recoveries.json`` stuck releases glue recovered before this deploy (list)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gitops_glue.cluster.kube import Kube
+
+LABELS = {"app.kubernetes.io/managed-by": "gitops-glue", "gitops-glue.dev/kind": "deploy-record"}
+
+
+def record_name(env: str) -> str:
+    return f"glue-deployed-{env}"
+
+
+@dataclass(frozen=True)
+class ServiceVersion:
+    tag: str | None
+    revision: str | None = None
+    release: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployRecord:
+    environment: str
+    services: dict[str, ServiceVersion]
+    git_revision: str = ""
+    deployed_at: str = ""
+    deployed_by: str = ""
+    recoveries: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_data(self) -> dict[str, str]:
+        return {
+            "environment": self.environment,
+            "services.json": json.dumps(
+                {
+                    k: {"tag": v.tag, "revision": v.revision, "release": v.release}
+                    for k, v in sorted(self.services.items())
+                },
+                sort_keys=True,
+            ),
+            "git-revision": self.git_revision,
+            "deployed-at": self.deployed_at,
+            "deployed-by": self.deployed_by,
+            "recoveries.json": json.dumps(self.recoveries, sort_keys=True),
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, str]) -> DeployRecord:
+        raw = json.loads(data.get("services.json") or "{}")
+        return cls(
+            environment=data.get("environment", ""),
+            services={
+                k: ServiceVersion(v.get("tag"), v.get("revision"), v.get("release"))
+                for k, v in raw.items()
+            },
+            git_revision=data.get("git-revision", ""),
+            deployed_at=data.get("deployed-at", ""),
+            deployed_by=data.get("deployed-by", ""),
+            recoveries=json.loads(data.get("recoveries.json") or "[]"),
+        )
+
+
+def read(kube: Kube, namespace: str, env: str) -> DeployRecord | None:
+    """The record, or None before the first deploy."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        cm = kube.core.read_namespaced_config_map(record_name(env), namespace)
+    except ApiException as exc:
+        if kube.is_not_found(exc):
+            return None
+        raise kube.api_error(f"reading ConfigMap {namespace}/{record_name(env)}", exc) from None
+    return DeployRecord.from_data(dict(cm.data or {}))
+
+
+def write(kube: Kube, namespace: str, record: DeployRecord) -> None:
+    """Create or replace the record ConfigMap (creating the namespace if needed)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    name = record_name(record.environment)
+    body = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(LABELS)),
+        data=record.to_data(),
+    )
+    try:
+        kube.core.replace_namespaced_config_map(name, namespace, body)
+    except ApiException as exc:
+        if not kube.is_not_found(exc):
+            raise kube.api_error(f"writing ConfigMap {namespace}/{name}", exc) from None
+        try:
+            kube.core.create_namespaced_config_map(namespace, body)
+        except ApiException as exc2:
+            raise kube.api_error(f"creating ConfigMap {namespace}/{name}", exc2) from None
+
+
+def release_record_name(env: str, release: str) -> str:
+    """The record a chart with notify hooks keeps for one release (``glue-deployed-dev.a``)."""
+    return f"{record_name(env)}.{release}"
+
+
+def read_release(kube: Kube, namespace: str, env: str, release: str) -> DeployRecord | None:
+    """One release's record (same format as the environment's), or None."""
+    from kubernetes.client.exceptions import ApiException
+
+    name = release_record_name(env, release)
+    try:
+        cm = kube.core.read_namespaced_config_map(name, namespace)
+    except ApiException as exc:
+        if kube.is_not_found(exc):
+            return None
+        raise kube.api_error(f"reading ConfigMap {namespace}/{name}", exc) from None
+    return DeployRecord.from_data(dict(cm.data or {}))

@@ -1,0 +1,548 @@
+"""``glue bump-tag --remote``: edit a deployment repo that is not checked out.
+
+Fetch only the branch tip (shallow), run the same edit as a local bump on
+that tree, commit as the bot, push. When the push is refused, ask the remote
+where the branch is: if it moved since our fetch we lost a race, so fetch the
+new tip, run the edit again on it (never a textual patch) and push again,
+with bounded, jittered back-off; if it did not move, the refusal is final
+(protected branch, hook, permissions) and is reported at once with the
+server's message. Deciding by the branch position rather than by the error's
+wording works for every server (GitLab says "incorrect old value provided").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from gitops_glue import redact
+from gitops_glue.errors import OperationError, UsageError
+
+if TYPE_CHECKING:
+    import pygit2
+
+    from gitops_glue.config import GlueConfig
+    from gitops_glue.repo.bump import BumpRequest, BumpResult
+    from gitops_glue.repo.commit import Change
+    from gitops_glue.repo.envfiles import Reader
+
+Progress = Callable[[str], None]
+
+_SCP_LIKE = re.compile(r"^(?:(?P<user>[^@/]+)@)?(?P<host>[^:/]+):(?P<path>[^/].*)$")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How to authenticate to the remote. Secrets are registered for masking."""
+
+    ssh_key: str | None = None  # private key text (OpenSSH or PEM)
+    ssh_key_passphrase: str | None = None
+    known_hosts: str | None = None  # known_hosts lines for the server
+    insecure_skip_host_key_check: bool = False
+    token: str | None = None  # HTTPS token
+    username: str = "x-access-token"  # HTTPS user name that goes with the token
+
+    def __post_init__(self) -> None:
+        redact.register(self.ssh_key, self.ssh_key_passphrase, self.token)
+
+
+@dataclass(frozen=True)
+class RemoteSpec:
+    url: str
+    branch: str = "main"
+    max_attempts: int = 20
+    base_delay: float = 0.05  # smallest back-off unit; see backoff_delay
+
+
+BACKOFF_CAP = 4.0  # seconds: the longest single wait between attempts
+BACKOFF_SPREAD = 4  # round trips the first wait is spread over (measured best of 1, 2, 4, 8)
+
+
+def backoff_delay(attempt: int, cycle: float, base: float) -> float:
+    """How long to wait after the ``attempt``-th push lost a race.
+
+    Exponential back-off with full jitter, in units of one fetch-and-push
+    round trip (``cycle``, as measured by this process): the server takes one
+    push per round trip, so contenders should spread out over several of them
+    rather than arrive together again, and every attempt that loses costs the
+    server two more connections. benchmarks/bump_remote.py races 16 bumps.
+    """
+    unit = max(base, cycle) * BACKOFF_SPREAD
+    return random.uniform(0, min(BACKOFF_CAP, unit * 2 ** (attempt - 1)))  # noqa: S311
+
+
+def is_ssh_url(url: str) -> bool:
+    return url.startswith("ssh://") or ("://" not in url and _SCP_LIKE.match(url) is not None)
+
+
+def host_of(url: str) -> tuple[str, int | None]:
+    """Host and port of an SSH URL (``ssh://user@host:port/path`` or ``user@host:path``)."""
+    from urllib.parse import urlsplit
+
+    if url.startswith("ssh://"):
+        parts = urlsplit(url)
+        return parts.hostname or "", parts.port
+    match = _SCP_LIKE.match(url)
+    return (match.group("host"), None) if match else ("", None)
+
+
+@contextlib.contextmanager
+def _ssh_home(known_hosts: str | None) -> Iterator[None]:
+    """Point libgit2's home at a temp folder whose ``.ssh/known_hosts`` has only our lines.
+
+    libgit2 checks SSH host keys against ``HOME/.ssh/known_hosts`` and hands the
+    verdict to the certificate callback. It reads ``$HOME`` once at import, so
+    the home is switched with ``SET_HOMEDIR`` (process-wide) and restored after.
+    """
+    import pygit2
+
+    home = tempfile.mkdtemp(prefix="glue-ssh-")
+    saved = pygit2.option(pygit2.enums.Option.GET_HOMEDIR)
+    try:
+        ssh_dir = Path(home, ".ssh")
+        ssh_dir.mkdir(mode=0o700)
+        fd = os.open(ssh_dir / "known_hosts", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write((known_hosts or "").strip() + "\n")
+        pygit2.option(pygit2.enums.Option.SET_HOMEDIR, home)
+        yield
+    finally:
+        pygit2.option(pygit2.enums.Option.SET_HOMEDIR, saved or "")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+class _Callbacks:
+    """pygit2 RemoteCallbacks factory that remembers what the server said."""
+
+    def __init__(self, spec: RemoteSpec, auth: Auth) -> None:
+        self.spec = spec
+        self.auth = auth
+        self.host_key_rejected = False
+        self.rejections: dict[str, str] = {}
+        self.sideband: list[str] = []  # what the server's hooks printed
+
+    def make(self) -> pygit2.RemoteCallbacks:
+        import pygit2
+
+        outer = self
+
+        class Callbacks(pygit2.RemoteCallbacks):
+            auth_attempts = 0  # per connection: each operation makes new callbacks
+
+            def credentials(
+                self, url: str, username_from_url: str | None, allowed_types: Any
+            ) -> Any:
+                self.auth_attempts += 1
+                if self.auth_attempts > 3:
+                    raise OperationError(_auth_failed(outer.spec.url))
+                types = pygit2.enums.CredentialType
+                if allowed_types & types.SSH_KEY and outer.auth.ssh_key:
+                    return pygit2.KeypairFromMemory(
+                        username_from_url or "git",
+                        None,
+                        outer.auth.ssh_key,
+                        outer.auth.ssh_key_passphrase or "",
+                    )
+                if allowed_types & types.USERPASS_PLAINTEXT and outer.auth.token:
+                    return pygit2.UserPass(
+                        username_from_url or outer.auth.username, outer.auth.token
+                    )
+                raise UsageError(_no_credentials(url, allowed_types, types))
+
+            def certificate_check(self, certificate: Any, valid: bool, host: bytes | str) -> bool:
+                # Must be overridden: pygit2's default accepts any SSH host key.
+                if valid or outer.auth.insecure_skip_host_key_check:
+                    return True
+                outer.host_key_rejected = True
+                return False
+
+            def sideband_progress(self, string: str) -> None:
+                outer.sideband.append(string)
+
+            def push_update_reference(self, refname: str, message: str | None) -> None:
+                if message:
+                    outer.rejections[refname] = message
+
+        return Callbacks()
+
+
+def _auth_failed(url: str) -> str:
+    return f"authentication to {redact.mask_url(url)} failed: the server refused the key or token"
+
+
+def _no_credentials(url: str, allowed: Any, types: Any) -> str:
+    if allowed & types.SSH_KEY:
+        return (
+            f"{redact.mask_url(url)} needs an SSH key: pass --ssh-key-file FILE or set "
+            "GLUE_SSH_KEY to the private key text"
+        )
+    return (
+        f"{redact.mask_url(url)} needs credentials: set GLUE_GIT_TOKEN (HTTPS) or use an "
+        "SSH URL with a deploy key"
+    )
+
+
+def host_key_error(url: str) -> UsageError:
+    host, port = host_of(url)
+    entry = f"[{host}]:{port}" if port and port != 22 else host
+    return UsageError(
+        f"the SSH host key of {entry} is unknown or changed: refusing to connect",
+        hint=f"supply the server's known_hosts line with --known-hosts FILE or "
+        f"GLUE_SSH_KNOWN_HOSTS (get it with: ssh-keyscan{' -p ' + str(port) if port else ''} "
+        f"{host}, and check it against the host's published fingerprint)",
+    )
+
+
+class _Session:
+    """A temporary bare repository talking to one remote.
+
+    :meth:`sync` fetches the branch tip and, at the same time, opens the push
+    connection (SSH handshake, authentication and the server's reference
+    advertisement), so a bump waits for one round of connection set-up, not
+    two. The push uses its own remote object, looked up before the thread
+    starts; connecting touches only that object and the transport, never the
+    repository the fetch writes to. The push itself runs on the repository
+    that fetched, the one that knows where the shallow history ends.
+    """
+
+    def __init__(
+        self, spec: RemoteSpec, auth: Auth, workdir: str, *, history: bool = False
+    ) -> None:
+        import pygit2
+
+        self.history = history
+        self.spec = spec
+        self.auth = auth
+        self.callbacks = _Callbacks(spec, auth)
+        self.repo = pygit2.init_repository(workdir, bare=True)
+        self.remote = self.repo.remotes.create("origin", spec.url)
+        self.tracking = f"refs/remotes/origin/{spec.branch}"
+        self.local = spec.url.startswith(("file://", "/", "."))
+        self._pusher: pygit2.remotes.Remote | None = None
+        self.advertised: str | None = None  # the branch tip the push connection saw
+
+    def _wrap(self, action: str, exc: Exception) -> Exception:
+        if isinstance(exc, (UsageError, OperationError)):
+            return exc
+        if self.callbacks.host_key_rejected:
+            return host_key_error(self.spec.url)
+        text = redact.redact(str(exc))
+        if "authentication" in text.lower() or "credentials" in text.lower():
+            return OperationError(_auth_failed(self.spec.url) + f" ({text})")
+        return OperationError(f"{action} {redact.mask_url(self.spec.url)} failed: {text}")
+
+    def fetch(self) -> pygit2.Commit:
+        """Shallow-fetch the branch tip and return it."""
+        import pygit2
+
+        refspec = f"+refs/heads/{self.spec.branch}:{self.tracking}"
+        # libgit2's local transport cannot fetch shallow; network remotes can.
+        try:
+            self.remote.fetch(
+                [refspec],
+                callbacks=self.callbacks.make(),
+                depth=0 if self.local or self.history else 1,
+            )
+        except Exception as exc:
+            raise self._wrap("fetching from", exc) from None
+        try:
+            return self.repo.references[self.tracking].peel(pygit2.Commit)
+        except KeyError:
+            raise UsageError(
+                f"the remote has no branch {self.spec.branch!r}",
+                hint="pass --branch with the deployment repository's branch",
+            ) from None
+
+    def sync(self) -> pygit2.Commit:
+        """:meth:`fetch`, while a second thread opens the push connection."""
+        import threading
+
+        if self.local:  # nothing to overlap: no network round trips
+            return self.fetch()
+        self._disconnect_pusher()
+        pusher = self.repo.remotes["origin"]
+        thread = threading.Thread(target=self._connect_pusher, args=(pusher,), daemon=True)
+        thread.start()
+        try:
+            return self.fetch()
+        finally:
+            thread.join()
+
+    def _connect_pusher(self, pusher: pygit2.remotes.Remote) -> None:
+        """Open the push connection and note where the server says the branch is.
+
+        Any failure only means :meth:`push` connects on its own and reports it.
+        """
+        from pygit2.ffi import C  # libgit2's GIT_DIRECTION_PUSH; pygit2 has no enum for it
+
+        try:
+            pusher.connect(self.callbacks.make(), direction=C.GIT_DIRECTION_PUSH)
+            ref = f"refs/heads/{self.spec.branch}"
+            self.advertised = next(
+                (str(h.oid) for h in pusher.list_heads(connect=False) if h.name == ref), None
+            )
+            self._pusher = pusher
+        except Exception:  # push() connects again and says what is wrong
+            self._pusher = None
+            self.advertised = None
+
+    def _disconnect_pusher(self) -> None:
+        self._pusher = None  # libgit2 closes the connection when the remote is freed
+        self.advertised = None
+
+    def push_is_stale(self, tip: pygit2.Commit) -> bool:
+        """True when the open push connection saw the branch somewhere else than ``tip``.
+
+        Such a push cannot succeed (the server compares the branch with what it
+        advertised), so it counts as a lost race without sending anything.
+        """
+        return self._pusher is not None and self.advertised != str(tip.id)
+
+    def push(self, commit: pygit2.Oid) -> str | None:
+        """Push ``commit`` to the branch; the server's refusal message, or None."""
+        local = "refs/heads/glue-push"
+        self.repo.references.create(local, commit, force=True)
+        self.callbacks.rejections.clear()
+        self.callbacks.sideband.clear()
+        remote = self._pusher or self.remote
+        self._disconnect_pusher()  # a connection serves one push
+        try:
+            remote.push([f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make())
+        except Exception as exc:
+            wrapped = self._wrap("pushing to", exc)
+            if isinstance(wrapped, UsageError) or "authentication" in str(wrapped):
+                raise wrapped from None
+            return redact.redact(str(exc))
+        # A declined push does not raise: libgit2 reports it per reference.
+        rejected = self.callbacks.rejections.get(f"refs/heads/{self.spec.branch}")
+        if not rejected:
+            return None
+        said = " ".join("".join(self.callbacks.sideband).split())
+        return redact.redact(f"{rejected}: {said}" if said else rejected)
+
+
+P = TypeVar("P", bound="Change")
+
+
+@dataclass(frozen=True)
+class Pushed(Generic[P]):
+    """The change planned on the last fetched tip, and what became of it."""
+
+    plan: P
+    commit: str | None  # None: nothing to change, or dry run
+    remote: str  # the URL, secrets masked
+    attempts: int
+
+
+def push_edit(
+    spec: RemoteSpec,
+    auth: Auth,
+    make_plan: Callable[[GlueConfig, Reader], P],
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    connection: Connection | None = None,
+) -> Pushed[P]:
+    """Plan with the remote's own ``glue.yaml`` and files, commit, push (re-planned per tip)."""
+    from gitops_glue.repo import gitrepo
+
+    def make(repo: pygit2.Repository, tip: pygit2.Commit) -> P:
+        reader = gitrepo.tree_reader(repo, tip.tree)
+        return make_plan(config_at(reader, spec.branch), reader)
+
+    return push_change(spec, auth, make, dry_run=dry_run, progress=progress, connection=connection)
+
+
+def config_at(reader: Reader, branch: str) -> GlueConfig:
+    """The ``glue.yaml`` of a fetched tree."""
+    from gitops_glue.config import parse_config
+    from gitops_glue.files import CONFIG_NAME
+
+    config_text = reader(CONFIG_NAME)
+    if config_text is None:
+        raise UsageError(
+            f"the remote branch {branch!r} has no {CONFIG_NAME} at its root",
+            hint="is --remote the deployment repository?",
+        )
+    return parse_config(config_text, CONFIG_NAME)
+
+
+def read_remote_config(spec: RemoteSpec, auth: Auth) -> GlueConfig:
+    """The ``glue.yaml`` at the tip of the remote branch (a shallow fetch)."""
+    from gitops_glue.repo import gitrepo
+
+    with Connection(spec, auth, push=False) as conn:
+        tip = conn.tip()
+        return config_at(gitrepo.tree_reader(conn.session.repo, tip.tree), spec.branch)
+
+
+class Connection:
+    """A temporary clone of the remote branch whose first fetch starts at once.
+
+    The fetch (and, with ``push``, the push connection: see :meth:`_Session.sync`)
+    runs on a background thread from construction on, so a caller can do its
+    own slow start-up work (imports, reading options) while the network round
+    trips are under way, and collect the tip with :meth:`tip`.
+    """
+
+    def __init__(
+        self, spec: RemoteSpec, auth: Auth, *, push: bool = True, history: bool = False
+    ) -> None:
+        import threading
+
+        self._cleanup = contextlib.ExitStack()
+        workdir = tempfile.mkdtemp(prefix="glue-bump-")
+        self._cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+        try:
+            if is_ssh_url(spec.url):
+                self._cleanup.enter_context(_ssh_home(auth.known_hosts))
+            self.session = _Session(spec, auth, workdir, history=history)
+        except BaseException:
+            self._cleanup.close()
+            raise
+        self._tip: pygit2.Commit | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._first_fetch, args=(push,), daemon=True)
+        self._thread.start()
+
+    def _first_fetch(self, push: bool) -> None:
+        try:
+            self._tip = self.session.sync() if push else self.session.fetch()
+        except BaseException as exc:  # handed to the caller by tip()
+            self._error = exc
+
+    def tip(self) -> pygit2.Commit:
+        """The fetched branch tip (waits for the first fetch; raises what it raised)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._tip is not None
+        return self._tip
+
+    def close(self) -> None:
+        # Interrupted mid-fetch: libgit2 cannot be stopped from outside, and
+        # the thread is a daemon, so do not wait long for it.
+        self._thread.join(timeout=5)
+        self._cleanup.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def push_change(
+    spec: RemoteSpec,
+    auth: Auth,
+    make: Callable[[pygit2.Repository, pygit2.Commit], P],
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    history: bool = False,
+    connection: Connection | None = None,
+) -> Pushed[P]:
+    """Fetch the branch tip, ``make`` a change on it, commit it as the bot and push.
+
+    ``make`` is called again on every new tip after a lost race, so the change
+    is always computed from what the branch holds. ``history``: fetch the whole
+    branch history (rollback reads it) instead of only the tip. ``connection``:
+    one started earlier (see :class:`Connection`); the caller closes it.
+    """
+    from gitops_glue.repo import gitrepo
+
+    say = progress or (lambda _msg: None)
+    if (
+        not is_ssh_url(spec.url)
+        and auth.token is None
+        and not spec.url.startswith(("file://", "/"))
+    ):
+        say("note: no GLUE_GIT_TOKEN set; trying the HTTPS remote without credentials")
+    masked = redact.mask_url(spec.url)
+    conn = connection or Connection(spec, auth, push=not dry_run, history=history)
+    try:
+        session = conn.session
+        attempt = 0
+        started = time.monotonic()
+        tip = conn.tip()
+        while True:
+            attempt += 1
+            plan = make(session.repo, tip)
+            files = dict(plan.files())
+            if not files or dry_run:
+                return Pushed(plan, None, masked, attempt)
+            author = config_at(gitrepo.tree_reader(session.repo, tip.tree), spec.branch)
+            commit = gitrepo.create_commit(
+                session.repo, tip, files, plan.message, author.git.author, None
+            )
+            if session.push_is_stale(tip):
+                # The push connection saw the branch elsewhere than the fetch did:
+                # it moved, so this is a lost race and nothing needs sending.
+                moved_to = session.advertised or "?"
+            else:
+                refusal = session.push(commit)
+                if refusal is None:
+                    return Pushed(plan, str(commit), masked, attempt)
+                # Lost race or final refusal? Only the branch's position tells,
+                # and a refusal is reported at once, without any back-off.
+                moved = session.fetch()
+                if moved.id == tip.id:
+                    raise OperationError(
+                        f"the remote refused the push to {spec.branch!r}: {refusal}",
+                        hint="the branch did not move, so this is not a race: check branch "
+                        "protection, server hooks and the deploy key's write access",
+                    )
+                moved_to = str(moved.id)
+            if attempt >= spec.max_attempts:
+                raise OperationError(
+                    f"gave up after {attempt} attempts: {spec.branch!r} kept moving while "
+                    "pushing (other pipelines pushing at the same time)",
+                    hint="raise --max-attempts or serialise the bump jobs",
+                )
+            # One fetch-and-push round trip, measured: the back-off's unit.
+            cycle = time.monotonic() - started
+            delay = backoff_delay(attempt, cycle, spec.base_delay)
+            say(
+                f"push lost a race: {spec.branch} moved to {moved_to[:10]}; re-applying on "
+                f"the new tip in {delay:.1f}s (attempt {attempt + 1}/{spec.max_attempts})"
+            )
+            # Wait first, then fetch: the retry pushes on the freshest tip there
+            # is, instead of on one that aged during the wait.
+            time.sleep(delay)
+            started = time.monotonic()
+            tip = session.sync()
+    finally:
+        if connection is None:
+            conn.close()
+
+
+def bump_remote(
+    req: BumpRequest,
+    spec: RemoteSpec,
+    auth: Auth,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    connection: Connection | None = None,
+) -> BumpResult:
+    """Bump in the remote deployment repository; see the module docstring."""
+    from gitops_glue.repo.bump import BumpResult, plan_bump
+
+    pushed = push_edit(
+        spec,
+        auth,
+        lambda config, reader: plan_bump(config, req, reader),
+        dry_run=dry_run,
+        progress=progress,
+        connection=connection,
+    )
+    return BumpResult(pushed.plan, pushed.commit, dry_run, pushed.remote, pushed.attempts)

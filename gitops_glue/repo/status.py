@@ -1,0 +1,269 @@
+"""``glue status``: which tag and revision each service has in each environment."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gitops_glue.config import GlueConfig
+from gitops_glue.repo import envfiles
+
+if TYPE_CHECKING:
+    from gitops_glue.cluster.kube import Kube
+
+
+@dataclass(frozen=True)
+class Cell:
+    env: str
+    service: str
+    tag: str | None
+    revision: str | None
+    file: str | None  # where the tag is set
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    environments: list[str]
+    services: list[str]
+    cells: list[Cell]
+
+    def cell(self, service: str, env: str) -> Cell:
+        return next(c for c in self.cells if c.service == service and c.env == env)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "environments": self.environments,
+            "services": {
+                s: {
+                    e: {"tag": c.tag, "revision": c.revision, "file": c.file}
+                    for e in self.environments
+                    for c in [self.cell(s, e)]
+                }
+                for s in self.services
+            },
+        }
+
+    def table(self) -> str:
+        def show(c: Cell) -> str:
+            text = c.tag if c.tag is not None else "-"
+            if c.revision and c.tag and not c.revision.startswith(c.tag):
+                text += f" @{c.revision[:7]}"
+            return text
+
+        header = ["SERVICE", *self.environments]
+        rows = [[s, *(show(self.cell(s, e)) for e in self.environments)] for s in self.services]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        return "\n".join(
+            "  ".join(col.ljust(w) for col, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *rows]
+        )
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def collect(config: GlueConfig, read: envfiles.Reader) -> StatusReport:
+    cells = []
+    for env in config.environments:
+        for name, service in config.services.items():
+            tag = envfiles.effective(read, env, service.tag_key)
+            rev = (
+                envfiles.effective(read, env, service.revision_key)
+                if service.revision_key
+                else envfiles.Found(None, None)
+            )
+            cells.append(Cell(env.name, name, _opt(tag.value), _opt(rev.value), tag.file))
+    return StatusReport(config.environment_names(), list(config.services), cells)
+
+
+# --------------------------------------------------------------------------- cluster view
+
+
+@dataclass(frozen=True)
+class ClusterCell:
+    env: str
+    service: str
+    git_tag: str | None  # what the checkout says
+    deployed_tag: str | None  # the deploy record (what glue apply last deployed)
+    release: str
+    namespace: str | None
+    helm_revision: int | None  # latest deployed revision in Helm's storage
+    images: tuple[str, ...]  # container images in that revision's manifest
+    problems: tuple[str, ...]  # drift: the cluster is not what glue deployed
+    pending: bool  # git differs from what is deployed (not drift: not deployed yet)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "git": self.git_tag,
+            "deployed": self.deployed_tag,
+            "release": self.release,
+            "namespace": self.namespace,
+            "helm_revision": self.helm_revision,
+            "images": list(self.images),
+            "drift": list(self.problems),
+            "pending_deploy": self.pending,
+        }
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    environments: list[str]
+    services: list[str]
+    cells: list[ClusterCell]
+    records: dict[str, dict[str, str]]  # env -> git revision / deployed at / by
+
+    @property
+    def drift(self) -> bool:
+        return any(c.problems for c in self.cells)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "environments": {
+                e: {
+                    "record": self.records.get(e),
+                    "services": {c.service: c.to_json() for c in self.cells if c.env == e},
+                }
+                for e in self.environments
+            },
+            "drift": self.drift,
+        }
+
+    def table(self) -> str:
+        def show(c: ClusterCell) -> str:
+            text = f"{c.git_tag or '-'}"
+            if c.deployed_tag != c.git_tag:
+                text += f" (runs {c.deployed_tag or 'nothing'})"
+            if c.problems:
+                text += " DRIFT"
+            return text
+
+        header = ["SERVICE", *self.environments]
+        cell = {(c.service, c.env): c for c in self.cells}
+        rows = [[s, *(show(cell[(s, e)]) for e in self.environments)] for s in self.services]
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        lines = [
+            "  ".join(col.ljust(w) for col, w in zip(r, widths, strict=True)).rstrip()
+            for r in [header, *rows]
+        ]
+        lines.append("")
+        lines.append("git tag, (runs X) = the deploy record differs: not deployed yet")
+        for c in self.cells:
+            for problem in c.problems:
+                lines.append(f"drift: {c.env}/{c.service}: {problem}")
+        return "\n".join(lines)
+
+
+def _deployed_release(kube: Kube, namespace: str, release: str) -> dict[str, Any] | None:
+    """The newest ``deployed`` revision of a release, decoded from Helm's storage Secret."""
+    import base64
+    import gzip
+    import json
+
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        items = kube.core.list_namespaced_secret(
+            namespace, label_selector=f"owner=helm,name={release},status=deployed"
+        ).items
+    except ApiException as exc:
+        if kube.is_not_found(exc):
+            return None
+        raise kube.api_error(f"listing Helm secrets of {namespace}/{release}", exc) from None
+    if not items:
+        return None
+    newest = max(items, key=lambda s: int((s.metadata.labels or {}).get("version", "0")))
+    raw = base64.b64decode(base64.b64decode(newest.data["release"]))
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    data: dict[str, Any] = json.loads(raw)
+    return data
+
+
+def _images(manifest: str) -> tuple[str, ...]:
+    import re
+
+    found = re.findall(r"^\s*-?\s*image:\s*[\"']?([^\"'\s]+)", manifest, flags=re.MULTILINE)
+    return tuple(dict.fromkeys(found))
+
+
+def _time(text: str) -> dt.datetime | None:
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def collect_cluster(
+    config: GlueConfig,
+    read: envfiles.Reader,
+    kube: Kube,
+    namespaces: Callable[[str], dict[str, str]],
+) -> ClusterReport:
+    """Git, the deploy records and Helm's storage side by side, drift flagged.
+
+    ``namespaces(env)`` maps release names to namespaces (from helmfile).
+    """
+    from gitops_glue.cluster import record
+
+    git_view = collect(config, read)
+    cells: list[ClusterCell] = []
+    records: dict[str, dict[str, str]] = {}
+    for env in config.environments:
+        rec = record.read(kube, env.record_namespace, env.name)
+        if rec:
+            records[env.name] = {
+                "git_revision": rec.git_revision,
+                "deployed_at": rec.deployed_at,
+                "deployed_by": rec.deployed_by,
+            }
+        where = namespaces(env.name)
+        recorded_at = _time(rec.deployed_at) if rec and rec.deployed_at else None
+        for name, svc in config.services.items():
+            git_tag = git_view.cell(name, env.name).tag
+            deployed = rec.services.get(name) if rec else None
+            release = (deployed.release if deployed else None) or svc.release_name(name)
+            ns = where.get(release)
+            problems: list[str] = []
+            revision: int | None = None
+            images: tuple[str, ...] = ()
+            helm = _deployed_release(kube, ns, release) if ns and rec else None
+            if helm is not None:
+                revision = int(helm.get("version") or 0)
+                images = _images(str(helm.get("manifest") or ""))
+                tag = deployed.tag if deployed else None
+                if tag and images and not any(i.endswith(f":{tag}") for i in images):
+                    problems.append(
+                        f"release {ns}/{release} revision {revision} runs "
+                        f"{', '.join(images)}, but glue deployed {tag}"
+                    )
+                last = _time(str((helm.get("info") or {}).get("last_deployed") or ""))
+                if recorded_at and last and last > recorded_at + dt.timedelta(seconds=2):
+                    problems.append(
+                        f"release {ns}/{release} was changed outside glue: revision {revision} "
+                        f"deployed {last.isoformat(timespec='seconds')}, after glue's deploy "
+                        f"at {rec.deployed_at if rec else ''}"
+                    )
+            elif rec and deployed is not None:
+                problems.append(
+                    f"the record says {deployed.tag} is deployed, but release {release} has no "
+                    "deployed revision" + (f" in {ns}" if ns else "")
+                )
+            cells.append(
+                ClusterCell(
+                    env=env.name,
+                    service=name,
+                    git_tag=git_tag,
+                    deployed_tag=deployed.tag if deployed else None,
+                    release=release,
+                    namespace=ns,
+                    helm_revision=revision,
+                    images=images,
+                    problems=tuple(problems),
+                    pending=(deployed.tag if deployed else None) != git_tag,
+                )
+            )
+    return ClusterReport(config.environment_names(), list(config.services), cells, records)
