@@ -40,16 +40,22 @@ def sh(args: list[str], cwd: Path, env: dict[str, str]) -> float:
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     took = time.perf_counter() - start
     if proc.returncode not in (0, 2):
-        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n"
-                         f"{proc.stderr}")
+        raise SystemExit(
+            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return took
 
 
 def testbed_env(name: str, state: Path) -> dict[str, str]:
     """The environment after ``eval "$(scripts/testbed env NAME)"``."""
     env = {**os.environ, "GLUE_TESTBED_STATE": str(state)}
-    out = subprocess.run(["bash", "-c", f'eval "$("{TESTBED}" env {name})" && env -0'], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", f'eval "$("{TESTBED}" env {name})" && env -0'],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
 
 
@@ -68,18 +74,27 @@ def make_repo(dest: Path, releases: int, namespace: str) -> Path:
         names = " ".join(f'"{n}"' for n in ["a", "b", *extra])
         helmfile.write_text(helmfile.read_text().replace('list "a" "b"', f"list {names}"))
         base = dest / "environments/base.yaml"
-        base.write_text(base.read_text() + "".join(
-            f"\n{n}:\n  image:\n    repository: registry.example.com/team/{n}\n"
-            f"    tag: \"0000000\"\n" for n in extra))
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "i"]):
+        base.write_text(
+            base.read_text()
+            + "".join(
+                f"\n{n}:\n  image:\n    repository: registry.example.com/team/{n}\n"
+                f'    tag: "0000000"\n'
+                for n in extra
+            )
+        )
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["add", "-A"],
+        ["-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "i"],
+    ):
         subprocess.run(["git", *args], cwd=dest, check=True)
     return dest
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--releases", type=int, nargs="+", default=[2, 8])
     opts = parser.parse_args()
@@ -94,15 +109,26 @@ def main() -> None:
         for count in opts.releases:
             repo = make_repo(state / f"repo{count}", count, f"bench-{count}")
             glue = [sys.executable, "-m", "gitops_glue"]
-            helmfile = ["helmfile", "-e", "staging", "apply", "--detailed-exitcode",
-                        "--suppress-secrets"]
+            helmfile = [
+                "helmfile",
+                "-e",
+                "staging",
+                "apply",
+                "--detailed-exitcode",
+                "--suppress-secrets",
+            ]
             sh(helmfile, repo, env)  # first install, untimed
             times: dict[str, list[float]] = {"helmfile": [], "glue": []}
             for run in range(opts.runs):
-                for kind in (("glue", "helmfile") if run % 2 else ("helmfile", "glue")):
+                for kind in ("glue", "helmfile") if run % 2 else ("helmfile", "glue"):
                     tag = f"{run:03d}{len(times[kind]):02d}{'a' if kind == 'glue' else 'b'}0"
-                    subprocess.run([*glue, "set", "environments/staging.yaml", "a.image.tag",
-                                    tag], cwd=repo, env=env, check=True, capture_output=True)
+                    subprocess.run(
+                        [*glue, "set", "environments/staging.yaml", "a.image.tag", tag],
+                        cwd=repo,
+                        env=env,
+                        check=True,
+                        capture_output=True,
+                    )
                     args = [*glue, "apply", "--env", "staging"] if kind == "glue" else helmfile
                     took = sh(args, repo, env)
                     times[kind].append(took)
@@ -111,8 +137,10 @@ def main() -> None:
             results.append((count, h, g))
         print("median wall time of an apply that upgrades one release:")
         for count, h, g in results:
-            print(f"  {count:3d} releases: helmfile {h:6.2f} s   glue apply {g:6.2f} s   "
-                  f"overhead {g - h:+5.2f} s ({(g / h - 1) * 100:+5.1f}%)")
+            print(
+                f"  {count:3d} releases: helmfile {h:6.2f} s   glue apply {g:6.2f} s   "
+                f"overhead {g - h:+5.2f} s ({(g / h - 1) * 100:+5.1f}%)"
+            )
         print("target: overhead < 5%, growing no faster than the number of releases")
     finally:
         subprocess.run([str(TESTBED), "down", name], env=base_env, check=False)

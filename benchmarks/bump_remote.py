@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.helpers import many_services_seed  # noqa: E402
-from tests.sshgit import BareRemote, SshGitServer  # noqa: E402
+from tests.support.helpers import many_services_seed  # noqa: E402
+from tests.support.sshgit import BareRemote, SshGitServer  # noqa: E402
 
 TIMEOUT = 300.0
 RACE_SERVICES = 8
@@ -79,21 +79,37 @@ def clean_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def glue_env(server: SshGitServer) -> dict[str, str]:
-    return clean_env({"GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
-                      "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line})
+    return clean_env(
+        {
+            "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
+            "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
+        }
+    )
 
 
 def glue_command(service: str, tag: str, env: str, url: str) -> list[str]:
-    return [sys.executable, "-m", "gitops_glue", "bump-tag", service, tag, "--env", env,
-            "--remote", url, "-o", "json"]
+    return [
+        sys.executable,
+        "-m",
+        "gitops_glue",
+        "bump-tag",
+        service,
+        tag,
+        "--env",
+        env,
+        "--remote",
+        url,
+        "-o",
+        "json",
+    ]
 
 
 def run_checked(cmd: list[str], *, env: Mapping[str, str], cwd: Path) -> None:
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT, check=False)
+    proc = subprocess.run(
+        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n"
-                           f"{proc.stdout}{proc.stderr}")
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
 
 
 # ------------------------------------------------------------------------ one bump
@@ -114,16 +130,42 @@ def git_cli_bump(server: SshGitServer, remote: BareRemote, work: Path) -> float:
     clone = tmp / "deploy"
     try:
         start = time.perf_counter()
-        run_checked(["git", "clone", "-q", "--depth", "1", "--branch", "main",
-                     "--single-branch", remote.url, str(clone)], env=env, cwd=tmp)
+        run_checked(
+            [
+                "git",
+                "clone",
+                "-q",
+                "--depth",
+                "1",
+                "--branch",
+                "main",
+                "--single-branch",
+                remote.url,
+                str(clone),
+            ],
+            env=env,
+            cwd=tmp,
+        )
         values = clone / "environments" / "dev.yaml"
         text, count = A_TAG_LINE.subn(rf'\g<1>"{tag}"', values.read_text())
         if count != 1:
             raise RuntimeError(f"a.image.tag line not found in {values}")
         values.write_text(text)
-        run_checked(["git", "-c", "user.name=ci-bot", "-c", "user.email=ci-bot@example.com",
-                     "commit", "-q", "-am", f"feat(dev): update a to {tag}"],
-                    env=env, cwd=clone)
+        run_checked(
+            [
+                "git",
+                "-c",
+                "user.name=ci-bot",
+                "-c",
+                "user.email=ci-bot@example.com",
+                "commit",
+                "-q",
+                "-am",
+                f"feat(dev): update a to {tag}",
+            ],
+            env=env,
+            cwd=clone,
+        )
         run_checked(["git", "push", "-q", "origin", "main"], env=env, cwd=clone)
         return time.perf_counter() - start
     finally:
@@ -150,17 +192,26 @@ def race(server: SshGitServer, work: Path, number: int) -> float:
     env = glue_env(server)
     jobs = [(f"s{i}", e) for i in range(RACE_SERVICES) for e in RACE_ENVS]
     start = time.perf_counter()
-    procs = [subprocess.Popen(glue_command(svc, tag, e, remote.url), cwd=work, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for svc, e in jobs]
+    procs = [
+        subprocess.Popen(
+            glue_command(svc, tag, e, remote.url),
+            cwd=work,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for svc, e in jobs
+    ]
     results = [(p.communicate(timeout=TIMEOUT), p.returncode) for p in procs]
     elapsed = time.perf_counter() - start
 
     attempts = 0
     for (svc, e), ((out, err), code) in zip(jobs, results, strict=True):
         if code != 0:
-            progress(f"  WARNING: race {number}: bump {svc}/{e} exited {code}: "
-                     f"{err.strip()[-300:]}")
+            progress(
+                f"  WARNING: race {number}: bump {svc}/{e} exited {code}: {err.strip()[-300:]}"
+            )
             continue
         try:
             attempts += int(json.loads(out).get("attempts", 1))
@@ -168,24 +219,27 @@ def race(server: SshGitServer, work: Path, number: int) -> float:
             attempts += 1
     commits = len(remote.log())
     if commits != len(jobs) + 1:
-        progress(f"  WARNING: race {number}: remote has {commits} commits, "
-                 f"expected {len(jobs) + 1}")
-    progress(f"  race {number}: {elapsed:6.2f} s, {attempts} push attempts for "
-             f"{len(jobs)} bumps, {commits} commits on main")
+        progress(
+            f"  WARNING: race {number}: remote has {commits} commits, expected {len(jobs) + 1}"
+        )
+    progress(
+        f"  race {number}: {elapsed:6.2f} s, {attempts} push attempts for "
+        f"{len(jobs)} bumps, {commits} commits on main"
+    )
     return elapsed
 
 
 # --------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description="Median wall time of glue bump-tag --remote vs the git-CLI flow.")
+        description="Median wall time of glue bump-tag --remote vs the git-CLI flow."
+    )
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each flow")
     parser.add_argument("--races", type=int, default=3, help="16-bump races (fresh remote)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs of each flow")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="bench-bump-") as tmp, \
-            SshGitServer.start() as server:
+    with tempfile.TemporaryDirectory(prefix="bench-bump-") as tmp, SshGitServer.start() as server:
         work = Path(tmp)
         progress(f"sshd on 127.0.0.1:{server.port} (git-shell deploy key)")
         remote = server.new_example_remote("bench")
@@ -222,17 +276,23 @@ def main() -> None:
     ratio = glue_median / git_median
     print(f"single bump over ssh, median of {args.runs} runs each:")
     for name, values in samples.items():
-        print(f"  {name:8s} median {statistics.median(values):6.3f} s  "
-              f"(min {min(values):.3f}, max {max(values):.3f})")
-    print(f"  glue / git-CLI = {ratio:.2f}x  (target: glue <= 0.5x git-CLI flow)"
-          f"  -> {'met' if ratio <= 0.5 else 'NOT met'}")
+        print(
+            f"  {name:8s} median {statistics.median(values):6.3f} s  "
+            f"(min {min(values):.3f}, max {max(values):.3f})"
+        )
+    print(
+        f"  glue / git-CLI = {ratio:.2f}x  (target: glue <= 0.5x git-CLI flow)"
+        f"  -> {'met' if ratio <= 0.5 else 'NOT met'}"
+    )
     if races:
         race_median = statistics.median(races)
         race_ratio = race_median / statistics.median(lone)
-        print(f"16 racing bumps: {race_median:.2f} s = {race_ratio:.1f} x one bump "
-              f"({statistics.median(lone):.3f} s, same remote kind) "
-              f"(target: < 16x)  -> {'met' if race_ratio < 16 else 'NOT met'}"
-              f"  [median of {len(races)}: {', '.join(f'{r:.2f}' for r in races)} s]")
+        print(
+            f"16 racing bumps: {race_median:.2f} s = {race_ratio:.1f} x one bump "
+            f"({statistics.median(lone):.3f} s, same remote kind) "
+            f"(target: < 16x)  -> {'met' if race_ratio < 16 else 'NOT met'}"
+            f"  [median of {len(races)}: {', '.join(f'{r:.2f}' for r in races)} s]"
+        )
 
 
 if __name__ == "__main__":
