@@ -9,12 +9,8 @@ stays fast.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
-
-# Plain click help: rich's formatter costs ~0.1 s at every start and garbles CI logs.
-os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import typer
 
