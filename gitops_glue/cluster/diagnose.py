@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from gitops_glue.errors import OperationError
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
@@ -36,72 +39,78 @@ class PodProblem:
         }
 
 
-def _problems_of(pod: Any) -> list[tuple[str | None, str, str]]:
-    status = pod.status
+Pod = Mapping[str, Any]  # as the API serves it in JSON
+
+
+def problems_of(pod: Pod) -> list[tuple[str | None, str, str]]:
+    """(container or None, reason, message) for everything wrong with a Pod."""
+    status = pod.get("status") or {}
     found: list[tuple[str | None, str, str]] = []
-    for cond in status.conditions or []:
-        if cond.type == "PodScheduled" and cond.status != "True":
-            found.append((None, cond.reason or "Unschedulable", cond.message or ""))
-    for cs in (status.init_container_statuses or []) + (status.container_statuses or []):
-        state = cs.state
-        if (
-            state
-            and state.waiting
-            and state.waiting.reason not in (None, "ContainerCreating", "PodInitializing")
-        ):
-            found.append((cs.name, state.waiting.reason, state.waiting.message or ""))
-        elif state and state.terminated and state.terminated.exit_code not in (0, None):
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") != "True":
+            found.append((None, cond.get("reason") or "Unschedulable", cond.get("message") or ""))
+    containers = (status.get("initContainerStatuses") or []) + (
+        status.get("containerStatuses") or []
+    )
+    for cs in containers:
+        state = cs.get("state") or {}
+        waiting = state.get("waiting")
+        terminated = state.get("terminated")
+        if waiting and waiting.get("reason") not in (None, "ContainerCreating", "PodInitializing"):
+            found.append((cs.get("name"), waiting["reason"], waiting.get("message") or ""))
+        elif terminated and terminated.get("exitCode") not in (0, None):
             found.append(
                 (
-                    cs.name,
-                    state.terminated.reason or "Error",
-                    f"exit code {state.terminated.exit_code}",
+                    cs.get("name"),
+                    terminated.get("reason") or "Error",
+                    f"exit code {terminated['exitCode']}",
                 )
             )
-        elif not cs.ready and state and state.running:
-            found.append((cs.name, "NotReady", "running but failing its readiness probe"))
-    if not found and status.phase not in ("Running", "Succeeded"):
-        found.append((None, status.phase or "Unknown", status.reason or status.message or ""))
+        elif not cs.get("ready") and state.get("running"):
+            found.append((cs.get("name"), "NotReady", "running but failing its readiness probe"))
+    phase = status.get("phase")
+    if not found and phase not in ("Running", "Succeeded"):
+        found.append(
+            (None, phase or "Unknown", status.get("reason") or status.get("message") or "")
+        )
     return found
 
 
-def _ready(pod: Any) -> bool:
-    if pod.status.phase == "Succeeded":
+def is_ready(pod: Pod) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") == "Succeeded":
         return True
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
 
 
 def not_ready_pods(
     kube: Kube, namespace: str, release: str, log_lines: int = 20
 ) -> list[PodProblem]:
     """Pods of ``release`` (Helm's ``app.kubernetes.io/instance`` label) that are not Ready."""
-    from kubernetes.client.exceptions import ApiException
-
     try:
-        pods = kube.core.list_namespaced_pod(
-            namespace, label_selector=f"app.kubernetes.io/instance={release}"
-        ).items
-    except ApiException:
+        pods = kube.list_pods(namespace, f"app.kubernetes.io/instance={release}")
+    except OperationError:
         return []
     problems = []
     for pod in pods:
-        if pod.metadata.deletion_timestamp or _ready(pod):
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp") or is_ready(pod):
             continue
-        for container, reason, message in _problems_of(pod):
+        for container, reason, message in problems_of(pod):
             logs: list[str] = []
             if container:
                 try:
-                    text = kube.core.read_namespaced_pod_log(
-                        pod.metadata.name,
+                    logs = kube.pod_log(
                         namespace,
-                        container=container,
-                        tail_lines=log_lines,
+                        meta["name"],
+                        container,
+                        tail=log_lines,
                         previous=reason == "CrashLoopBackOff",
                     )
-                    logs = str(text).splitlines()[-log_lines:]
-                except ApiException:
+                except OperationError:
                     logs = []
-            problems.append(
-                PodProblem(namespace, pod.metadata.name, container, reason, message, logs)
-            )
+            problems.append(PodProblem(namespace, meta["name"], container, reason, message, logs))
     return problems

@@ -83,25 +83,14 @@ class Recovery:
 
 def state(kube: Kube, name: str, namespace: str) -> ReleaseState:
     """The release's revisions from Helm's storage Secrets."""
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        secrets = kube.core.list_namespaced_secret(
-            namespace, label_selector=f"owner=helm,name={name}"
-        ).items
-    except ApiException as exc:
-        if kube.is_not_found(exc):
-            return ReleaseState(name, namespace, [])
-        raise kube.api_error(f"listing Helm release secrets of {namespace}/{name}", exc) from None
     revisions = []
-    for secret in secrets:
-        labels = secret.metadata.labels or {}
+    for secret in kube.list_secrets(namespace, f"owner=helm,name={name}"):
         try:
-            number = int(labels.get("version", ""))
+            number = int(secret.labels.get("version", ""))
         except ValueError:
             continue
-        created = secret.metadata.creation_timestamp or dt.datetime.now(dt.timezone.utc)
-        revisions.append(Revision(number, labels.get("status", "unknown"), created))
+        created = secret.created or dt.datetime.now(dt.timezone.utc)
+        revisions.append(Revision(number, secret.labels.get("status", "unknown"), created))
     revisions.sort(key=lambda r: r.number)
     return ReleaseState(name, namespace, revisions)
 

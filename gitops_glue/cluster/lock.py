@@ -16,13 +16,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+from gitops_glue.cluster.kube import MANAGED_BY, LeaseSpec
 from gitops_glue.errors import OperationError
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
+
+LABELS = dict(MANAGED_BY)
 
 Progress = Callable[[str], None]
 
@@ -51,14 +54,29 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _holder(lease: Any) -> Holder | None:
-    spec = lease.spec
-    if spec is None or not spec.holder_identity:
+def holder_of(spec: LeaseSpec, now: dt.datetime) -> Holder | None:
+    """Who holds a Lease and for how much longer; None when nobody does."""
+    if not spec.holder:
         return None
     renewed = spec.renew_time or spec.acquire_time
-    duration = spec.lease_duration_seconds or 0
-    left = duration - (_now() - renewed).total_seconds() if renewed else -1.0
-    return Holder(spec.holder_identity, left)
+    left = spec.duration - (now - renewed).total_seconds() if renewed else -1.0
+    return Holder(spec.holder, left)
+
+
+def blocked_by(current: Holder | None, me: str) -> Holder | None:
+    """The holder that keeps ``me`` from taking the Lease, or None when it may be taken
+    (free, expired, or already ``me``'s)."""
+    if current is None or current.identity == me or current.expires_in <= 0:
+        return None
+    return current
+
+
+def taken_spec(holder: str, duration: int, transitions: int, now: dt.datetime) -> LeaseSpec:
+    """The Lease's spec once ``holder`` has taken it."""
+    return LeaseSpec(holder, duration, now, now, transitions)
+
+
+_RACE_LOST = Holder("another deploy (just took it)", 1.0)
 
 
 class DeployLock:
@@ -89,60 +107,22 @@ class DeployLock:
 
     # ------------------------------------------------------------------ acquire
 
-    def _body(self, resource_version: str | None, transitions: int) -> Any:
-        from kubernetes import client
-
-        now = _now()
-        return client.V1Lease(
-            metadata=client.V1ObjectMeta(
-                name=self.name,
-                namespace=self.namespace,
-                resource_version=resource_version,
-                labels={"app.kubernetes.io/managed-by": "gitops-glue"},
-            ),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.holder,
-                lease_duration_seconds=self.duration,
-                acquire_time=now,
-                renew_time=now,
-                lease_transitions=transitions,
-            ),
-        )
-
     def try_acquire(self) -> Holder | None:
         """Take the lease if free or expired; the current holder when it is not."""
-        from kubernetes.client.exceptions import ApiException
-
-        api = self.kube.coordination
-        try:
-            lease = api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if not self.kube.is_not_found(exc):
-                raise self.kube.api_error(
-                    f"reading Lease {self.namespace}/{self.name}", exc
-                ) from None
+        lease = self.kube.read_lease(self.namespace, self.name)
+        now = _now()
+        if lease is None:
             self.kube.ensure_namespace(self.namespace)
-            try:
-                api.create_namespaced_lease(self.namespace, self._body(None, 0))
-                return None
-            except ApiException as exc2:
-                if self.kube.is_conflict(exc2):
-                    return Holder("another deploy (just took it)", 1.0)
-                raise self.kube.api_error(
-                    f"creating Lease {self.namespace}/{self.name}", exc2
-                ) from None
-        current = _holder(lease)
-        if current is not None and current.identity != self.holder and current.expires_in > 0:
-            return current
-        transitions = (lease.spec.lease_transitions or 0) + 1
-        try:
-            api.replace_namespaced_lease(
-                self.name, self.namespace, self._body(lease.metadata.resource_version, transitions)
-            )
-        except ApiException as exc:
-            if self.kube.is_conflict(exc):
-                return Holder("another deploy (just took it)", 1.0)
-            raise self.kube.api_error(f"taking Lease {self.namespace}/{self.name}", exc) from None
+            spec = taken_spec(self.holder, self.duration, 0, now)
+            taken = self.kube.create_lease(self.namespace, self.name, spec, LABELS)
+            return None if taken else _RACE_LOST
+        current = holder_of(lease.spec, now)
+        blocking = blocked_by(current, self.holder)
+        if blocking is not None:
+            return blocking
+        spec = taken_spec(self.holder, self.duration, lease.spec.transitions + 1, now)
+        if not self.kube.replace_lease(lease, spec):
+            return _RACE_LOST
         if current is not None and current.identity != self.holder:
             self.took_over = current.identity
         return None
@@ -184,42 +164,27 @@ class DeployLock:
         self._thread.start()
 
     def _renew_loop(self) -> None:
-        from kubernetes.client.exceptions import ApiException
-
-        api = self.kube.coordination
         while not self._stop.wait(self.duration / 3):
             try:
-                lease = api.read_namespaced_lease(self.name, self.namespace)
-                if lease.spec.holder_identity != self.holder:
+                lease = self.kube.read_lease(self.namespace, self.name)
+                if lease is None or lease.spec.holder != self.holder:
                     self.lost.set()
                     return
-                lease.spec.renew_time = _now()
-                api.replace_namespaced_lease(self.name, self.namespace, lease)
-            except ApiException:
+                self.kube.replace_lease(lease, replace(lease.spec, renew_time=_now()))
+            except OperationError:
                 continue  # try again next period; expiry protects the others
 
     def release(self) -> None:
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
         try:
-            lease = self.kube.coordination.read_namespaced_lease(self.name, self.namespace)
-            if lease.spec.holder_identity != self.holder:
-                return
-            self.kube.coordination.delete_namespaced_lease(
-                self.name,
-                self.namespace,
-                body=client.V1DeleteOptions(
-                    preconditions=client.V1Preconditions(
-                        resource_version=lease.metadata.resource_version
-                    )
-                ),
-            )
-        except ApiException:
-            return  # gone already, or taken over: nothing of ours to release
+            lease = self.kube.read_lease(self.namespace, self.name)
+            if lease is None or lease.spec.holder != self.holder:
+                return  # gone already, or taken over: nothing of ours to release
+            self.kube.delete_lease(self.namespace, self.name, lease.resource_version)
+        except OperationError:
+            return  # the lease expires by itself
 
     def __enter__(self) -> DeployLock:
         self.acquire()
@@ -231,19 +196,9 @@ class DeployLock:
 
 def unlock(kube: Kube, namespace: str, env: str) -> Holder | None:
     """Delete the environment's lock whoever holds it; the holder it had."""
-    from kubernetes.client.exceptions import ApiException
-
     name = lease_name(env)
-    try:
-        lease = kube.coordination.read_namespaced_lease(name, namespace)
-    except ApiException as exc:
-        if kube.is_not_found(exc):
-            return None
-        raise kube.api_error(f"reading Lease {namespace}/{name}", exc) from None
-    holder = _holder(lease)
-    try:
-        kube.coordination.delete_namespaced_lease(name, namespace)
-    except ApiException as exc:
-        if not kube.is_not_found(exc):
-            raise kube.api_error(f"deleting Lease {namespace}/{name}", exc) from None
-    return holder
+    lease = kube.read_lease(namespace, name)
+    if lease is None:
+        return None
+    kube.delete_lease(namespace, name)
+    return holder_of(lease.spec, _now())

@@ -79,36 +79,13 @@ class DeployRecord:
 
 def read(kube: Kube, namespace: str, env: str) -> DeployRecord | None:
     """The record, or None before the first deploy."""
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        cm = kube.core.read_namespaced_config_map(record_name(env), namespace)
-    except ApiException as exc:
-        if kube.is_not_found(exc):
-            return None
-        raise kube.api_error(f"reading ConfigMap {namespace}/{record_name(env)}", exc) from None
-    return DeployRecord.from_data(dict(cm.data or {}))
+    cm = kube.read_config_map(namespace, record_name(env))
+    return None if cm is None else DeployRecord.from_data(cm.data)
 
 
 def write(kube: Kube, namespace: str, record: DeployRecord) -> None:
-    """Create or replace the record ConfigMap (creating the namespace if needed)."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    name = record_name(record.environment)
-    body = client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(LABELS)),
-        data=record.to_data(),
-    )
-    try:
-        kube.core.replace_namespaced_config_map(name, namespace, body)
-    except ApiException as exc:
-        if not kube.is_not_found(exc):
-            raise kube.api_error(f"writing ConfigMap {namespace}/{name}", exc) from None
-        try:
-            kube.core.create_namespaced_config_map(namespace, body)
-        except ApiException as exc2:
-            raise kube.api_error(f"creating ConfigMap {namespace}/{name}", exc2) from None
+    """Create or replace the record ConfigMap."""
+    kube.put_config_map(namespace, record_name(record.environment), record.to_data(), LABELS)
 
 
 def release_record_name(env: str, release: str) -> str:
@@ -118,13 +95,5 @@ def release_record_name(env: str, release: str) -> str:
 
 def read_release(kube: Kube, namespace: str, env: str, release: str) -> DeployRecord | None:
     """One release's record (same format as the environment's), or None."""
-    from kubernetes.client.exceptions import ApiException
-
-    name = release_record_name(env, release)
-    try:
-        cm = kube.core.read_namespaced_config_map(name, namespace)
-    except ApiException as exc:
-        if kube.is_not_found(exc):
-            return None
-        raise kube.api_error(f"reading ConfigMap {namespace}/{name}", exc) from None
-    return DeployRecord.from_data(dict(cm.data or {}))
+    cm = kube.read_config_map(namespace, release_record_name(env, release))
+    return None if cm is None else DeployRecord.from_data(cm.data)

@@ -407,57 +407,33 @@ class SavedStart:
 
 def read_state(kube: Kube, namespace: str, name: str) -> tuple[SavedStart | None, bool]:
     """The saved start (or None) and whether the ConfigMap exists."""
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        cm = kube.core.read_namespaced_config_map(name, namespace)
-    except ApiException as exc:
-        if kube.is_not_found(exc):
-            return None, False
-        raise kube.api_error(f"reading ConfigMap {namespace}/{name}", exc) from None
-    return SavedStart.from_data(dict(cm.data or {})), True
+    cm = kube.read_config_map(namespace, name)
+    if cm is None:
+        return None, False
+    return SavedStart.from_data(cm.data), True
 
 
 def save_state(kube: Kube, namespace: str, name: str, state: SavedStart, *, create: bool) -> None:
     """Update the state ConfigMap; create it only when ``create`` (a chart owns the hook's)."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
     from gitops_glue.errors import OperationError
 
-    try:
-        cm = kube.core.read_namespaced_config_map(name, namespace)
-    except ApiException as exc:
-        if not kube.is_not_found(exc):
-            raise kube.api_error(f"reading ConfigMap {namespace}/{name}", exc) from None
-        if not create:
-            raise OperationError(
-                f"ConfigMap {namespace}/{name} does not exist",
-                hint="the chart creates it when notify.enabled is true",
-            ) from None
-        body = client.V1ConfigMap(
-            metadata=client.V1ObjectMeta(
-                name=name,
-                namespace=namespace,
-                labels={
-                    "app.kubernetes.io/managed-by": "gitops-glue",
-                    "gitops-glue.dev/kind": "notify-state",
-                },
-            ),
-            data=state.to_data(),
-        )
-        # From CI, the start message may come before the first deploy created the namespace.
-        kube.ensure_namespace(namespace)
-        try:
-            kube.core.create_namespaced_config_map(namespace, body)
-        except ApiException as exc2:
-            raise kube.api_error(f"creating ConfigMap {namespace}/{name}", exc2) from None
+    cm = kube.read_config_map(namespace, name)
+    if cm is not None:
+        kube.update_config_map(cm, state.to_data())
         return
-    cm.data = {**(cm.data or {}), **state.to_data()}
-    try:
-        kube.core.replace_namespaced_config_map(name, namespace, cm)
-    except ApiException as exc:
-        raise kube.api_error(f"updating ConfigMap {namespace}/{name}", exc) from None
+    if not create:
+        raise OperationError(
+            f"ConfigMap {namespace}/{name} does not exist",
+            hint="the chart creates it when notify.enabled is true",
+        )
+    # From CI, the start message may come before the first deploy created the namespace.
+    kube.ensure_namespace(namespace)
+    kube.create_config_map(
+        namespace,
+        name,
+        state.to_data(),
+        {"app.kubernetes.io/managed-by": "gitops-glue", "gitops-glue.dev/kind": "notify-state"},
+    )
 
 
 def read_old(

@@ -162,19 +162,10 @@ def _deployed_release(kube: Kube, namespace: str, release: str) -> dict[str, Any
     import gzip
     import json
 
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        items = kube.core.list_namespaced_secret(
-            namespace, label_selector=f"owner=helm,name={release},status=deployed"
-        ).items
-    except ApiException as exc:
-        if kube.is_not_found(exc):
-            return None
-        raise kube.api_error(f"listing Helm secrets of {namespace}/{release}", exc) from None
+    items = kube.list_secrets(namespace, f"owner=helm,name={release},status=deployed")
     if not items:
         return None
-    newest = max(items, key=lambda s: int((s.metadata.labels or {}).get("version", "0")))
+    newest = max(items, key=lambda s: int(s.labels.get("version", "0")))
     raw = base64.b64decode(base64.b64decode(newest.data["release"]))
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
