@@ -1,0 +1,165 @@
+"""The package's shape, checked: a light CLI import, no import cycles, no heavy calls in cli/."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "gitops_glue"
+HEAVY = ("kubernetes", "pygit2", "jinja2", "requests")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imported_names(
+    tree: ast.AST,
+    current: str,
+    is_package: bool,
+    top_only: bool,
+    known: frozenset[str] = frozenset(),
+) -> set[str]:
+    """Absolute names of the modules that ``tree`` imports.
+
+    ``from a import b`` names ``a.b`` when that is a module in ``known``, else ``a``.
+    """
+    nodes = tree.body if top_only and isinstance(tree, ast.Module) else list(ast.walk(tree))
+    if top_only:
+        # Module level includes imports under if/try at top level, not inside functions.
+        flat: list[ast.AST] = []
+        todo: list[ast.AST] = list(nodes)
+        while todo:
+            node = todo.pop()
+            flat.append(node)
+            if isinstance(node, (ast.If, ast.Try)):
+                todo += [*node.body, *node.orelse]
+                if isinstance(node, ast.Try):
+                    todo += [*node.finalbody, *(s for h in node.handlers for s in h.body)]
+        nodes = flat
+    names: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = current.split(".")
+                base = base if is_package else base[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                qualified = f"{module}.{alias.name}"
+                names.add(qualified if qualified in known or not known else module)
+    return names
+
+
+def internal_graph() -> dict[str, set[str]]:
+    """Module-level imports between gitops_glue modules.
+
+    The implicit import of a parent package's ``__init__`` is left out: ours hold no
+    imports of their children but the CLI's, which nothing below it imports.
+    """
+    paths = modules()
+    known = frozenset(paths)
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = imported_names(tree, name, path.name == "__init__.py", True, known)
+        graph[name] = {target for target in imported if target in known and target != name}
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_importing_the_cli_loads_no_heavy_library() -> None:
+    code = (
+        "import json, sys\n"
+        "import gitops_glue.cli\n"
+        "import gitops_glue.cli.entry\n"
+        f"heavy = {HEAVY!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(proc.stdout)
+    assert loaded == [], f"`import gitops_glue.cli` loads {loaded[:10]}"
+
+
+def test_no_module_imports_a_module_that_imports_it_back() -> None:
+    graph = internal_graph()
+    assert len(graph) > 20, "the scan found too few modules"
+    assert find_cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_long_cycles() -> None:
+    # The check above must be able to fail: a -> b -> c -> a is a cycle, d is not in one.
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycles(graph) == [["a", "b", "c"]]
+
+
+def test_cli_modules_do_not_touch_pygit2_kubernetes_or_requests() -> None:
+    offenders = []
+    for path in sorted((PACKAGE / "cli").rglob("*.py")):
+        name = module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        # Every import, including those inside functions.
+        for imported in imported_names(tree, name, path.name == "__init__.py", top_only=False):
+            if imported.split(".")[0] in ("pygit2", "kubernetes", "requests"):
+                offenders.append(f"{path.relative_to(ROOT)} imports {imported}")
+        for node in ast.walk(tree):
+            # importlib.import_module("pygit2") or __import__("kubernetes")
+            if isinstance(node, ast.Call) and any(
+                isinstance(arg, ast.Constant)
+                and isinstance(arg.value, str)
+                and arg.value.split(".")[0] in ("pygit2", "kubernetes", "requests")
+                for arg in node.args
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} loads a heavy module")
+    assert offenders == []
