@@ -40,6 +40,13 @@ DEFAULT_BRANCH_TAGS = r"{branch}-(?P<order>[0-9]+)-(?P<revision>[0-9a-f]{7,40})"
 
 _ENV_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
+TemplateName = Literal["announce", "notify"]
+
+
+def default_record_namespace(env: str) -> str:
+    """Namespace of an environment's deploy record and lock when glue.yaml names none."""
+    return f"glue-{env}"
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -112,7 +119,7 @@ class Environment(_Model):
 
     @property
     def record_namespace(self) -> str:
-        return self.namespace or f"glue-{self.name}"
+        return self.namespace or default_record_namespace(self.name)
 
     @property
     def own_file(self) -> str:
@@ -272,6 +279,11 @@ class LoadedConfig(BaseModel):
     root: Path  # the deployment repository root (folder of glue.yaml)
     path: Path
 
+    def template(self, name: TemplateName) -> Path | None:
+        """The message template glue.yaml names for ``name`` (None: glue's own)."""
+        chosen = getattr(self.config.templates, name)
+        return self.root / chosen if chosen else None
+
 
 def parse_config(text: str, filename: str = CONFIG_NAME) -> GlueConfig:
     """Validate ``glue.yaml`` text; errors name file, line and key."""
@@ -347,3 +359,30 @@ def load_config(directory: Path) -> LoadedConfig:
     path = find_config(directory)
     config = parse_config(read_text(path), str(path))
     return LoadedConfig(config=config, root=path.parent, path=path)
+
+
+def repo_template(directory: Path, name: TemplateName) -> Path | None:
+    """The template the nearest glue.yaml names for ``name``; None without one.
+
+    Reads only the ``templates`` key: commands that merely may use a template
+    (``glue announce`` runs in source repositories, without a glue.yaml) do not
+    build, or fail on, the whole model.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from gitops_glue.files import read_text
+
+    try:
+        path = find_config(directory)
+    except ConfigError:
+        return None
+    try:
+        data = YAML(typ="safe", pure=True).load(read_text(path))
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    section = data.get("templates") if isinstance(data, dict) else None
+    chosen = section.get(name) if isinstance(section, dict) else None
+    if chosen is not None and not isinstance(chosen, str):
+        raise ConfigError(f"{path}: templates.{name}: use a path (a string)")
+    return path.parent / chosen if chosen else None

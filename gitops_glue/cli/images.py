@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from gitops_glue.cli.app import State, app
-from gitops_glue.cli.options import Output, OutputOpt
+from gitops_glue.cli.options import DryRunOpt, Output, OutputOpt
 from gitops_glue.cli.render import emit, note
 
 
@@ -43,20 +43,14 @@ def announce_cmd(
     dotenv: Annotated[
         Path | None, typer.Option(envvar="GLUE_DOTENV", help="also write outputs to this dotenv")
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="print; send nothing")
-    ] = False,
+    dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Announce a new image in Slack and hand its details to the next CI job."""
     from gitops_glue.integrations import ci
-    from gitops_glue.messages import slack
-    from gitops_glue.messages.announce import AnnounceRequest, announce
+    from gitops_glue.messages import announce
 
-    ctx = ci.detect()
-    if ctx.system == "" and not (revision or branch):
-        ctx = _local_git_context(ctx)
-    req = AnnounceRequest(
+    req = announce.AnnounceRequest(
         image=image,
         tag=tag,
         service=service,
@@ -64,13 +58,13 @@ def announce_cmd(
         revision=revision,
         branch=branch,
         author=author,
-        commit_title=commit_title or _commit_title(ctx),
-        template=template or repo_template("announce"),
+        commit_title=commit_title,
+        template=template,
     )
-    result = announce(
+    result = announce.run(
         req,
-        ctx,
-        slack.Target.from_env(channel=channel),
+        directory=State.directory,
+        channel=channel,
         dry_run=dry_run,
         progress=lambda m: note(f"glue: {m}"),
     )
@@ -85,10 +79,7 @@ def announce_cmd(
             + (f" (digest {a.digest})" if a.digest else "")
         )
         return
-    typer.echo(result.message.text)
-    for block in result.message.payload().get("blocks", []):
-        if block["type"] == "section" and "text" in block:
-            typer.echo(block["text"]["text"])
+    typer.echo(result.message.plain_text())
     if dry_run:
         note("glue: dry run: nothing was sent")
     else:
@@ -96,45 +87,6 @@ def announce_cmd(
             "glue: Slack is not configured (set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and "
             "SLACK_CHANNEL): the message was printed, not sent"
         )
-
-
-def _local_git_context(ctx: Any) -> Any:
-    """Outside CI: the current git checkout's HEAD commit and branch, if any."""
-    import dataclasses
-
-    try:
-        import pygit2
-
-        repo = pygit2.Repository(str(Path.cwd()))
-        head = repo.head.peel(pygit2.Commit)
-    except Exception:  # not a checkout, or no commits: announce without it
-        return ctx
-    branch = "" if repo.head_is_detached else repo.head.shorthand
-    return dataclasses.replace(
-        ctx,
-        commit=str(head.id),
-        ref=branch,
-        commit_title=head.message.splitlines()[0] if head.message else "",
-        commit_author=head.author.name,
-    )
-
-
-def _commit_title(ctx: Any) -> str | None:
-    return str(ctx.commit_title) or None
-
-
-def repo_template(name: str) -> Path | None:
-    """The template glue.yaml names for ``name``, when a glue.yaml is found."""
-    from gitops_glue.config import parse_config
-    from gitops_glue.errors import ConfigError
-    from gitops_glue.files import find_config, read_text
-
-    try:
-        path = find_config(State.directory)
-    except ConfigError:
-        return None
-    chosen = getattr(parse_config(read_text(path), str(path)).templates, name)
-    return path.parent / chosen if chosen else None
 
 
 @app.command("wait-image")

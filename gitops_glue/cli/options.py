@@ -14,15 +14,48 @@ class Output(str, enum.Enum):
     json = "json"
 
 
+class MessageOutput(str, enum.Enum):
+    """Outputs of the commands that build a Slack message."""
+
+    text = "text"
+    json = "json"
+    slack = "slack"
+
+
+class Thread(str, enum.Enum):
+    """With a bot token: how a finish message relates to the start message."""
+
+    reply = "reply"
+    update = "update"
+
+
+EnvOpt = Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")]
+
+
 OutputOpt = Annotated[
     Output,
     typer.Option("--output", "-o", envvar="GLUE_OUTPUT", help="text for people, json for scripts"),
 ]
 
 
+MessageOutputOpt = Annotated[
+    MessageOutput,
+    typer.Option(
+        "--output",
+        "-o",
+        envvar="GLUE_OUTPUT",
+        help="text for people, json for scripts, slack: the Slack payload",
+    ),
+]
+
+
 DryRunOpt = Annotated[
     bool,
-    typer.Option("--dry-run", envvar="GLUE_DRY_RUN", help="show what would change; write nothing"),
+    typer.Option(
+        "--dry-run",
+        envvar="GLUE_DRY_RUN",
+        help="show what would change or be sent; write and send nothing",
+    ),
 ]
 
 
@@ -56,7 +89,10 @@ RemoteOpt = Annotated[
 
 
 BranchOpt = Annotated[
-    str, typer.Option(envvar="GLUE_BRANCH", help="branch of --remote to commit to")
+    str,
+    typer.Option(
+        "--branch", envvar="GLUE_BRANCH", help="the deployment repository's branch (of --remote)"
+    ),
 ]
 
 
@@ -64,14 +100,18 @@ SshKeyFileOpt = Annotated[
     Path | None,
     typer.Option(
         envvar="GLUE_SSH_KEY_FILE",
-        help="deploy key file (or GLUE_SSH_KEY with the key text)",
+        help="deploy key file (or GLUE_SSH_KEY with the key text; passphrase in "
+        "GLUE_SSH_KEY_PASSPHRASE)",
     ),
 ]
 
 
 KnownHostsOpt = Annotated[
     Path | None,
-    typer.Option("--known-hosts", help="known_hosts file (or GLUE_SSH_KNOWN_HOSTS with the lines)"),
+    typer.Option(
+        "--known-hosts",
+        help="known_hosts file with the server's host key (or GLUE_SSH_KNOWN_HOSTS with the lines)",
+    ),
 ]
 
 
@@ -87,6 +127,9 @@ InsecureOpt = Annotated[
 MaxAttemptsOpt = Annotated[
     int,
     typer.Option(
-        envvar="GLUE_MAX_ATTEMPTS", min=1, max=50, help="pushes to try when others push too"
+        envvar="GLUE_MAX_ATTEMPTS",
+        min=1,
+        max=50,
+        help="pushes to try when other pipelines push at the same time",
     ),
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,35 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
     return CiContext()
 
 
+def local_git_context(ctx: CiContext, directory: Path) -> CiContext:
+    """Outside CI: ``ctx`` with the HEAD commit and branch of the checkout at ``directory``.
+
+    Unchanged when ``directory`` is not a checkout or has no commits.
+    """
+    try:
+        import pygit2
+
+        repo = pygit2.Repository(str(directory))
+        head = repo.head.peel(pygit2.Commit)
+    except Exception:  # not a checkout, or no commits: go on without it
+        return ctx
+    return dataclasses.replace(
+        ctx,
+        commit=str(head.id),
+        ref="" if repo.head_is_detached else repo.head.shorthand,
+        commit_title=head.message.splitlines()[0] if head.message else "",
+        commit_author=head.author.name,
+    )
+
+
+def context(directory: Path, *, fallback_to_git: bool = True) -> CiContext:
+    """The CI context; outside CI (and with ``fallback_to_git``) the local checkout's commit."""
+    ctx = detect()
+    if not ctx.in_ci and fallback_to_git:
+        ctx = local_git_context(ctx, directory)
+    return ctx
+
+
 def write_outputs(
     values: Mapping[str, str], *, dotenv: str | None = None, env: Mapping[str, str] | None = None
 ) -> list[str]:
@@ -101,3 +132,23 @@ def write_outputs(
             fh.write("\n".join(lines) + "\n")
         written.append(dotenv)
     return written
+
+
+def write_step_summary(
+    markdown: str, *, also: str | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Append a Markdown summary to the job's summary; returns the files written.
+
+    GitHub Actions: ``$GITHUB_STEP_SUMMARY``. Anywhere (GitLab artifacts): ``also``.
+    """
+    env = os.environ if env is None else env
+    paths = []
+    step_summary = env.get("GITHUB_STEP_SUMMARY")
+    if step_summary and env.get("GITHUB_ACTIONS") == "true":
+        paths.append(step_summary)
+    if also is not None:
+        paths.append(also)
+    for path in paths:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown)
+    return paths

@@ -6,6 +6,7 @@ before anything is said: a missing tag is an error, not an announcement.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -134,4 +135,26 @@ def announce(
         posted = slack.post(target, message, progress=progress)
     return AnnounceResult(
         a, message, target.describe() if target.configured else "", posted, dry_run
+    )
+
+
+def run(
+    req: AnnounceRequest,
+    *,
+    directory: Path,
+    channel: str | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> AnnounceResult:
+    """``glue announce``: the CI context (outside CI: the checkout at ``directory``, unless
+    the revision or branch is given), glue.yaml's template when there is one, then
+    :func:`announce`."""
+    from gitops_glue.config import repo_template
+    from gitops_glue.integrations import ci
+
+    ctx = ci.context(directory, fallback_to_git=not (req.revision or req.branch))
+    if req.template is None:
+        req = dataclasses.replace(req, template=repo_template(directory, "announce"))
+    return announce(
+        req, ctx, slack.Target.from_env(channel=channel), dry_run=dry_run, progress=progress
     )

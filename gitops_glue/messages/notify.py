@@ -39,7 +39,8 @@ from gitops_glue.messages import slack, templates
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
-    from gitops_glue.config import GlueConfig
+    from gitops_glue.config import GlueConfig, LoadedConfig
+    from gitops_glue.integrations.ci import CiContext
     from gitops_glue.repo.envfiles import Reader
 
 START_PHASES = ("pre-install", "pre-upgrade")
@@ -652,3 +653,131 @@ def failure_lines(report: Mapping[str, Any]) -> tuple[str, ...]:
     if not lines and report.get("error"):
         lines = str(report["error"]).strip().splitlines()[-5:]
     return tuple(lines)
+
+
+def read_apply_report(path: Path | None) -> tuple[str, ...]:
+    """:func:`failure_lines` of a ``glue apply --report`` file; nothing when there is none."""
+    from gitops_glue.files import read_text
+
+    if path is None or not path.is_file():
+        return ()
+    try:
+        report = json.loads(read_text(path))
+    except ValueError:
+        report = None
+    if not isinstance(report, dict):
+        raise UsageError(f"{path}: not a glue apply report (JSON)")
+    return failure_lines(report)
+
+
+@dataclass(frozen=True)
+class NotifyOptions:
+    """What ``glue notify`` was asked; glue.yaml, the CI and the defaults fill the rest."""
+
+    phase: str
+    environment: str
+    #: Where glue.yaml is looked for (a hook Job has none: then ``tag`` is needed).
+    directory: Path = Path()
+    #: Only these services; with ``tag``: the one service being deployed.
+    services: tuple[str, ...] = ()
+    #: Hook mode: the tag being deployed (no checkout, no glue.yaml needed).
+    tag: str | None = None
+    revision: str | None = None
+    source_repo: str | None = None
+    release: str | None = None
+    record_namespace: str | None = None
+    actor: str | None = None
+    pipeline_url: str | None = None
+    quiet_when_unchanged: bool | None = None
+    thread: ThreadMode | None = None
+    template: Path | None = None
+    #: ``glue apply --report`` file: the failed phase names the failing pods.
+    apply_report: Path | None = None
+    kubeconfig: str | None = None
+    channel: str | None = None
+
+
+def _config_for(opts: NotifyOptions) -> LoadedConfig | None:
+    """The deployment repo's glue.yaml; in hook mode (``tag``) it may be missing."""
+    from gitops_glue.config import load_config
+    from gitops_glue.errors import ConfigError
+
+    try:
+        return load_config(opts.directory)
+    except ConfigError:
+        if opts.tag is None:
+            raise
+        return None
+
+
+def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
+    """The request: hook mode (one service's ``tag``) or the checkout's versions of ``env``."""
+    from gitops_glue.config import default_record_namespace
+
+    kind = phase_kind(opts.phase)
+    loaded = _config_for(opts)
+    env = opts.environment
+    if opts.tag is not None:
+        if len(opts.services) != 1:
+            raise UsageError("--tag needs exactly one --service: the service it is for")
+        name = opts.services[0]
+        rel = opts.release or name
+        new = {name: ServiceVersion(opts.tag, opts.revision or None, rel)}
+        releases: dict[str, str] = {name: rel}
+        sources: dict[str, str | None] = {name: opts.source_repo or None}
+        namespace = (
+            loaded.config.environment(env).record_namespace
+            if loaded
+            else default_record_namespace(env)
+        )
+        scope: list[str] | None = [name]
+        state_release: str | None = rel
+    else:
+        assert loaded is not None  # without tag, a missing glue.yaml was raised above
+        from gitops_glue.repo.gitrepo import worktree_reader
+
+        new, releases, sources, namespace = from_checkout(
+            loaded.config, worktree_reader(loaded.root), env, services=opts.services
+        )
+        scope, state_release = (list(opts.services) if opts.services else None, None)
+    settings = loaded.config.notify if loaded else None
+    quiet = opts.quiet_when_unchanged
+    if quiet is None:
+        quiet = bool(settings and settings.quiet_when_unchanged)
+    thread: ThreadMode = opts.thread or (settings.thread if settings else "reply")
+    return NotifyRequest(
+        phase=opts.phase,
+        environment=env,
+        record_namespace=opts.record_namespace or namespace,
+        new=new,
+        releases=releases,
+        sources=sources,
+        scope=scope,
+        state_release=state_release,
+        actor=opts.actor or ci.actor,
+        pipeline_url=opts.pipeline_url or ci.pipeline_url,
+        quiet_when_unchanged=quiet,
+        thread=thread,
+        template=opts.template or (loaded.template("notify") if loaded else None),
+        failure=read_apply_report(opts.apply_report) if kind == "failed" else (),
+    )
+
+
+def run(
+    opts: NotifyOptions,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> NotifyResult:
+    """``glue notify``: build the request, then :func:`notify` through the cluster and Slack."""
+    from gitops_glue.cluster.kube import Kube
+    from gitops_glue.integrations import ci
+
+    req = build_request(opts, ci.detect())
+    return notify(
+        req,
+        Kube(opts.kubeconfig),
+        slack.Target.from_env(channel=opts.channel),
+        dry_run=dry_run,
+        progress=progress,
+    )

@@ -92,6 +92,14 @@ class Message:
             body["blocks"] = blocks
         return body
 
+    def plain_text(self) -> str:
+        """The message for a terminal: the fallback text, then each section's text."""
+        lines = [self.text]
+        for block in self.payload().get("blocks", []):
+            if block["type"] == "section" and "text" in block:
+                lines.append(block["text"]["text"])
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class Target:
