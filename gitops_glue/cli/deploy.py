@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gitops_glue.cli.app import State, app, loaded
 from gitops_glue.cli.options import (
     DryRunOpt,
+    EnvOpt,
     ExtraArgs,
     KubeconfigOpt,
     Output,
@@ -19,11 +19,16 @@ from gitops_glue.cli.options import (
     SelectorOpt,
 )
 from gitops_glue.cli.render import emit, note
-from gitops_glue.errors import UsageError
+from gitops_glue.deploy.apply import Recover
+
+if TYPE_CHECKING:
+    from gitops_glue.config import LoadedConfig
+    from gitops_glue.deploy.diff import DiffResult
+    from gitops_glue.deploy.helmfile import Target
 
 
-def _target(env: str, selector: list[str] | None, extra: list[str] | None) -> Any:
-    """What helmfile deploys; glue.yaml is found but not read (that is :func:`_env_config`)."""
+def _target(env: str, selector: list[str] | None, extra: list[str] | None) -> Target:
+    """What helmfile deploys: ENV of the deployment repo where glue.yaml is."""
     from gitops_glue.deploy.helmfile import Target, Tools
     from gitops_glue.files import find_config
 
@@ -36,66 +41,59 @@ def _target(env: str, selector: list[str] | None, extra: list[str] | None) -> An
     )
 
 
-def _env_config(env: str) -> Any:
-    """glue.yaml, refusing an environment it does not name."""
-    cfg = loaded()
+def _config(env: str) -> LoadedConfig:
+    """glue.yaml, refusing an environment it does not name (before helmfile runs)."""
+    cfg: LoadedConfig = loaded()
     cfg.config.environment(env)
     return cfg
 
 
-def _deploy_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Any:
-    cfg = _env_config(env)  # unknown environments fail here, before helmfile runs
-    return cfg, _target(env, selector, extra)
+SummaryFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="GLUE_SUMMARY_FILE",
+        help="also write a Markdown summary here (GitLab artifacts); "
+        "in GitHub Actions it goes to the step summary",
+    ),
+]
+
+
+def _render_diff(result: DiffResult, output: Output, summary_file: Path | None) -> None:
+    from gitops_glue.integrations import ci
+
+    ci.write_step_summary(
+        result.summary_markdown(), also=str(summary_file) if summary_file else None
+    )
+    emit(output, result.to_json(), result.text())
+    raise typer.Exit(int(result.exit_code))
 
 
 @app.command("diff")
 def diff_cmd(
-    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    env: EnvOpt,
     selector: SelectorOpt = None,
-    summary_file: Annotated[
-        Path | None,
-        typer.Option(
-            envvar="GLUE_SUMMARY_FILE",
-            help="also write a Markdown summary here (GitLab artifacts); "
-            "in GitHub Actions it goes to the step summary",
-        ),
-    ] = None,
+    summary_file: SummaryFileOpt = None,
     output: OutputOpt = Output.text,
     extra: ExtraArgs = None,
 ) -> None:
     """Show what a deploy of ENV would change. Exit 0: no changes, 3: changes, 1: error."""
-    from gitops_glue.deploy import helmfile as deploy
+    from gitops_glue.deploy.diff import diff
 
-    _loaded_config, target = _deploy_target(env, selector, extra)
-    result = deploy.diff(target)
-    summary = result.summary_markdown()
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    for path in (
-        [step_summary] if step_summary and os.environ.get("GITHUB_ACTIONS") == "true" else []
-    ) + ([str(summary_file)] if summary_file else []):
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(summary)
-    lines = [f"{r}: would change ({len(c)} resource(s))" for r, c in result.changes.items()]
-    lines += [f"{r}: no changes" for r in result.unchanged]
-    emit(
-        output,
-        result.to_json(),
-        (result.output.rstrip() + "\n\n" if result.output.strip() else "") + "\n".join(lines),
-    )
-    raise typer.Exit(int(result.exit_code))
+    _config(env)
+    _render_diff(diff(_target(env, selector, extra)), output, summary_file)
 
 
 @app.command("apply")
 def apply_cmd(
-    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    env: EnvOpt,
     selector: SelectorOpt = None,
     recover: Annotated[
-        str,
+        Recover,
         typer.Option(
             envvar="GLUE_RECOVER",
             help="auto: recover releases stuck pending before deploying; never: fail instead",
         ),
-    ] = "auto",
+    ] = Recover.auto,
     timeout: Annotated[
         str,
         typer.Option(
@@ -133,71 +131,40 @@ def apply_cmd(
     extra: ExtraArgs = None,
 ) -> None:
     """Deploy ENV with helmfile: locked, stuck releases recovered, safe to cancel."""
-    from gitops_glue.cluster import kube
-    from gitops_glue.cluster.kube import Kube
     from gitops_glue.cluster.lock import identity
-    from gitops_glue.deploy import helmfile as deploy
+    from gitops_glue.deploy import apply
     from gitops_glue.durations import parse_duration
     from gitops_glue.integrations import ci
 
-    if recover not in ("auto", "never"):
-        raise UsageError(f"--recover {recover!r}: use auto or never")
-    if changed_only:
-        if selector:
-            raise UsageError("--changed-only picks the releases itself: drop --selector")
-        changes = _changed_report(env, None, kubeconfig)
-        if not changes.selectors:
-            done = f"deployed {env}: nothing changed since {changes.since} (--changed-only)"
-            emit(
-                output,
-                {
-                    "environment": env,
-                    "releases": [],
-                    "changed": False,
-                    "changed_only": changes.to_json(),
-                },
-                done,
-            )
-            return
-        note(f"glue: --changed-only: deploying {', '.join(changes.changed)}")
-        selector = changes.selectors
-    if dry_run:
-        diff_cmd(env=env, selector=selector, summary_file=None, output=output, extra=extra)
-        return
-    # helmfile starts before glue.yaml is read (apply gates it until the lock is held).
-    target = _target(env, selector, extra)
-
-    def load() -> Any:
-        cfg = _env_config(env)
-        kube.warm_up()
-        return cfg
-
-    opts = deploy.ApplyOptions(
-        timeout=parse_duration(timeout),
-        lock_timeout=parse_duration(lock_timeout),
-        recover="never" if recover == "never" else "auto",
-        holder=identity(ci.detect().pipeline_url),
+    request = apply.ApplyRequest(
+        target=_target(env, selector, extra),
+        options=apply.ApplyOptions(
+            timeout=parse_duration(timeout),
+            lock_timeout=parse_duration(lock_timeout),
+            recover=recover,
+            holder=identity(ci.detect().pipeline_url),
+        ),
+        kubeconfig=kubeconfig,
+        changed_only=changed_only,
+        dry_run=dry_run,
     )
-    say = (note) if output is Output.json else (typer.echo)
+    say = note if output is Output.json else typer.echo
     try:
-        result = deploy.apply(load, target, lambda: Kube(kubeconfig), opts, say)
-    except (deploy.DeployFailed, deploy.DeployInterrupted) as exc:
+        result = apply.apply(_config(env), request, say)
+    except (apply.DeployFailed, apply.DeployInterrupted) as exc:
         if report:
             _write_json(report, exc.result.to_json())
         if output is Output.json:
             typer.echo(json.dumps(exc.result.to_json(), indent=2))
         raise
-    if report:
+    if result.diff is not None:
+        _render_diff(result.diff, output, None)
+    if report and not result.nothing_changed:
         _write_json(report, result.to_json())
-    text = [
-        f"deployed {env}: {', '.join(result.releases)}"
-        + ("" if result.changed else " (no changes)")
-    ]
-    text += [f"  {r.describe()}" for r in result.recoveries]
-    emit(output, result.to_json(), "\n".join(text))
+    emit(output, result.to_json(), result.text())
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _write_json(path: Path, data: dict[str, object]) -> None:
     from gitops_glue.files import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
@@ -205,7 +172,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 @app.command("unlock")
 def unlock_cmd(
-    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    env: EnvOpt,
     kubeconfig: KubeconfigOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
@@ -230,7 +197,7 @@ def unlock_cmd(
 
 @app.command("changed")
 def changed_cmd(
-    env: Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")],
+    env: EnvOpt,
     since: Annotated[
         str | None,
         typer.Option(
@@ -243,20 +210,11 @@ def changed_cmd(
     output: OutputOpt = Output.text,
 ) -> None:
     """List ENV's releases whose inputs changed since the deployed revision; print a selector."""
-    report = _changed_report(env, since, kubeconfig)
-    emit(output, report.to_json(), report.text())
-
-
-def _changed_report(env: str, since: str | None, kubeconfig: str | None) -> Any:
+    from gitops_glue.cluster.kube import Kube
     from gitops_glue.deploy import changed
     from gitops_glue.deploy.helmfile import Tools
 
-    cfg = loaded()
-    cfg.config.environment(env)
-    source = "--since"
-    if since is None:
-        from gitops_glue.cluster.kube import Kube
-
-        since = changed.deployed_revision(cfg, env, Kube(kubeconfig))
-        source = "record"
-    return changed.changed_releases(cfg, env, Tools.from_env(), since=since, since_source=source)
+    report = changed.report(
+        _config(env), env, Tools.from_env(), since=since, kube=lambda: Kube(kubeconfig)
+    )
+    emit(output, report.to_json(), report.text())

@@ -24,6 +24,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -234,3 +235,20 @@ def changed_releases(
         removed=[v[0] for k, v in old.items() if k not in now],
         selectors=selectors,
     )
+
+
+def report(
+    loaded: LoadedConfig,
+    env: str,
+    tools: Tools,
+    *,
+    since: str | None,
+    kube: Callable[[], Kube],
+) -> ChangedReport:
+    """``glue changed``: compare with ``since``, or with what the deploy record says is
+    deployed (``kube()`` is only called then)."""
+    loaded.config.environment(env)
+    if since is not None:
+        return changed_releases(loaded, env, tools, since=since, since_source="--since")
+    deployed = deployed_revision(loaded, env, kube())
+    return changed_releases(loaded, env, tools, since=deployed, since_source="record")

@@ -1,0 +1,443 @@
+"""``glue apply``: helmfile deployments that are safe to run, safe to cancel and
+safe to retry.
+
+apply = (``--changed-only``: pick the releases) -> lock (Lease) -> preflight
+(recover releases stuck pending) -> ``helmfile apply`` (the first SIGINT/SIGTERM
+forwarded to it) -> on failure, diagnose the pods -> on success, write the
+deploy record -> unlock. helmfile starts only once the lock is held, so
+everything it does (diffs, presync hooks, upgrades) runs under the lock.
+A SIGKILLed run leaves a Lease that expires and pending releases that the
+next run's preflight recovers.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from gitops_glue.errors import ExitCode, GlueError, OperationError, UsageError
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from gitops_glue.cluster.diagnose import PodProblem
+    from gitops_glue.cluster.helm_storage import Recovery
+    from gitops_glue.cluster.kube import Kube
+    from gitops_glue.cluster.record import ServiceVersion
+    from gitops_glue.config import LoadedConfig
+    from gitops_glue.deploy.changed import ChangedReport
+    from gitops_glue.deploy.diff import DiffResult
+    from gitops_glue.deploy.helmfile import Release, Target
+
+Progress = Callable[[str], None]
+
+
+class Recover(str, enum.Enum):
+    """What ``glue apply`` does about releases stuck pending."""
+
+    auto = "auto"  # recover them (roll back, or uninstall one that never deployed)
+    never = "never"  # fail instead
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    timeout: float = 300  # the deploy timeout: pending older than this is stale
+    lock_timeout: float = 600
+    lock_duration: int = 60
+    recover: Recover = Recover.auto
+    grace: float = 6.0  # after forwarding a signal, how long helmfile gets to stop
+    holder: str = ""
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    target: Target
+    options: ApplyOptions = field(default_factory=ApplyOptions)
+    kubeconfig: str | None = None
+    changed_only: bool = False  # deploy only the releases whose inputs changed
+    dry_run: bool = False  # diff instead of deploying
+
+
+@dataclass
+class ApplyResult:
+    env: str
+    releases: list[str]
+    recoveries: list[Recovery]
+    changed: bool
+    lock_holder: str
+    took_over: str | None = None
+    record_written: bool = False
+    problems: list[PodProblem] = field(default_factory=list)
+    error: str = ""
+    selection: ChangedReport | None = None  # --changed-only: what it found
+    diff: DiffResult | None = None  # --dry-run: the diff instead of a deploy
+
+    @property
+    def nothing_changed(self) -> bool:
+        """--changed-only found nothing to deploy (and deployed nothing)."""
+        return self.selection is not None and not self.selection.selectors
+
+    def text(self) -> str:
+        if self.diff is not None:
+            return self.diff.text()
+        if self.nothing_changed:
+            since = self.selection.since if self.selection else None
+            return f"deployed {self.env}: nothing changed since {since} (--changed-only)"
+        lines = [
+            f"deployed {self.env}: {', '.join(self.releases)}"
+            + ("" if self.changed else " (no changes)")
+        ]
+        return "\n".join(lines + [f"  {r.describe()}" for r in self.recoveries])
+
+    def to_json(self) -> dict[str, object]:
+        if self.diff is not None:
+            return self.diff.to_json()
+        if self.nothing_changed and self.selection is not None:
+            return {
+                "environment": self.env,
+                "releases": [],
+                "changed": False,
+                "changed_only": self.selection.to_json(),
+            }
+        return {
+            "environment": self.env,
+            "releases": self.releases,
+            "changed": self.changed,
+            "recoveries": [r.to_json() for r in self.recoveries],
+            "lock_holder": self.lock_holder,
+            "took_over_lock_from": self.took_over,
+            "record_written": self.record_written,
+            "failing_pods": [p.to_json() for p in self.problems],
+            "error": self.error,
+        }
+
+
+class DeployFailed(OperationError):
+    """helmfile apply failed; ``result`` carries the diagnostics."""
+
+    def __init__(self, message: str, result: ApplyResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class DeployInterrupted(GlueError):
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, result: ApplyResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class _SignalForwarder:
+    """Forward the first SIGINT/SIGTERM to helmfile once; remember we were asked to stop."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None  # the helmfile the signal goes to
+        self.signal: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.signal is not None:
+            return  # forwarded once already; the grace period is running
+        self.signal = signum
+        child = self.proc
+        if child and child.poll() is None:
+            with suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+    @contextmanager
+    def installed(self) -> Iterator[_SignalForwarder]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, old in self._old.items():
+                signal.signal(signum, old)
+
+
+def _run_helmfile(
+    target: Target, helm_major: int, opts: ApplyOptions, forwarder: _SignalForwarder, say: Progress
+) -> tuple[int | None, str]:
+    """Run ``helmfile apply``, relaying its output line by line; None as the code when it
+    was interrupted."""
+    from gitops_glue.deploy.helmfile import ANSI, helmfile_env
+
+    proc = subprocess.Popen(
+        target.helmfile_args("apply", "--detailed-exitcode", "--suppress-secrets"),
+        cwd=target.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env=helmfile_env(helm_major),
+    )
+    forwarder.proc = proc
+    lines: list[str] = []
+
+    def relay() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            say(ANSI.sub("", line.rstrip("\n")))
+
+    pump = threading.Thread(target=relay, daemon=True)
+    pump.start()
+
+    def stop(*, term: bool) -> None:
+        """TERM to its process group (unless signalled already), KILL after the grace."""
+        if proc.poll() is not None:
+            return
+        if term:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=opts.grace)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if not term:
+                say(f"glue: helmfile did not stop within {opts.grace:.0f}s; killed it")
+
+    deadline = time.monotonic() + opts.timeout + 120
+    try:
+        while proc.poll() is None:
+            if forwarder.signal is not None:
+                stop(term=False)
+                break
+            if time.monotonic() > deadline:
+                say("glue: helmfile ran past the deploy timeout; stopping it")
+                stop(term=True)
+                break
+            # Wakes as soon as helmfile exits; the timeout only paces the checks above.
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.1)
+    finally:
+        stop(term=True)  # only acts when glue itself is being torn down mid-run
+        pump.join(timeout=5)
+        forwarder.proc = None
+    if forwarder.signal is not None:
+        return None, "".join(lines)
+    return proc.returncode, "".join(lines)
+
+
+def preflight(
+    kube: Kube,
+    items: list[Release],
+    *,
+    timeout: float,
+    recover: Recover,
+    helm: str,
+    say: Progress,
+) -> list[Recovery]:
+    """Recover the releases stuck pending (the lock is held); what was done."""
+    from gitops_glue.cluster import helm_storage
+
+    done = []
+    for release in items:
+        state = helm_storage.state(kube, release.name, release.namespace)
+        plan = helm_storage.plan_recovery(state, lock_held=True, timeout=timeout)
+        if plan is None:
+            continue
+        if recover is Recover.never:
+            raise OperationError(
+                f"release {release.namespace}/{release.name} is stuck in "
+                f"{plan.stuck_status} (revision {plan.stuck_revision}) and --recover=never",
+                hint="run again with --recover=auto, or fix it by hand: helm history "
+                f"{release.name} -n {release.namespace}",
+            )
+        say(f"glue: {plan.describe()}")
+        helm_storage.recover(plan, helm, timeout=timeout)
+        done.append(plan)
+    return done
+
+
+def deployed_versions(
+    loaded: LoadedConfig, env_name: str, deployed: list[str]
+) -> tuple[dict[str, ServiceVersion], str]:
+    """The tag and revision of every deployed service, from the files; the git HEAD."""
+    from gitops_glue.cluster import record
+    from gitops_glue.repo import envfiles, gitrepo
+
+    env = loaded.config.environment(env_name)
+    read = gitrepo.worktree_reader(loaded.root)
+    services = {}
+    for name, svc in loaded.config.services.items():
+        release = svc.release_name(name)
+        if release not in deployed:
+            continue
+        tag = envfiles.effective(read, env, svc.tag_key).value
+        revision = (
+            envfiles.effective(read, env, svc.revision_key).value if svc.revision_key else None
+        )
+        services[name] = record.ServiceVersion(
+            None if tag is None else str(tag), None if revision is None else str(revision), release
+        )
+    try:
+        import pygit2
+
+        head = str(pygit2.Repository(str(loaded.root)).head.target)
+    except Exception:  # not a checkout: the record simply has no git revision
+        head = ""
+    return services, head
+
+
+def _write_record(
+    loaded: LoadedConfig,
+    env_name: str,
+    kube: Kube,
+    versions: tuple[dict[str, ServiceVersion], str],
+    holder: str,
+    recoveries: list[Recovery],
+) -> None:
+    import datetime as dt
+
+    from gitops_glue.cluster import record
+
+    env = loaded.config.environment(env_name)
+    previous = record.read(kube, env.record_namespace, env.name)
+    services = dict(previous.services) if previous else {}
+    services.update(versions[0])
+    record.write(
+        kube,
+        env.record_namespace,
+        record.DeployRecord(
+            environment=env.name,
+            services=services,
+            git_revision=versions[1],
+            deployed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            deployed_by=holder,
+            recoveries=[r.to_json() for r in recoveries],
+        ),
+    )
+
+
+def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult:
+    """Deploy (or, with ``dry_run``, diff) an environment; see the module's docstring."""
+    from gitops_glue.cluster.kube import Kube
+
+    target = req.target
+    env = loaded.config.environment(target.env)
+    if req.changed_only and target.selectors:
+        raise UsageError("--changed-only picks the releases itself: drop --selector")
+    kube: Kube | None = None
+
+    def cluster() -> Kube:
+        nonlocal kube
+        if kube is None:
+            kube = Kube(req.kubeconfig)
+        return kube
+
+    selection = None
+    if req.changed_only:
+        from gitops_glue.deploy import changed
+
+        selection = changed.report(loaded, env.name, target.tools, since=None, kube=cluster)
+        if not selection.selectors:
+            return ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
+        say(f"glue: --changed-only: deploying {', '.join(selection.changed)}")
+        target = replace(target, selectors=tuple(selection.selectors))
+    if req.dry_run:
+        from gitops_glue.deploy.diff import diff
+
+        result = ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
+        result.diff = diff(target)
+        return result
+    return _deploy(loaded, target, cluster(), req.options, say, selection)
+
+
+def _deploy(
+    loaded: LoadedConfig,
+    target: Target,
+    kube: Kube,
+    opts: ApplyOptions,
+    say: Progress,
+    selection: ChangedReport | None,
+) -> ApplyResult:
+    from gitops_glue.cluster import diagnose
+    from gitops_glue.cluster.lock import DeployLock
+    from gitops_glue.deploy.helmfile import list_releases, tail
+
+    env = loaded.config.environment(target.env)
+    major = target.tools.check()
+    items = list_releases(target)
+    names = [r.name for r in items]
+    result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
+    forwarder = _SignalForwarder()
+    with forwarder.installed():
+        lock = DeployLock(
+            kube,
+            env.record_namespace,
+            env.name,
+            holder=opts.holder,
+            duration=opts.lock_duration,
+            timeout=opts.lock_timeout,
+            progress=say,
+        )
+        if not lock.acquire(stop=lambda: forwarder.signal is not None):
+            raise DeployInterrupted(
+                f"deploy to {env.name!r} interrupted by signal {forwarder.signal} while waiting "
+                "for the deploy lock; nothing was deployed",
+                result,
+            )
+        try:
+            result.took_over = lock.took_over
+            result.recoveries = preflight(
+                kube,
+                items,
+                timeout=opts.timeout,
+                recover=opts.recover,
+                helm=target.tools.helm,
+                say=say,
+            )
+            # What the record will say: the files as helmfile is about to deploy them.
+            versions = deployed_versions(loaded, env.name, names)
+            code: int | None = None
+            output = ""
+            if forwarder.signal is None:
+                code, output = _run_helmfile(target, major, opts, forwarder, say)
+            if code is None:
+                say("glue: interrupted: recovering releases left pending, then unlocking")
+                result.recoveries += preflight(
+                    kube,
+                    items,
+                    timeout=opts.timeout,
+                    recover=Recover.auto,
+                    helm=target.tools.helm,
+                    say=say,
+                )
+                raise DeployInterrupted(
+                    f"deploy to {env.name!r} interrupted by signal {forwarder.signal}; no "
+                    "release is left pending and the lock is released",
+                    result,
+                )
+            if code not in (0, 2):
+                for release in items:
+                    result.problems += diagnose.not_ready_pods(
+                        kube, release.namespace, release.name
+                    )
+                result.error = tail(output, 20)
+                detail = "\n".join(p.describe() for p in result.problems)
+                raise DeployFailed(
+                    f"helmfile apply failed for {env.name!r} (exit {code})"
+                    + (f"\nfailing pods:\n{detail}" if detail else f"\n{result.error}"),
+                    result,
+                )
+            result.changed = code == 2
+            _write_record(loaded, env.name, kube, versions, opts.holder, result.recoveries)
+            result.record_written = True
+            return result
+        finally:
+            lock.release()
