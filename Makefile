@@ -44,3 +44,7 @@ test: bootstrap lint typecheck
 
 bench: bootstrap
 	$(PYTHON) benchmarks/cli_startup.py
+
+# docs/commands.md is generated from the CLI (tests/unit/test_docs.py fails when it is stale).
+docs:
+	$(PYTHON) scripts/gen_command_docs.py
