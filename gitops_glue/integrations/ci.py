@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,35 @@ def detect(env: Mapping[str, str] | None = None) -> CiContext:
             commit_author=env.get("CI_COMMIT_AUTHOR", "").split(" <", 1)[0],
         )
     return CiContext()
+
+
+def local_git_context(ctx: CiContext, directory: Path) -> CiContext:
+    """Outside CI: ``ctx`` with the HEAD commit and branch of the checkout at ``directory``.
+
+    Unchanged when ``directory`` is not a checkout or has no commits.
+    """
+    try:
+        import pygit2
+
+        repo = pygit2.Repository(str(directory))
+        head = repo.head.peel(pygit2.Commit)
+    except Exception:  # not a checkout, or no commits: go on without it
+        return ctx
+    return dataclasses.replace(
+        ctx,
+        commit=str(head.id),
+        ref="" if repo.head_is_detached else repo.head.shorthand,
+        commit_title=head.message.splitlines()[0] if head.message else "",
+        commit_author=head.author.name,
+    )
+
+
+def context(directory: Path, *, fallback_to_git: bool = True) -> CiContext:
+    """The CI context; outside CI (and with ``fallback_to_git``) the local checkout's commit."""
+    ctx = detect()
+    if not ctx.in_ci and fallback_to_git:
+        ctx = local_git_context(ctx, directory)
+    return ctx
 
 
 def write_outputs(
