@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops_glue.config import GlueConfig
@@ -258,3 +259,42 @@ def collect_cluster(
                 )
             )
     return ClusterReport(config.environment_names(), list(config.services), cells, records)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def helmfile_namespaces(root: Path) -> Callable[[str], dict[str, str]]:
+    """``namespaces(env)`` for :func:`collect_cluster`: release -> namespace, from helmfile."""
+
+    def namespaces(env: str) -> dict[str, str]:
+        from gitops_glue.deploy import helmfile
+
+        target = helmfile.Target(env=env, root=root, tools=helmfile.Tools.from_env())
+        return {r.name: r.namespace for r in helmfile.list_releases(target)}
+
+    return namespaces
+
+
+def status(directory: Path) -> StatusReport:
+    """``glue status``: the deployment repo's tags, from its glue.yaml and values files."""
+    from gitops_glue.config import load_config
+    from gitops_glue.repo.gitrepo import worktree_reader
+
+    loaded = load_config(directory)
+    return collect(loaded.config, worktree_reader(loaded.root))
+
+
+def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
+    """``glue status --cluster``: git beside what each environment runs, drift flagged."""
+    from gitops_glue.cluster.kube import Kube
+    from gitops_glue.config import load_config
+    from gitops_glue.repo.gitrepo import worktree_reader
+
+    loaded = load_config(directory)
+    return collect_cluster(
+        loaded.config,
+        worktree_reader(loaded.root),
+        Kube(kubeconfig),
+        helmfile_namespaces(loaded.root),
+    )
