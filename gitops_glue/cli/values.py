@@ -23,10 +23,9 @@ def get_cmd(
     output: OutputOpt = Output.text,
 ) -> None:
     """Print the value at KEY_PATH in FILE."""
-    from gitops_glue.files import read_text
-    from gitops_glue.repo import values
+    from gitops_glue.repo import files
 
-    value = values.get_value(read_text(file), key_path, filename=str(file), document=document)
+    value = files.get_value(file, key_path, document=document)
     if output is Output.json:
         typer.echo(json.dumps(value))
     elif isinstance(value, (dict, list)):
@@ -53,40 +52,19 @@ def set_cmd(
     output: OutputOpt = Output.text,
 ) -> None:
     """Change the value at KEY_PATH in FILE; nothing else in the file changes."""
-    import difflib
+    from gitops_glue.repo import files
 
-    from gitops_glue.files import atomic_write_text, read_text
-    from gitops_glue.repo import values
-
-    text = read_text(file)
-    result = values.set_value(
-        text,
+    result = files.set_value(
+        file,
         key_path,
         value,
-        filename=str(file),
         create=create,
-        document=document,
         force_string=string,
+        document=document,
+        dry_run=dry_run,
     )
-    if result.changed and not dry_run:
-        atomic_write_text(file, result.text)
-    diff = "".join(
-        difflib.unified_diff(
-            text.splitlines(True), result.text.splitlines(True), f"a/{file}", f"b/{file}"
-        )
-    )
-    status = "unchanged" if not result.changed else ("would-change" if dry_run else "changed")
-    data = {
-        "status": status,
-        "file": str(file),
-        "key": key_path,
-        "old": result.old,
-        "new": value,
-        "created": result.created,
-        "line": result.line,
-        "dry_run": dry_run,
-    }
     if dry_run:
-        emit(output, {**data, "diff": diff}, diff or f"{file}: {key_path} already {value!r}")
+        text = result.diff or f"{file}: {key_path} already {value!r}"
     else:
-        emit(output, data, "" if result.changed else f"{file}: {key_path} unchanged")
+        text = "" if result.changed else f"{file}: {key_path} unchanged"
+    emit(output, result.to_json(), text)
