@@ -10,11 +10,14 @@ stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gitops_glue import __version__
+
+if TYPE_CHECKING:
+    from gitops_glue.config import LoadedConfig
 
 app = typer.Typer(
     name="glue",
@@ -56,7 +59,8 @@ def _main(
     State.directory = directory
 
 
-def loaded() -> Any:
+def loaded() -> LoadedConfig:
+    """glue.yaml as found from ``-C`` (or the current folder)."""
     from gitops_glue.config import load_config
 
     return load_config(State.directory)

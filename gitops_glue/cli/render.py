@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
 
 import typer
 
 from gitops_glue.cli.options import Output
 
 
-def emit(output: Output, data: dict[str, Any], text: str) -> None:
+def emit(output: Output, data: Mapping[str, object], text: str) -> None:
     if output is Output.json:
         typer.echo(json.dumps(data, indent=2, sort_keys=False))
     elif text:
