@@ -218,9 +218,25 @@ def changed_releases(
                 ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    changed_keys = [k for k, v in now.items() if since is None or old.get(k, ("", ""))[1] != v[1]]
-    names = [now[k][0] for k in now]
-    changed = [now[k][0] for k in changed_keys]
+    return compare(
+        env,
+        now,
+        None if since is None else old,
+        resolved,
+        since_source if since is not None else "none",
+    )
+
+
+Fingerprints = dict[str, tuple[str, str]]  # namespace/name -> (release name, fingerprint)
+
+
+def compare(
+    env: str, now: Fingerprints, old: Fingerprints | None, since: str | None, since_source: str
+) -> ChangedReport:
+    """Which releases changed between ``old`` (None: nothing deployed) and ``now``, and the
+    helmfile selectors that pick them (a name shared by two namespaces gets its namespace)."""
+    changed_keys = [k for k, v in now.items() if old is None or old.get(k, ("", ""))[1] != v[1]]
+    names = [name for name, _ in now.values()]
     duplicate = {n for n in names if names.count(n) > 1}
     selectors = [
         f"name={now[k][0]}" + (f",namespace={k.split('/', 1)[0]}" if now[k][0] in duplicate else "")
@@ -228,11 +244,11 @@ def changed_releases(
     ]
     return ChangedReport(
         env=env,
-        since=resolved,
-        since_source=since_source if since is not None else "none",
-        changed=changed,
+        since=since,
+        since_source=since_source,
+        changed=[now[k][0] for k in changed_keys],
         unchanged=[now[k][0] for k in now if k not in changed_keys],
-        removed=[v[0] for k, v in old.items() if k not in now],
+        removed=[v[0] for k, v in (old or {}).items() if k not in now],
         selectors=selectors,
     )
 
