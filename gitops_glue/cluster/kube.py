@@ -90,6 +90,15 @@ def is_conflict(exc: BaseException) -> bool:
     return _status(exc) in (409, 422)
 
 
+def unreachable(action: str, exc: BaseException) -> OperationError:
+    """The API server could not be reached at all."""
+    reason = getattr(exc, "reason", None) or exc
+    return OperationError(
+        f"{action}: cannot reach the Kubernetes API ({reason})",
+        hint="check the kubeconfig's server address, the network and the cluster",
+    )
+
+
 def api_error(action: str, exc: BaseException) -> OperationError:
     """An API failure as glue reports it (RBAC refusals get a hint)."""
     status = getattr(exc, "status", "?")
@@ -133,6 +142,7 @@ class Kube:
     def get_or_none(self, read: Callable[[], T], action: str) -> T | None:
         """``read()``, or None when the object does not exist (404); other errors raise."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             return read()
@@ -140,18 +150,24 @@ class Kube:
             if is_not_found(exc):
                 return None
             raise api_error(action, exc) from None
+        except HTTPError as exc:
+            raise unreachable(action, exc) from None
 
     def _call(self, call: Callable[[], T], action: str) -> T:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             return call()
         except ApiException as exc:
             raise api_error(action, exc) from None
+        except HTTPError as exc:
+            raise unreachable(action, exc) from None
 
     def _try(self, call: Callable[[], object], action: str) -> bool:
         """``call()``; False when it lost a race (conflict), True when done."""
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             call()
@@ -159,6 +175,8 @@ class Kube:
             if is_conflict(exc):
                 return False
             raise api_error(action, exc) from None
+        except HTTPError as exc:
+            raise unreachable(action, exc) from None
         return True
 
     @staticmethod
