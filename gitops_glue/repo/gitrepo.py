@@ -8,13 +8,14 @@ freshly fetched remote tip where there is no work tree at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitops_glue.config import Author
 from gitops_glue.errors import OperationError, UsageError
 from gitops_glue.files import atomic_write_text
+from gitops_glue.repo.commit import HistoryCommit, Reverted
 
 if TYPE_CHECKING:
     import pygit2
@@ -160,3 +161,62 @@ def commit_to_checkout(
         index.add(rel)
     index.write()
     return str(oid)
+
+
+class GitHistory:
+    """:class:`gitops_glue.repo.commit.History` over a pygit2 repository, from ``tip``."""
+
+    def __init__(self, repo: pygit2.Repository, tip: pygit2.Commit) -> None:
+        self.repo = repo
+        self.tip = tip
+
+    def _commit(self, sha: str) -> pygit2.Commit:
+        import pygit2
+
+        return self.repo.revparse_single(sha).peel(pygit2.Commit)
+
+    def first_parents(self) -> Iterator[HistoryCommit]:
+        commit: pygit2.Commit | None = self.tip
+        while commit is not None:
+            yield HistoryCommit(
+                str(commit.id), commit.message, tuple(str(p) for p in commit.parent_ids)
+            )
+            commit = commit.parents[0] if commit.parents else None
+
+    def resolve(self, rev: str) -> str | None:
+        import pygit2
+
+        try:
+            return str(self._commit(rev).id)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+
+    def changed_paths(self, sha: str) -> tuple[str, ...]:
+        commit = self._commit(sha)
+        diff = commit.parents[0].tree.diff_to_tree(commit.tree)
+        paths = set()
+        for delta in diff.deltas:
+            paths.add(delta.old_file.path)
+            paths.add(delta.new_file.path)
+        return tuple(sorted(paths))
+
+    def revert(self, shas: Sequence[str]) -> Reverted:
+        import pygit2
+
+        tree = self.tip.tree
+        paths: set[str] = set()
+        for sha in shas:
+            c = self._commit(sha)
+            paths.update(self.changed_paths(sha))
+            index = self.repo.merge_trees(c.tree, tree, c.parents[0].tree)
+            if index.conflicts is not None:
+                clashing = sorted(
+                    {e.path for entries in index.conflicts for e in entries if e is not None}
+                )
+                return Reverted(conflict=str(c.id), conflict_paths=tuple(clashing))
+            tree = self.repo[index.write_tree(self.repo)].peel(pygit2.Tree)
+        old, new = tree_reader(self.repo, self.tip.tree), tree_reader(self.repo, tree)
+        return Reverted(
+            old_texts={p: old(p) for p in sorted(paths)},
+            new_texts={p: new(p) for p in sorted(paths)},
+        )

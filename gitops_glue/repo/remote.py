@@ -19,20 +19,19 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from gitops_glue import redact
 from gitops_glue.errors import OperationError, UsageError
+from gitops_glue.repo.commit import Change, CommitTarget, D, Landed, Plan, View
 
 if TYPE_CHECKING:
     import pygit2
 
     from gitops_glue.config import GlueConfig
-    from gitops_glue.repo.bump import BumpRequest, BumpResult
-    from gitops_glue.repo.commit import Change
     from gitops_glue.repo.envfiles import Reader
 
 Progress = Callable[[str], None]
@@ -330,38 +329,6 @@ class _Session:
         return redact.redact(f"{rejected}: {said}" if said else rejected)
 
 
-P = TypeVar("P", bound="Change")
-
-
-@dataclass(frozen=True)
-class Pushed(Generic[P]):
-    """The change planned on the last fetched tip, and what became of it."""
-
-    plan: P
-    commit: str | None  # None: nothing to change, or dry run
-    remote: str  # the URL, secrets masked
-    attempts: int
-
-
-def push_edit(
-    spec: RemoteSpec,
-    auth: Auth,
-    make_plan: Callable[[GlueConfig, Reader], P],
-    *,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-    connection: Connection | None = None,
-) -> Pushed[P]:
-    """Plan with the remote's own ``glue.yaml`` and files, commit, push (re-planned per tip)."""
-    from gitops_glue.repo import gitrepo
-
-    def make(repo: pygit2.Repository, tip: pygit2.Commit) -> P:
-        reader = gitrepo.tree_reader(repo, tip.tree)
-        return make_plan(config_at(reader, spec.branch), reader)
-
-    return push_change(spec, auth, make, dry_run=dry_run, progress=progress, connection=connection)
-
-
 def config_at(reader: Reader, branch: str) -> GlueConfig:
     """The ``glue.yaml`` of a fetched tree."""
     from gitops_glue.config import parse_config
@@ -444,19 +411,20 @@ class Connection:
 def push_change(
     spec: RemoteSpec,
     auth: Auth,
-    make: Callable[[pygit2.Repository, pygit2.Commit], P],
+    plan: Plan[D],
     *,
     dry_run: bool = False,
     progress: Progress | None = None,
     history: bool = False,
     connection: Connection | None = None,
-) -> Pushed[P]:
-    """Fetch the branch tip, ``make`` a change on it, commit it as the bot and push.
+) -> Landed[D]:
+    """Fetch the branch tip, ``plan`` a change on it, commit it as the bot and push.
 
-    ``make`` is called again on every new tip after a lost race, so the change
-    is always computed from what the branch holds. ``history``: fetch the whole
-    branch history (rollback reads it) instead of only the tip. ``connection``:
-    one started earlier (see :class:`Connection`); the caller closes it.
+    ``plan`` is called again on every new tip after a lost race, so the change
+    is always computed from what the branch holds, with the branch's own
+    ``glue.yaml``. ``history``: fetch the whole branch history (rollback reads
+    it) instead of only the tip. ``connection``: one started earlier (see
+    :class:`Connection`); the caller closes it.
     """
     from gitops_glue.repo import gitrepo
 
@@ -467,7 +435,6 @@ def push_change(
         and not spec.url.startswith(("file://", "/"))
     ):
         say("note: no GLUE_GIT_TOKEN set; trying the HTTPS remote without credentials")
-    masked = redact.mask_url(spec.url)
     conn = connection or Connection(spec, auth, push=not dry_run, history=history)
     try:
         session = conn.session
@@ -476,13 +443,14 @@ def push_change(
         tip = conn.tip()
         while True:
             attempt += 1
-            plan = make(session.repo, tip)
-            files = dict(plan.files())
+            reader = gitrepo.tree_reader(session.repo, tip.tree)
+            config = config_at(reader, spec.branch)
+            change: Change[D] = plan(View(config, reader, gitrepo.GitHistory(session.repo, tip)))
+            files = change.files()
             if not files or dry_run:
-                return Pushed(plan, None, masked, attempt)
-            author = config_at(gitrepo.tree_reader(session.repo, tip.tree), spec.branch)
+                return Landed(change, None, attempt)
             commit = gitrepo.create_commit(
-                session.repo, tip, files, plan.message, author.git.author, None
+                session.repo, tip, files, change.message, config.git.author, None
             )
             if session.push_is_stale(tip):
                 # The push connection saw the branch elsewhere than the fetch did:
@@ -491,7 +459,7 @@ def push_change(
             else:
                 refusal = session.push(commit)
                 if refusal is None:
-                    return Pushed(plan, str(commit), masked, attempt)
+                    return Landed(change, str(commit), attempt)
                 # Lost race or final refusal? Only the branch's position tells,
                 # and a refusal is reported at once, without any back-off.
                 moved = session.fetch()
@@ -525,24 +493,110 @@ def push_change(
             conn.close()
 
 
-def bump_remote(
-    req: BumpRequest,
-    spec: RemoteSpec,
-    auth: Auth,
-    *,
-    dry_run: bool = False,
-    progress: Progress | None = None,
-    connection: Connection | None = None,
-) -> BumpResult:
-    """Bump in the remote deployment repository; see the module docstring."""
-    from gitops_glue.repo.bump import BumpResult, plan_bump
+# --------------------------------------------------------------------------- target
 
-    pushed = push_edit(
-        spec,
-        auth,
-        lambda config, reader: plan_bump(config, req, reader),
-        dry_run=dry_run,
-        progress=progress,
-        connection=connection,
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How the user named the remote branch and its credentials (the CLI's options)."""
+
+    url: str
+    branch: str = "main"
+    ssh_key_file: Path | None = None
+    known_hosts_file: Path | None = None
+    insecure_no_host_key_check: bool = False
+    max_attempts: int = 20
+
+
+def make_auth(options: RemoteOptions, environ: Mapping[str, str]) -> tuple[Auth, list[str]]:
+    """The credentials for ``options`` (files, or ``GLUE_SSH_*``/``GLUE_GIT_*`` in ``environ``).
+
+    An SSH remote needs a deploy key and the server's host key (unless the
+    check is switched off, which is warned about: the second value, warnings).
+    """
+    from gitops_glue.files import read_text
+
+    key = read_text(options.ssh_key_file) if options.ssh_key_file else environ.get("GLUE_SSH_KEY")
+    hosts = (
+        read_text(options.known_hosts_file)
+        if options.known_hosts_file
+        else environ.get("GLUE_SSH_KNOWN_HOSTS")
     )
-    return BumpResult(pushed.plan, pushed.commit, dry_run, pushed.remote, pushed.attempts)
+    insecure = options.insecure_no_host_key_check
+    auth = Auth(
+        ssh_key=key,
+        ssh_key_passphrase=environ.get("GLUE_SSH_KEY_PASSPHRASE"),
+        known_hosts=hosts,
+        insecure_skip_host_key_check=insecure,
+        token=environ.get("GLUE_GIT_TOKEN"),
+        username=environ.get("GLUE_GIT_USERNAME", "x-access-token"),
+    )
+    warnings: list[str] = []
+    if is_ssh_url(options.url):
+        if not key:
+            raise UsageError(
+                "an SSH remote needs a deploy key",
+                hint="pass --ssh-key-file FILE or set GLUE_SSH_KEY to the key text",
+            )
+        if not hosts and not insecure:
+            raise host_key_error(options.url)
+        if insecure:
+            warnings.append(
+                "WARNING: --insecure-no-host-key-check: the SSH server's identity is NOT verified"
+            )
+    return auth, warnings
+
+
+class RemoteBranch(CommitTarget):
+    """A branch of a remote repository: fetch into a private temp repo, commit, push.
+
+    A lost push race re-runs the planner on the new tip (see
+    :func:`push_change`). :meth:`start` begins the fetch early, so it runs
+    while the caller does other start-up work; close the target when done.
+    """
+
+    def __init__(
+        self, options: RemoteOptions, environ: Mapping[str, str], progress: Progress | None = None
+    ) -> None:
+        self.say: Progress = progress or (lambda _msg: None)
+        self.auth, warnings = make_auth(options, environ)
+        for warning in warnings:
+            self.say(warning)
+        self.spec = RemoteSpec(options.url, options.branch, options.max_attempts)
+        self.remote = redact.mask_url(options.url)
+        self._connection: Connection | None = None
+        self._history = False
+
+    def start(self, *, push: bool = True, history: bool = False) -> None:
+        """Start fetching now (and, with ``push``, opening the push connection)."""
+        if self._connection is None:
+            self._connection = Connection(self.spec, self.auth, push=push, history=history)
+            self._history = history
+
+    def config(self) -> GlueConfig:
+        return read_remote_config(self.spec, self.auth)
+
+    def land(self, plan: Plan[D], *, dry_run: bool, history: bool) -> Landed[D]:
+        connection = self._connection
+        if connection is not None and history and not self._history:
+            self.close()  # a shallow fetch cannot serve a planner that reads history
+            connection = None
+        self._connection = None  # one connection serves one change
+        try:
+            return push_change(
+                self.spec,
+                self.auth,
+                plan,
+                dry_run=dry_run,
+                progress=self.say,
+                history=history,
+                connection=connection,
+            )
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

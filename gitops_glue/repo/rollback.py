@@ -5,9 +5,9 @@ A glue commit is recognised by its trailers, never by its wording or author:
 ``Glue-Action`` (``promote``, ``release``, ``rollback``; absent on a bump).
 History is walked along first parents from the branch tip:
 
-- without ``--to``: the newest glue commit of ENV that is not already rolled
+- without ``--to-commit``: the newest glue commit of ENV that is not already rolled
   back is reverted;
-- with ``--to COMMIT``: every such commit after COMMIT is reverted, newest
+- with ``--to-commit REV``: every such commit after REV is reverted, newest
   first, in one commit.
 
 Rollback commits say what they reverted (``Glue-Reverts: SHA``, one per
@@ -21,19 +21,29 @@ later changes to the same file stay.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
+from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo.commit import parse_trailers
+from gitops_glue.repo.commit import (
+    Change,
+    CommitResult,
+    CommitTarget,
+    FileEdit,
+    History,
+    HistoryCommit,
+    View,
+    commit_change,
+    parse_trailers,
+)
 
-if TYPE_CHECKING:
-    import pygit2
 
-    from gitops_glue.config import GlueConfig, LoadedConfig
-    from gitops_glue.repo.remote import Auth, RemoteSpec
+@dataclass(frozen=True)
+class RollbackRequest:
+    env: str
+    to_commit: str | None = None  # None: only the last glue change
+    ci: CiContext = field(default_factory=CiContext)
 
 
 @dataclass(frozen=True)
@@ -53,15 +63,15 @@ class GlueCommit:
         }
 
 
-def describe(commit: pygit2.Commit, env: str) -> GlueCommit | None:
+def describe(commit: HistoryCommit, env: str) -> GlueCommit | None:
     """``commit`` as a glue commit of ``env``, or None when it is not one."""
     trailers = parse_trailers(commit.message)
     if ("Glue-Environment", env) not in trailers:
         return None
     get = [v for k, v in trailers if k == "Glue-Action"]
     return GlueCommit(
-        sha=str(commit.id),
-        title=commit.message.splitlines()[0] if commit.message else "",
+        sha=commit.sha,
+        title=commit.title,
         action=get[0] if get else "bump",
         services=tuple(v for k, v in trailers if k == "Glue-Service"),
         reverts=tuple(v for k, v in trailers if k == "Glue-Reverts"),
@@ -69,96 +79,35 @@ def describe(commit: pygit2.Commit, env: str) -> GlueCommit | None:
 
 
 @dataclass(frozen=True)
-class RollbackPlan:
+class Rollback:
+    """What a rollback reverts, for results."""
+
     env: str
     reverted: tuple[GlueCommit, ...]  # newest first
     skipped: int  # commits of others (or other environments) left alone on the way
-    old_texts: dict[str, str]
-    new_texts: dict[str, str]
-    message: str
 
-    def files(self) -> dict[str, str]:
-        return dict(self.new_texts)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.new_texts)
-
-    def diff(self) -> str:
-        from gitops_glue.repo.bump import FileEdit
-
-        return "".join(
-            FileEdit(p, self.old_texts[p], t).diff() for p, t in sorted(self.new_texts.items())
-        )
-
-
-@dataclass(frozen=True)
-class RollbackResult:
-    plan: RollbackPlan
-    commit: str | None
-    dry_run: bool
-    pushed_to: str | None = None
-    attempts: int = 1
-
-    @property
-    def status(self) -> str:
-        if not self.plan.changed:
-            return "unchanged"
-        return "would-change" if self.dry_run else "changed"
-
-    def summary(self) -> str:
-        p = self.plan
-        listing = [f"  {c.sha[:10]} {c.title}" for c in p.reverted]
-        if not p.reverted:
-            return f"nothing to roll back in {p.env}"
-        if not p.changed:
-            return "unchanged: the changes of these commits are already undone:\n" + "\n".join(
-                listing
-            )
-        if self.dry_run:
-            return (
-                f"{p.diff()}\n(dry run) would revert in {p.env}:\n"
-                + "\n".join(listing)
-                + f"\n(dry run) would commit: {p.message.splitlines()[0]}"
-            )
-        lines = [p.message.splitlines()[0], "  reverted:", *listing, f"  commit {self.commit}"]
-        if self.pushed_to:
-            lines.append(f"  pushed to {self.pushed_to} after {self.attempts} attempt(s)")
-        return "\n".join(lines)
+    def _listing(self) -> list[str]:
+        return [f"  {c.sha[:10]} {c.title}" for c in self.reverted]
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "status": self.status,
-            "environment": self.plan.env,
-            "reverted": [c.to_json() for c in self.plan.reverted],
-            "files": sorted(self.plan.new_texts),
-            "commit": self.commit,
-            "dry_run": self.dry_run,
-            "remote": self.pushed_to,
-            "attempts": self.attempts,
-        }
+        return {"environment": self.env, "reverted": [c.to_json() for c in self.reverted]}
+
+    def unchanged_text(self) -> str:
+        if not self.reverted:
+            return f"nothing to roll back in {self.env}"
+        return "unchanged: the changes of these commits are already undone:\n" + "\n".join(
+            self._listing()
+        )
+
+    def changed_lines(self) -> list[str]:
+        return ["  reverted:", *self._listing()]
+
+    def dry_run_lines(self) -> list[str]:
+        return [f"(dry run) would revert in {self.env}:", *self._listing()]
 
 
-def _changed_paths(repo: pygit2.Repository, commit: pygit2.Commit) -> list[str]:
-    parent = commit.parents[0]
-    diff = parent.tree.diff_to_tree(commit.tree)
-    paths = set()
-    for delta in diff.deltas:
-        paths.add(delta.old_file.path)
-        paths.add(delta.new_file.path)
-    return sorted(paths)
-
-
-def _resolve(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
-    import pygit2
-
-    try:
-        return repo.revparse_single(rev).peel(pygit2.Commit)
-    except (KeyError, ValueError, pygit2.GitError):
-        raise UsageError(
-            f"--to {rev!r}: no such commit in the deployment repository",
-            hint="give a commit id from git log of the deployment branch",
-        ) from None
+RollbackChange = Change[Rollback]
+RollbackResult = CommitResult[Rollback]
 
 
 def rollback_message(env: str, reverted: list[GlueCommit], ci: CiContext) -> str:
@@ -178,27 +127,24 @@ def rollback_message(env: str, reverted: list[GlueCommit], ci: CiContext) -> str
     return "\n".join(lines) + "\n"
 
 
-def plan_rollback(
-    repo: pygit2.Repository,
-    tip: pygit2.Commit,
-    config: GlueConfig,
-    env: str,
-    *,
-    to: str | None = None,
-    ci: CiContext | None = None,
-) -> RollbackPlan:
+def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) -> RollbackChange:
     """Find what to revert and build the reverted file texts; touches nothing."""
-    import pygit2
-
+    env = req.env
     environment = config.environment(env)
-    stop = _resolve(repo, to) if to else None
+    stop: str | None = None
+    if req.to_commit:
+        stop = history.resolve(req.to_commit)
+        if stop is None:
+            raise UsageError(
+                f"--to-commit {req.to_commit!r}: no such commit in the deployment repository",
+                hint="give a commit id from git log of the deployment branch",
+            )
     undone: set[str] = set()
-    targets: list[tuple[GlueCommit, pygit2.Commit]] = []
+    targets: list[tuple[GlueCommit, HistoryCommit]] = []
     skipped = 0
-    commit: pygit2.Commit | None = tip
     found_stop = False
-    while commit is not None:
-        if stop is not None and commit.id == stop.id:
+    for commit in history.first_parents():
+        if stop is not None and commit.sha == stop:
             found_stop = True
             break
         info = describe(commit, env)
@@ -210,10 +156,9 @@ def plan_rollback(
                 break
         else:
             skipped += 1
-        commit = commit.parents[0] if commit.parents else None
     if stop is not None and not found_stop:
         raise UsageError(
-            f"--to {to}: {str(stop.id)[:10]} is not in the history of the branch "
+            f"--to-commit {req.to_commit}: {stop[:10]} is not in the history of the branch "
             "(first-parent line)",
             hint="give a commit of the deployment branch that is older than the changes",
         )
@@ -225,92 +170,45 @@ def plan_rollback(
             "release); other commits need git revert",
         )
     own = set(environment.values)
-    tree = tip.tree
     for info, c in targets:
         if len(c.parents) != 1:
             raise UsageError(f"{info.sha[:10]} is a merge commit: not reverting it")
-        outside = [p for p in _changed_paths(repo, c) if p not in own]
+        outside = [p for p in history.changed_paths(c.sha) if p not in own]
         if outside:
             raise UsageError(
                 f"{info.sha[:10]} ({info.title}) has glue trailers but also changes "
                 f"{', '.join(outside)}, outside {env}'s values files: not reverting it",
                 hint="revert it by hand with git revert",
             )
-        index = repo.merge_trees(c.tree, tree, c.parents[0].tree)
-        if index.conflicts is not None:
-            paths = sorted(
-                {e.path for entries in index.conflicts for e in entries if e is not None}
-            )
-            raise UsageError(
-                f"cannot roll back {info.sha[:10]} ({info.title}): later commits changed the "
-                f"same lines of {', '.join(paths)}",
-                hint="a later change would be reverted with it; edit the file by hand or "
-                "bump the tag you want",
-            )
-        tree = repo[index.write_tree(repo)].peel(pygit2.Tree)
-    old_texts: dict[str, str] = {}
-    new_texts: dict[str, str] = {}
-    for path in sorted({p for _i, c in targets for p in _changed_paths(repo, c)}):
-        old = _text(repo, tip.tree, path)
-        new = _text(repo, tree, path)
+    result = history.revert([info.sha for info in reverted])
+    if result.conflict is not None:
+        title = next(i.title for i in reverted if i.sha == result.conflict)
+        raise UsageError(
+            f"cannot roll back {result.conflict[:10]} ({title}): later commits changed the "
+            f"same lines of {', '.join(result.conflict_paths)}",
+            hint="a later change would be reverted with it; edit the file by hand or "
+            "bump the tag you want",
+        )
+    edits: list[FileEdit] = []
+    for path in sorted(result.new_texts):
+        old, new = result.old_texts.get(path), result.new_texts[path]
         if new is None:
             raise UsageError(f"rolling back would delete {path}: not doing that")
         if old != new:
-            old_texts[path] = old or ""
-            new_texts[path] = new
-    return RollbackPlan(
-        env=env,
-        reverted=tuple(reverted),
-        skipped=skipped,
-        old_texts=old_texts,
-        new_texts=new_texts,
-        message=rollback_message(env, reverted, ci or CiContext()),
+            edits.append(FileEdit(path, old or "", new))
+    return Change(
+        edits=tuple(edits),
+        message=rollback_message(env, reverted, req.ci),
+        details=Rollback(env, tuple(reverted), skipped),
     )
 
 
-def _text(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> str | None:
-    from gitops_glue.repo import gitrepo
-
-    return gitrepo.tree_reader(repo, tree)(path)
-
-
-def rollback_local(
-    loaded: LoadedConfig,
-    env: str,
-    *,
-    to: str | None = None,
-    ci: CiContext | None = None,
-    dry_run: bool = False,
+def rollback(
+    target: CommitTarget, req: RollbackRequest, *, dry_run: bool = False
 ) -> RollbackResult:
-    import pygit2
+    """``glue rollback``: plan on the target's history and commit the revert there."""
 
-    from gitops_glue.repo import gitrepo
-    from gitops_glue.repo.commit import commit_local
+    def plan(view: View) -> RollbackChange:
+        return plan_rollback(view.config, view.history, req)
 
-    repo = gitrepo.open_checkout(loaded.root)
-    tip = repo.head.peel(pygit2.Commit)
-    plan = plan_rollback(repo, tip, loaded.config, env, to=to, ci=ci)
-    if not plan.changed or dry_run:
-        return RollbackResult(plan, None, dry_run)
-    return RollbackResult(plan, commit_local(loaded.root, plan, loaded.config.git.author), False)
-
-
-def rollback_remote(
-    spec: RemoteSpec,
-    auth: Auth,
-    env: str,
-    *,
-    to: str | None = None,
-    ci: CiContext | None = None,
-    dry_run: bool = False,
-    progress: Callable[[str], None] | None = None,
-) -> RollbackResult:
-    from gitops_glue.repo import gitrepo
-    from gitops_glue.repo.remote import config_at, push_change
-
-    def make(repo: pygit2.Repository, tip: pygit2.Commit) -> RollbackPlan:
-        config = config_at(gitrepo.tree_reader(repo, tip.tree), spec.branch)
-        return plan_rollback(repo, tip, config, env, to=to, ci=ci)
-
-    pushed = push_change(spec, auth, make, dry_run=dry_run, progress=progress, history=True)
-    return RollbackResult(pushed.plan, pushed.commit, dry_run, pushed.remote, pushed.attempts)
+    return commit_change(target, plan, dry_run=dry_run, history=True)

@@ -12,7 +12,7 @@ import pygit2
 import pytest
 
 from gitops_glue.repo.commit import parse_trailers
-from gitops_glue.repo.promote import pick_branch_tag
+from gitops_glue.repo.release import pick_branch_tag
 from tests.support.helpers import git, glue, many_services_seed, snapshot
 from tests.support.registry import RegistryServer
 from tests.support.sshgit import BareRemote, SshGitServer
@@ -177,7 +177,7 @@ def test_release_newest_tag_of_a_branch_from_the_registry(
         )
     )
     git(repo, "commit", "-qam", "a's image")
-    refused = glue("release", "a", "--branch", "main", "--to", "staging", cwd=repo)
+    refused = glue("release", "a", "--source-branch", "main", "--to", "staging", cwd=repo)
     assert refused.code == 2 and "refuses tag 'main-10-2222222'" in refused.err  # policy holds
     config.write_text(
         config.read_text().replace(
@@ -187,13 +187,13 @@ def test_release_newest_tag_of_a_branch_from_the_registry(
         )
     )
     git(repo, "commit", "-qam", "staging takes main builds")
-    run = glue("release", "a", "--branch", "main", "--to", "staging", "-o", "json", cwd=repo)
+    run = glue("release", "a", "--source-branch", "main", "--to", "staging", "-o", "json", cwd=repo)
     assert run.code == 0, run.err
     data = json.loads(run.out)
     assert (data["new_tag"], data["new_revision"]) == ("main-10-2222222", "2222222")
     trailers = dict(parse_trailers(head(repo).message))
     assert trailers["Glue-Source-Branch"] == "main"
-    missing = glue("release", "a", "--branch", "develop", "--to", "staging", cwd=repo)
+    missing = glue("release", "a", "--source-branch", "develop", "--to", "staging", cwd=repo)
     assert missing.code == 2 and "has no tag built from branch 'develop'" in missing.err
 
 
@@ -332,7 +332,7 @@ def test_auto_release_policy_gates_bump_tag_and_answers_should_release(repo: Pat
         ("feature-x", "dev", "false"),
     ]
     for branch, env, expected in cases:
-        run = glue("should-release", "--branch", branch, "--env", env, cwd=repo)
+        run = glue("should-release", "--source-branch", branch, "--env", env, cwd=repo)
         assert (run.code, run.out.strip()) == (0, expected), (branch, env, run.err)
     old_head = head(repo).id
     skipped = glue(
@@ -353,7 +353,7 @@ def test_auto_release_policy_gates_bump_tag_and_answers_should_release(repo: Pat
     done = glue("bump-tag", "a", "4e5f6a7", "--env", "dev", "--if-auto-release", "main", cwd=repo)
     assert done.code == 0 and head(repo).message.startswith("feat(dev): update a to 4e5f6a7")
     config.write_text(config.read_text() + "  - {branch: x, to: qa}\n")
-    bad = glue("should-release", "--branch", "x", "--env", "dev", cwd=repo)
+    bad = glue("should-release", "--source-branch", "x", "--env", "dev", cwd=repo)
     assert bad.code == 2 and "auto_release: environment 'qa' is not in environments" in bad.err
 
 
@@ -380,7 +380,7 @@ def test_auto_release_policy_is_read_from_the_remote(
     assert ssh_remote.head() == before
     run = glue(
         "should-release",
-        "--branch",
+        "--source-branch",
         "main",
         "--env",
         "dev",

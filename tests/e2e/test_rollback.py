@@ -74,7 +74,7 @@ def test_rollback_to_a_commit_reverts_every_glue_change_after_it(repo: Path) -> 
     assert glue("bump-tag", "a", "1111111", "--env", "dev", cwd=repo).code == 0
     assert glue("promote", "a", "--to", "staging", cwd=repo).code == 0
     assert glue("bump-tag", "b", "2222222", "--env", "dev", cwd=repo).code == 0
-    run = glue("rollback", "--env", "dev", "--to", start[:8], "-o", "json", cwd=repo)
+    run = glue("rollback", "--env", "dev", "--to-commit", start[:8], "-o", "json", cwd=repo)
     assert run.code == 0, run.err
     titles = [c["title"] for c in json.loads(run.out)["reverted"]]
     assert titles == ["feat(dev): update b to 2222222", "feat(dev): update a to 1111111"]
@@ -84,7 +84,7 @@ def test_rollback_to_a_commit_reverts_every_glue_change_after_it(repo: Path) -> 
     # Staging's rollback reverts the promotion.
     assert glue("rollback", "--env", "staging", cwd=repo).code == 0
     assert tag_of(repo, "staging", "a") == "3f9c2e1"
-    bad = glue("rollback", "--env", "dev", "--to", "0" * 40, cwd=repo)
+    bad = glue("rollback", "--env", "dev", "--to-commit", "0" * 40, cwd=repo)
     assert bad.code == 2 and "no such commit" in bad.err
 
 

@@ -1,0 +1,163 @@
+"""``glue release`` and ``glue should-release``: a tag straight into an environment.
+
+``release`` is a hotfix: it puts a given tag (or the newest registry tag built
+from a source branch, see :func:`pick_branch_tag`) into an environment, with
+the same edit and policy checks as a bump but its own commit message.
+``should-release`` answers whether ``glue.yaml``'s ``auto_release`` sends new
+tags of a source branch to an environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from gitops_glue.config import GlueConfig
+from gitops_glue.errors import UsageError
+from gitops_glue.integrations.ci import CiContext
+from gitops_glue.repo import envfiles
+from gitops_glue.repo.bump import BumpChange, BumpRequest, BumpResult, plan_bump
+from gitops_glue.repo.commit import CommitTarget, View, commit_change
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    service: str
+    env: str
+    tag: str | None = None  # None: the newest tag built from ``source_branch``
+    source_branch: str | None = None  # the image's source branch
+    revision: str | None = None
+    upstream_repo: str | None = None
+    ci: CiContext = field(default_factory=CiContext)
+
+
+def release_message(req: ReleaseRequest, tag: str, old_tag: str | None) -> str:
+    lines = [f"fix({req.env}): release {req.service} {tag}", ""]
+    how = f" (newest tag of branch {req.source_branch})" if req.source_branch else ""
+    lines += [f"{req.service} in {req.env}: {old_tag or '-'} -> {tag}{how}", ""]
+    trailers = [
+        ("Glue-Environment", req.env),
+        ("Glue-Action", "release"),
+        ("Glue-Service", req.service),
+        ("Glue-Tag", tag),
+        ("Glue-Previous-Tag", old_tag or ""),
+        ("Glue-Source-Branch", req.source_branch or ""),
+        ("Upstream-Repository", req.upstream_repo or ""),
+        ("Upstream-Revision", req.revision or ""),
+        ("Pipeline", req.ci.pipeline_url),
+        ("Triggered-By", req.ci.actor),
+    ]
+    lines += [f"{k}: {v}" for k, v in trailers if v]
+    return "\n".join(lines) + "\n"
+
+
+def plan_release(config: GlueConfig, read: envfiles.Reader, req: ReleaseRequest) -> BumpChange:
+    """A bump (same edit, same policy checks) with a release commit message.
+
+    ``req.tag`` must be set (see :func:`release` for picking a branch's tag).
+    """
+    if req.tag is None:
+        raise UsageError("glue release needs a tag: pass --tag, or --source-branch to pick one")
+    bump = BumpRequest(req.service, req.tag, req.env, req.revision, req.upstream_repo, req.ci)
+    change = plan_bump(config, read, bump)
+    return dataclasses.replace(
+        change, message=release_message(req, req.tag, change.details.old_tag)
+    )
+
+
+def release(target: CommitTarget, req: ReleaseRequest, *, dry_run: bool = False) -> BumpResult:
+    """``glue release``: pick the branch's newest tag if asked, then commit like a bump."""
+    if (req.tag is None) == (req.source_branch is None):
+        raise UsageError("give exactly one of --tag TAG and --source-branch BRANCH")
+    notes: tuple[str, ...] = ()
+    if req.tag is None:
+        assert req.source_branch is not None
+        found = newest_branch_tag(target.config(), req.service, req.source_branch)
+        notes = (f"newest tag of {req.service} for branch {req.source_branch}: {found.tag}",)
+        req = dataclasses.replace(req, tag=found.tag, revision=req.revision or found.revision)
+
+    def plan(view: View) -> BumpChange:
+        change = plan_release(view.config, view.read, req)
+        return dataclasses.replace(change, notes=notes + change.notes)
+
+    return commit_change(target, plan, dry_run=dry_run)
+
+
+# --------------------------------------------------------------------------- branch tags
+
+
+@dataclass(frozen=True)
+class BranchTag:
+    tag: str
+    revision: str | None
+    considered: int  # how many of the registry's tags matched the scheme
+
+
+def tag_branch(branch: str) -> str:
+    """A branch name as image tags spell it (docker/metadata-action's rule)."""
+    return re.sub(r"[^a-z0-9_.-]", "-", branch.lower())
+
+
+def pick_branch_tag(tags: list[str], scheme: str, branch: str) -> BranchTag | None:
+    """The newest of ``tags`` built from ``branch`` by ``scheme`` (see Service.branch_tags)."""
+    pattern = re.compile(scheme.replace("{branch}", re.escape(tag_branch(branch))))
+    matches = [(m, t) for t in tags for m in [pattern.fullmatch(t)] if m]
+    if not matches:
+        return None
+
+    def key(item: tuple[re.Match[str], str]) -> tuple[int, int, str]:
+        order = item[0].group("order") or ""
+        return (1, int(order), "") if order.isdigit() else (0, 0, order)
+
+    best, tag = max(matches, key=key)
+    revision = best.groupdict().get("revision")
+    return BranchTag(tag, revision, len(matches))
+
+
+def newest_branch_tag(config: GlueConfig, service: str, branch: str) -> BranchTag:
+    """Ask the registry for ``service``'s tags; the newest one built from ``branch``."""
+    from gitops_glue.integrations import oci
+
+    svc = config.service(service)
+    if not svc.image:
+        raise UsageError(
+            f"service {service!r} has no image in glue.yaml, so its tags cannot be listed",
+            hint=f"set services.{service}.image: REGISTRY/NAME, or pass --tag",
+        )
+    tags = oci.list_tags(svc.image)
+    found = pick_branch_tag(tags, svc.branch_tags, branch)
+    if found is None:
+        raise UsageError(
+            f"{svc.image} has no tag built from branch {branch!r} "
+            f"(scheme {svc.branch_tags!r}; {len(tags)} tag(s) in the registry)",
+            hint=f"check the branch name, or services.{service}.branch_tags in glue.yaml",
+        )
+    return found
+
+
+# --------------------------------------------------------------------------- should-release
+
+
+@dataclass(frozen=True)
+class ReleaseDecision:
+    source_branch: str
+    env: str
+    release: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source_branch": self.source_branch,
+            "environment": self.env,
+            "release": self.release,
+        }
+
+    def summary(self) -> str:
+        return "true" if self.release else "false"
+
+
+def should_release(target: CommitTarget, source_branch: str, env: str) -> ReleaseDecision:
+    """Whether ``glue.yaml`` (of the target) auto-releases ``source_branch`` to ``env``."""
+    config = target.config()
+    config.environment(env)
+    return ReleaseDecision(source_branch, env, config.auto_release_allows(source_branch, env))
