@@ -1,6 +1,6 @@
 """Time `glue bump-tag --remote` against the same bump scripted with the git CLI.
 
-Both flows talk to the same local OpenSSH server (tests/sshgit.py: sshd on 127.0.0.1,
+Both flows talk to the same local OpenSSH server (tests/support/sshgit.py: sshd on 127.0.0.1,
 git-shell deploy key, pinned host key), so the numbers compare the client side only.
 
 * glue flow, one run: ``glue bump-tag a TAG --env dev --remote URL`` in a new process,

@@ -15,7 +15,7 @@ app.kubernetes.io/name: {{ include "app.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* ---- glue notify hooks (templates/glue-notify-*.yaml, docs/notify.md) ---- */}}
+{{/* ---- glue notify hooks (templates/glue-notify-*.yaml, docs/hooks.md) ---- */}}
 
 {{- define "app.notify.environment" -}}
 {{- required "notify.environment is required when notify.enabled is true: the glue environment name (dev, staging, prod)" .Values.notify.environment -}}
