@@ -1,4 +1,7 @@
-"""The command line as a user meets it: help, version, get/set, exit codes."""
+"""The command line as a user meets it: help, version, get/set, exit codes.
+
+Run in-process (see conftest.py) unless the test is about the process itself.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,17 @@ import pytest
 from gitops_glue import __version__
 from gitops_glue.errors import UsageError
 from gitops_glue.repo import keypath
-from tests.support.helpers import glue
+from tests.unit.cli.conftest import Glue
 
 VALUES = Path(__file__).resolve().parents[2] / "data" / "values"
 
 
-def test_version_and_help() -> None:
+@pytest.fixture
+def glue(glue_in_process: Glue) -> Glue:
+    return glue_in_process
+
+
+def test_version_and_help(glue: Glue) -> None:
     assert glue("--version").out.strip() == f"glue {__version__}"
     run = glue("--help")
     assert run.code == 0
@@ -40,7 +48,7 @@ def test_help_does_not_import_heavy_libraries() -> None:
         assert heavy not in imported
 
 
-def test_get_prints_values(tmp_path: Path) -> None:
+def test_get_prints_values(glue: Glue) -> None:
     path = VALUES / "platform.yaml"
     assert glue("get", str(path), "api.image.tag").out == "1.10\n"
     assert glue("get", str(path), "worker.enabled").out == "true\n"
@@ -50,7 +58,7 @@ def test_get_prints_values(tmp_path: Path) -> None:
     assert glue("get", str(VALUES / "multidoc.yaml"), "overrides.b.image.tag").out == "v2.0.0\n"
 
 
-def test_set_edits_in_place_and_reports_unchanged(tmp_path: Path) -> None:
+def test_set_edits_in_place_and_reports_unchanged(glue: Glue, tmp_path: Path) -> None:
     path = tmp_path / "v.yaml"
     original = (VALUES / "crlf.yaml").read_bytes()
     path.write_bytes(original)
@@ -61,7 +69,7 @@ def test_set_edits_in_place_and_reports_unchanged(tmp_path: Path) -> None:
     assert again.code == 0 and "unchanged" in again.out
 
 
-def test_set_dry_run_and_json(tmp_path: Path) -> None:
+def test_set_dry_run_and_json(glue: Glue, tmp_path: Path) -> None:
     path = tmp_path / "v.yaml"
     path.write_text("a:\n  b: 1  # keep\n")
     run = glue("set", str(path), "a.b", "2", "--dry-run", "-o", "json")
@@ -79,7 +87,9 @@ def test_set_dry_run_and_json(tmp_path: Path) -> None:
         (["a", "x"], "a is a mapping, not a single value"),
     ],
 )
-def test_set_errors_leave_the_file_alone(tmp_path: Path, args: list[str], message: str) -> None:
+def test_set_errors_leave_the_file_alone(
+    glue: Glue, tmp_path: Path, args: list[str], message: str
+) -> None:
     path = tmp_path / "v.yaml"
     path.write_text("a:\n  b: 1  # keep\n")
     run = glue("set", str(path), *args)
@@ -90,14 +100,14 @@ def test_set_errors_leave_the_file_alone(tmp_path: Path, args: list[str], messag
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.yaml"]  # no temp files left
 
 
-def test_set_create(tmp_path: Path) -> None:
+def test_set_create(glue: Glue, tmp_path: Path) -> None:
     path = tmp_path / "v.yaml"
     path.write_text("a:\n  b: 1\n")
     assert glue("set", str(path), "a.c.d", "true", "--create").code == 0
     assert path.read_text() == "a:\n  b: 1\n  c:\n    d: 'true'\n"
 
 
-def test_missing_file_and_bad_usage() -> None:
+def test_missing_file_and_bad_usage(glue: Glue) -> None:
     run = glue("get", "/nonexistent.yaml", "a")
     assert run.code == 2 and run.err.strip() == "glue: error: /nonexistent.yaml: no such file"
     assert glue("bump-tag", "a").code == 2

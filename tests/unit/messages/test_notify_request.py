@@ -1,0 +1,122 @@
+"""How ``glue notify`` turns what it was asked into a request: hook mode or a checkout,
+glue.yaml's defaults, the CI's actor and pipeline, an apply report's failure lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gitops_glue.cluster.record import ServiceVersion as V
+from gitops_glue.errors import ConfigError, UsageError
+from gitops_glue.integrations.ci import CiContext
+from gitops_glue.messages import notify
+from tests.support.helpers import copy_example
+
+CI = CiContext(system="gitlab", actor="dev1", pipeline_url="https://gitlab.example.com/p/1")
+
+
+def hook(directory: Path, **kw: object) -> notify.NotifyOptions:
+    base: dict[str, object] = {
+        "phase": "pre-upgrade",
+        "environment": "prod",
+        "directory": directory,
+        "services": ("a",),
+        "tag": "v1.2.3",
+    }
+    return notify.NotifyOptions(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_hook_mode_needs_no_glue_yaml_and_defaults_to_glue_env(tmp_path: Path) -> None:
+    req = notify.build_request(hook(tmp_path, revision="abc1234", release="a-api"), CI)
+    assert req.record_namespace == "glue-prod"
+    assert req.new == {"a": V("v1.2.3", "abc1234", "a-api")}
+    assert (req.releases, req.scope, req.state_release) == ({"a": "a-api"}, ["a"], "a-api")
+    assert (req.actor, req.pipeline_url) == ("dev1", "https://gitlab.example.com/p/1")
+    assert (req.thread, req.quiet_when_unchanged, req.template) == ("reply", False, None)
+
+
+def test_hook_mode_takes_the_namespace_from_glue_yaml_when_there_is_one(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "deploy")
+    assert notify.build_request(hook(repo), CI).record_namespace == "example-prod"
+    given = notify.build_request(hook(repo, record_namespace="mine", actor="me"), CI)
+    assert (given.record_namespace, given.actor) == ("mine", "me")
+
+
+def test_hook_mode_is_for_exactly_one_service(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="exactly one --service"):
+        notify.build_request(hook(tmp_path, services=("a", "b")), CI)
+    with pytest.raises(UsageError, match="exactly one --service"):
+        notify.build_request(hook(tmp_path, services=()), CI)
+
+
+def test_without_a_tag_the_checkout_is_needed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"no glue\.yaml"):
+        notify.build_request(hook(tmp_path, tag=None), CI)
+
+
+def test_unknown_phase_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="unknown phase"):
+        notify.build_request(hook(tmp_path, phase="mid-upgrade", tag=None), CI)
+
+
+def test_from_a_checkout_every_service_of_the_environment(tmp_path: Path) -> None:
+    repo = copy_example(tmp_path / "deploy")
+    req = notify.build_request(hook(repo, tag=None, services=(), environment="dev"), CI)
+    assert req.new == {"a": V("3f9c2e1", "3f9c2e1", "a"), "b": V("9a8b7c6", "9a8b7c6", "b")}
+    assert req.record_namespace == "example-dev"
+    assert req.sources == {"a": "https://github.com/example/a", "b": "https://gitlab.com/example/b"}
+    assert (req.scope, req.state_release) == (None, None)
+    only_b = notify.build_request(hook(repo, tag=None, services=("b",), environment="dev"), CI)
+    assert list(only_b.new) == ["b"] and only_b.scope == ["b"]
+
+
+def test_glue_yaml_settings_and_template_are_defaults_the_options_override(
+    tmp_path: Path,
+) -> None:
+    repo = copy_example(tmp_path / "deploy")
+    config = repo / "glue.yaml"
+    config.write_text(
+        config.read_text()
+        + "notify:\n  thread: update\n  quiet_when_unchanged: true\n"
+        + "templates:\n  notify: messages/notify.md.j2\n"
+    )
+    req = notify.build_request(hook(repo), CI)
+    assert (req.thread, req.quiet_when_unchanged) == ("update", True)
+    assert req.template == repo / "messages" / "notify.md.j2"
+    mine = tmp_path / "mine.j2"
+    req = notify.build_request(
+        hook(repo, thread="reply", quiet_when_unchanged=False, template=mine), CI
+    )
+    assert (req.thread, req.quiet_when_unchanged, req.template) == ("reply", False, mine)
+
+
+def test_failed_phase_names_the_failing_pods_from_the_apply_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text(
+        json.dumps(
+            {
+                "failing_pods": [
+                    {
+                        "namespace": "prod",
+                        "pod": "a-1",
+                        "container": "app",
+                        "reason": "CrashLoopBackOff",
+                        "logs": ["boom"],
+                    }
+                ]
+            }
+        )
+    )
+    failed = notify.build_request(hook(tmp_path, phase="failed", apply_report=report), CI)
+    assert failed.failure == ("prod/a-1 [app]: CrashLoopBackOff | last log: boom",)
+    started = notify.build_request(hook(tmp_path, apply_report=report), CI)
+    assert started.failure == ()
+    missing = notify.build_request(
+        hook(tmp_path, phase="failed", apply_report=tmp_path / "none.json"), CI
+    )
+    assert missing.failure == ()
+    report.write_text("not json")
+    with pytest.raises(UsageError, match="not a glue apply report"):
+        notify.build_request(hook(tmp_path, phase="failed", apply_report=report), CI)
