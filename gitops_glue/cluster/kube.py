@@ -238,16 +238,18 @@ class Kube:
     def update_config_map(self, cm: ConfigMap, data: Mapping[str, str]) -> None:
         """Set ``data``'s keys in ``cm`` (refused if it changed since it was read).
 
-        A merge patch: the rest of the object (labels, Helm's ownership annotations)
-        stays as its owner wrote it.
+        An ``update`` of the object as stored (labels, Helm's ownership annotations
+        kept): a hook Job's Role grants ``get`` and ``update`` on its ConfigMap, no ``patch``.
         """
-        patch: dict[str, object] = {"data": dict(data)}
-        if cm.resource_version:
-            patch["metadata"] = {"resourceVersion": cm.resource_version}
-        self._call(
-            lambda: self._core.patch_namespaced_config_map(cm.name, cm.namespace, patch),
-            f"updating ConfigMap {cm.namespace}/{cm.name}",
-        )
+
+        def replace() -> None:
+            current = self._core.read_namespaced_config_map(cm.name, cm.namespace)
+            if cm.resource_version:
+                current.metadata.resource_version = cm.resource_version
+            current.data = {**(current.data or {}), **data}
+            self._core.replace_namespaced_config_map(cm.name, cm.namespace, current)
+
+        self._call(replace, f"updating ConfigMap {cm.namespace}/{cm.name}")
 
     def put_config_map(
         self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str]
