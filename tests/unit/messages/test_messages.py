@@ -73,3 +73,18 @@ def test_urls_with_credentials_are_masked() -> None:
         == "https://user:***@git.example.com/x"
     )
     assert redact.redact("ssh://git@127.0.0.1:2222/repo") == "ssh://git@127.0.0.1:2222/repo"
+
+
+def test_plain_text_is_the_fallback_then_each_section() -> None:
+    msg = slack.Message(
+        "Deployed to dev: a 1 → 2",
+        [
+            slack.header("✅ Deployed to dev"),
+            slack.section("*a* 1 → 2"),
+            slack.fields(["x", "y"]),
+            slack.section("unchanged: b"),
+            slack.context(["by dev1"]),
+        ],
+    )
+    assert msg.plain_text() == "Deployed to dev: a 1 → 2\n*a* 1 → 2\nunchanged: b"
+    assert slack.Message("only text").plain_text() == "only text"
