@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import signal
 import subprocess
+import subprocess as _subprocess
 import sys
+import tempfile
+import threading
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,26 +26,113 @@ class Run:
     err: str
 
 
+_CI_PREFIXES = ("GLUE_", "GITHUB_", "GITLAB_", "CI_")
+_IN_PROCESS = threading.Lock()
+
+
 def glue(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    subprocess: bool = False,
 ) -> Run:
-    """Run the installed ``glue`` entry point in a subprocess."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("GLUE_", "GITHUB_", "GITLAB_", "CI_"))
-    }
+    """Run glue as a user would: ``glue ARGS`` in ``cwd`` with ``env`` on top of ours.
+
+    The environment is ours minus every ``GLUE_*``/CI variable, plus ``env``. By default
+    glue runs in this process (the console entry point with stdout and stderr captured at
+    the file-descriptor level, so helm's and git's output is caught too; environment,
+    working directory and signal handlers applied and restored), which spares a Python
+    start-up per call. ``subprocess=True`` runs ``python -m gitops_glue`` in a process of
+    its own, with ``timeout``: use it for signals, concurrent runs, or when a test needs
+    modules imported afresh. ``GLUE_TESTS_SUBPROCESS=1`` makes every call a subprocess.
+    """
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(_CI_PREFIXES)}
     full_env.update(env or {})
-    proc = subprocess.run(
-        [sys.executable, "-m", "gitops_glue", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    if subprocess or os.environ.get("GLUE_TESTS_SUBPROCESS") == "1":
+        proc = _subprocess.run(
+            [sys.executable, "-m", "gitops_glue", *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+    with _IN_PROCESS:
+        return _glue_in_process(list(args), cwd, full_env)
+
+
+def _glue_in_process(args: list[str], cwd: Path | None, env: dict[str, str]) -> Run:
+    from gitops_glue.cli.entry import main
+
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_streams = (sys.stdout, sys.stderr)
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    code = 0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        for stream in saved_streams:
+            stream.flush()
+        saved_fds = (os.dup(1), os.dup(2))
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        # Closed in the finally below.
+        sys.stdout = io.TextIOWrapper(
+            open(os.dup(1), "wb"),  # noqa: SIM115
+            encoding="utf-8",
+            errors="replace",
+            write_through=True,
+        )
+        sys.stderr = io.TextIOWrapper(
+            open(os.dup(2), "wb"),  # noqa: SIM115
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        try:
+            os.environ.clear()
+            os.environ.update(env)
+            if cwd is not None:
+                os.chdir(cwd)
+            main(args)
+        except SystemExit as done:
+            code = _exit_status(done.code)
+        except BaseException:
+            # What Python does with an uncaught exception: the traceback, exit 1.
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.close()
+            sys.stderr.close()
+            sys.stdout, sys.stderr = saved_streams
+            os.dup2(saved_fds[0], 1)
+            os.dup2(saved_fds[1], 2)
+            for fd in saved_fds:
+                os.close(fd)
+            os.chdir(saved_cwd)
+            os.environ.clear()
+            os.environ.update(saved_env)
+            for sig, handler in saved_signals.items():
+                signal.signal(sig, handler)
+        out.seek(0)
+        err.seek(0)
+        return Run(
+            code,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+        )
+
+
+def _exit_status(code: object) -> int:
+    """The process exit status ``sys.exit(code)`` would give."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)  # sys.exit("message") prints it and exits 1
+    return 1
 
 
 def git(repo: Path, *args: str) -> str:
