@@ -34,10 +34,13 @@ e2e:
 cluster:
 	$(PYTEST) -m cluster tests/cluster
 
+# Prints its wall time at the end, passed or not (target: under 3 minutes on a warm machine).
 check:
-	@start=$$(date +%s); \
-	$(MAKE) --no-print-directory lint typecheck fast && \
-	echo "make check: passed in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); status=0; \
+	$(MAKE) --no-print-directory lint typecheck fast || status=$$?; \
+	if [ $$status -eq 0 ]; then result=passed; else result=FAILED; fi; \
+	echo "make check: $$result in $$(( $$(date +%s) - start )) s"; \
+	exit $$status
 
 test: bootstrap lint typecheck
 	$(PYTEST) tests
