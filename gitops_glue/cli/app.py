@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gitops_glue import __version__
-
 if TYPE_CHECKING:
     from gitops_glue.config import LoadedConfig
 
@@ -37,6 +35,8 @@ class State:
 
 def _version(value: bool) -> None:
     if value:
+        from gitops_glue import __version__  # reads package metadata: only when asked
+
         typer.echo(f"glue {__version__}")
         raise typer.Exit()
 
