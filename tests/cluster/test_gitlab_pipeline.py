@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_ci_templates import GITHUB, run_action
 from tests.support.helpers import example_repo, git
 from tests.support.registry import RegistryServer
 from tests.support.slackserver import SlackServer
 from tests.support.sshgit import SshGitServer
 from tests.support.testbed import Testbed
-from tests.e2e.test_ci_templates import GITHUB, run_action
 
 pytestmark = pytest.mark.cluster
 
