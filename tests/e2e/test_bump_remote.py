@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -165,7 +166,7 @@ def test_refused_key_fails_without_showing_it(
     assert "Traceback" not in run.err
     for line in key_text.splitlines()[1:-1]:
         assert line not in run.out + run.err
-    assert list(Path("/tmp").glob("glue-ssh-*")) == []
+    assert list(Path(tempfile.gettempdir()).glob("glue-*")) == []
 
 
 def test_hook_rejection_fails_fast_with_the_server_message(
