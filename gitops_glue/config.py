@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gitops_glue.errors import ConfigError, UsageError
 from gitops_glue.files import CONFIG_NAME, find_config
-from gitops_glue.repo import keypath
+from gitops_glue.repo import inputs, keypath
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +38,7 @@ DEFAULT_MUTABLE_TAGS = [
 #: ``glue release --branch``: tags like ``main-42-3f9c2e1`` (branch, build number, commit).
 DEFAULT_BRANCH_TAGS = r"{branch}-(?P<order>[0-9]+)-(?P<revision>[0-9a-f]{7,40})"
 
-_ENV_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 TemplateName = Literal["announce", "notify"]
 
@@ -79,6 +79,7 @@ class TagPolicy(_Model):
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"not a valid regular expression: {exc}") from None
+            inputs.check_regex_cost(value)
         return value
 
     def merged_over(self, base: TagPolicy) -> TagPolicy:
@@ -98,7 +99,7 @@ class Environment(_Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
+        if not _ENV_NAME.fullmatch(value):
             raise ValueError("use lower-case letters, digits and dashes (like prod-eu)")
         return value
 
@@ -156,6 +157,7 @@ class Service(_Model):
             raise ValueError(f"not a valid regular expression: {exc}") from None
         if "order" not in pattern.groupindex:
             raise ValueError("the scheme needs a named group (?P<order>...) to sort builds")
+        inputs.check_regex_cost(value.replace("{branch}", "x"))
         return value
 
     def release_name(self, service: str) -> str:
@@ -174,7 +176,7 @@ class Service(_Model):
     @field_validator("source_repo")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^/\s]+/\S+$", value):
+        if value is not None and not re.fullmatch(r"https?://[^/\s]+/\S+", value):
             raise ValueError("use the repository's web URL, like https://github.com/org/repo")
         return value.rstrip("/") if value else value
 
@@ -227,7 +229,7 @@ class GlueConfig(_Model):
         if not self.services:
             raise ValueError("services: describe at least one service")
         for name in self.services:
-            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
                 raise ValueError(f"services: {name!r} is not a valid service name")
         for rule in self.auto_release:
             if rule.to not in names:
@@ -285,11 +287,25 @@ class LoadedConfig(BaseModel):
         return self.root / chosen if chosen else None
 
 
+def check_limits(text: str, filename: str) -> None:
+    """Size, depth, alias bombs and duplicate keys (docs/config.md, Limits): refused
+    before anything is built. Syntax errors are left to the loader's own message."""
+    from gitops_glue.errors import YamlEditError
+    from gitops_glue.repo import values
+
+    try:
+        values.parse_documents(text, filename)
+    except YamlEditError as exc:
+        if ": not valid YAML: " not in exc.message:
+            raise ConfigError(exc.message, hint=exc.hint) from None
+
+
 def parse_config(text: str, filename: str = CONFIG_NAME) -> GlueConfig:
     """Validate ``glue.yaml`` text; errors name file, line and key."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    check_limits(text, filename)
     try:
         data = YAML(typ="rt", pure=True).load(io.StringIO(text))
     except MarkedYAMLError as exc:
@@ -377,8 +393,10 @@ def repo_template(directory: Path, name: TemplateName) -> Path | None:
         path = find_config(directory)
     except ConfigError:
         return None
+    text = read_text(path)
+    check_limits(text, str(path))
     try:
-        data = YAML(typ="safe", pure=True).load(read_text(path))
+        data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     section = data.get("templates") if isinstance(data, dict) else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import envfiles, values
+from gitops_glue.repo import envfiles, inputs, values
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -96,8 +96,25 @@ def commit_message(req: BumpRequest, old_tag: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_request(req: BumpRequest) -> None:
+    """Refuse control characters in every value that goes into the commit or the file."""
+    inputs.check_lines(
+        {
+            "service": req.service,
+            "environment": req.env,
+            "tag": req.tag,
+            "--revision": req.revision,
+            "--upstream-repo": req.upstream_repo,
+            "--if-auto-release": req.if_auto_release,
+            "the CI pipeline URL": req.ci.pipeline_url,
+            "the CI actor": req.ci.actor,
+        }
+    )
+
+
 def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> BumpChange:
     """Work out the edit for a bump; touches nothing."""
+    check_request(req)
     env = config.environment(req.env)
     service = config.service(req.service)
     if req.if_auto_release is not None and not config.auto_release_allows(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gitops_glue.errors import UsageError
+from gitops_glue.repo.inputs import MAX_KEY_PATH
 
 
 class Segment(NamedTuple):
@@ -47,6 +48,12 @@ def parse(path: str) -> KeyPath:
     """Parse a key path; raise :class:`UsageError` naming the problem."""
     if not path or not path.strip():
         raise UsageError("empty key path", hint="write it like a.image.tag")
+    if len(path) > MAX_KEY_PATH:
+        raise UsageError(
+            f"key path of {len(path)} characters, longer than the limit of {MAX_KEY_PATH}: "
+            f"{path[:40]!r}...",
+            hint="see Limits in docs/config.md",
+        )
     segments: list[Segment] = []
     buf: list[str] = []
     have_plain = False  # a plain segment is being collected in buf

@@ -11,14 +11,16 @@ if TYPE_CHECKING:
     from gitops_glue.config import TagPolicy
 
 #: The OCI distribution spec's tag grammar.
-_TAG_SYNTAX = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+#: ``fullmatch``: ``$`` with ``match`` would accept a trailing newline.
+_TAG_SYNTAX = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def check_tag(tag: str, policy: TagPolicy, env: str) -> None:
     """Raise :class:`PolicyError` unless ``env`` accepts ``tag``."""
-    if not _TAG_SYNTAX.match(tag):
+    if not _TAG_SYNTAX.fullmatch(tag):
+        shown = tag if len(tag) <= 60 else tag[:60] + "..."
         raise PolicyError(
-            f"{tag!r} is not a valid image tag",
+            f"{shown!r} is not a valid image tag",
             hint="tags are up to 128 letters, digits, '_', '.' and '-', not starting with . or -",
         )
     if tag.lower() in (t.lower() for t in policy.mutable_tags) and not policy.allow_mutable:

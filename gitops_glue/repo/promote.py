@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import envfiles, values
+from gitops_glue.repo import envfiles, inputs, values
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -148,6 +148,16 @@ def promotion_message(source: str, target: str, promotions: list[Promotion], ci:
 def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest) -> PromoteChange:
     """Work out the promotion commit; touches nothing. Refuses the whole promotion
     when the target's tag policy refuses any of the tags."""
+    inputs.check_lines(
+        {
+            "environment": req.target,
+            "--from": req.source,
+            "the CI pipeline URL": req.ci.pipeline_url,
+            "the CI actor": req.ci.actor,
+        }
+    )
+    for name in req.services or ():
+        inputs.check_line("service", name)
     target, services, source = req.target, req.services, req.source
     src_name = source_of(config, target, source)
     src, dst = config.environment(src_name), config.environment(target)
@@ -185,6 +195,8 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
             if svc.revision_key
             else None
         )
+        if rev is not None:
+            inputs.check_line(f"{name}'s revision in {src_name} ({svc.revision_key})", rev)
         old_tag = _opt(envfiles.effective(read, dst, svc.tag_key).value)
         old_rev = (
             _opt(envfiles.effective(read, dst, svc.revision_key).value)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import envfiles
+from gitops_glue.repo import envfiles, inputs
 from gitops_glue.repo.bump import BumpChange, BumpRequest, BumpResult, plan_bump
 from gitops_glue.repo.commit import CommitTarget, View, commit_change
 
@@ -59,6 +59,7 @@ def plan_release(config: GlueConfig, read: envfiles.Reader, req: ReleaseRequest)
     """
     if req.tag is None:
         raise UsageError("glue release needs a tag: pass --tag, or --source-branch to pick one")
+    inputs.check_lines({"--source-branch": req.source_branch})
     bump = BumpRequest(req.service, req.tag, req.env, req.revision, req.upstream_repo, req.ci)
     change = plan_bump(config, read, bump)
     return dataclasses.replace(
@@ -70,6 +71,7 @@ def release(target: CommitTarget, req: ReleaseRequest, *, dry_run: bool = False)
     """``glue release``: pick the branch's newest tag if asked, then commit like a bump."""
     if (req.tag is None) == (req.source_branch is None):
         raise UsageError("give exactly one of --tag TAG and --source-branch BRANCH")
+    inputs.check_lines({"--source-branch": req.source_branch})
     notes: tuple[str, ...] = ()
     if req.tag is None:
         assert req.source_branch is not None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
+from gitops_glue.repo import inputs
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -129,6 +130,14 @@ def rollback_message(env: str, reverted: list[GlueCommit], ci: CiContext) -> str
 
 def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) -> RollbackChange:
     """Find what to revert and build the reverted file texts; touches nothing."""
+    inputs.check_lines(
+        {
+            "environment": req.env,
+            "--to-commit": req.to_commit,
+            "the CI pipeline URL": req.ci.pipeline_url,
+            "the CI actor": req.ci.actor,
+        }
+    )
     env = req.env
     environment = config.environment(env)
     stop: str | None = None

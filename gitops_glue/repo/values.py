@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from gitops_glue.errors import YamlEditError
+from gitops_glue.repo import inputs
 from gitops_glue.repo import keypath as kp
 
 NodeKind = Literal["scalar", "alias", "map", "seq"]
@@ -44,6 +45,8 @@ class Node:
     keys: list[Node] = field(default_factory=list)  # map: key nodes, in order
     items: list[Node] = field(default_factory=list)  # map: values / seq: items
     last_end: int = 0  # index just after the last character of the content
+    size: int = 1  # nodes this node stands for, aliases expanded
+    height: int = 0  # nesting of collections below and including this one, aliases expanded
 
     def child(self, key: str) -> Node | None:
         for k, v in zip(self.keys, self.items, strict=True):
@@ -70,18 +73,68 @@ def _yaml(version: tuple[int, int] | None = None) -> Any:
     return y
 
 
+def _check_size(text: str, filename: str) -> None:
+    limit = inputs.MAX_FILE_BYTES
+    if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8")) > limit):
+        raise YamlEditError(
+            f"{filename}: larger than glue's limit of {limit // (1024 * 1024)} MiB",
+            hint="see Limits in docs/config.md",
+        )
+
+
+def _check_unique_keys(mapping: Node, filename: str) -> None:
+    """Refuse a mapping that names a key twice: glue would read the first, Helm the last."""
+    seen: dict[str, Node] = {}
+    for key in mapping.keys:
+        if key.kind != "scalar" or key.value is None:
+            continue
+        first = seen.setdefault(key.value, key)
+        if first is not key:
+            shown = key.value if len(key.value) <= 60 else key.value[:60] + "..."
+            raise YamlEditError(
+                f"{filename}:{key.line + 1}: duplicate key {shown!r} (first on line "
+                f"{first.line + 1}, again on line {key.line + 1})",
+                hint="YAML readers disagree on which one counts (Helm takes the last); "
+                "remove one of them",
+            )
+
+
 def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
-    """Parse YAML text into located nodes; raise YamlEditError on bad YAML."""
+    """Parse YAML text into located nodes; raise YamlEditError on bad YAML.
+
+    Also refuses what glue's limits (docs/config.md) exclude: files over
+    ``MAX_FILE_BYTES``, nesting deeper than ``MAX_DEPTH`` (aliases included),
+    documents that stand for more than ``MAX_EXPANDED_NODES`` nodes once aliases
+    are expanded (alias bombs), aliases of a collection inside itself, and
+    duplicate keys in any mapping.
+    """
     from ruamel.yaml import events as ev
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    _check_size(text, filename)
     docs: list[Document] = []
     stack: list[Node] = []
     anchors: dict[str, Node] = {}
     root: Node | None = None
 
+    def too_big(node: Node) -> YamlEditError:
+        return YamlEditError(
+            f"{filename}:{node.line + 1}: with its aliases expanded this document has more "
+            f"than {inputs.MAX_EXPANDED_NODES:,} values (an alias bomb?)",
+            hint="see Limits in docs/config.md",
+        )
+
+    def too_deep(node: Node) -> YamlEditError:
+        return YamlEditError(
+            f"{filename}:{node.line + 1}: nested more than {inputs.MAX_DEPTH} levels deep "
+            "(aliases included)",
+            hint="see Limits in docs/config.md",
+        )
+
     def attach(node: Node) -> None:
         nonlocal root
+        if len(stack) + node.height > inputs.MAX_DEPTH:
+            raise too_deep(node)
         if not stack:
             root = node
             return
@@ -121,18 +174,26 @@ def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
                     anchors[e.anchor] = node
                 attach(node)
             elif isinstance(e, ev.AliasEvent):
-                attach(
-                    Node(
-                        "alias",
-                        sm.index,
-                        em.index,
-                        sm.line,
-                        sm.column,
-                        flow=in_flow,
-                        anchor=e.anchor,
-                        last_end=em.index,
-                    )
+                alias = Node(
+                    "alias",
+                    sm.index,
+                    em.index,
+                    sm.line,
+                    sm.column,
+                    flow=in_flow,
+                    anchor=e.anchor,
+                    last_end=em.index,
                 )
+                target = anchors.get(e.anchor) if e.anchor else None
+                if target is not None:
+                    if any(target is open_node for open_node in stack):
+                        raise YamlEditError(
+                            f"{filename}:{sm.line + 1}:{sm.column + 1}: alias *{e.anchor} "
+                            "refers to a collection it is inside of (an endless value)",
+                            hint="an alias can only repeat a value that is complete",
+                        )
+                    alias.size, alias.height = target.size, target.height
+                attach(alias)
             elif isinstance(e, (ev.MappingStartEvent, ev.SequenceStartEvent)):
                 kind: NodeKind = "map" if isinstance(e, ev.MappingStartEvent) else "seq"
                 node = Node(
@@ -148,6 +209,7 @@ def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
                 )
                 if e.anchor:
                     anchors[e.anchor] = node
+                node.height = 1
                 attach(node)
                 stack.append(node)
             elif isinstance(e, (ev.MappingEndEvent, ev.SequenceEndEvent)):
@@ -155,6 +217,15 @@ def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
                 node.end = em.index
                 if node.flow:
                     node.last_end = em.index
+                children = [*node.keys, *node.items]
+                node.size = 1 + sum(c.size for c in children)
+                node.height = 1 + max((c.height for c in children), default=0)
+                if node.size > inputs.MAX_EXPANDED_NODES:
+                    raise too_big(node)
+                if len(stack) + node.height > inputs.MAX_DEPTH:
+                    raise too_deep(node)
+                if node.kind == "map":
+                    _check_unique_keys(node, filename)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
