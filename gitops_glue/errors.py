@@ -60,3 +60,9 @@ class OperationError(GlueError):
     """The operation was valid but did not succeed (I/O, git, remote)."""
 
     exit_code = ExitCode.FAILED
+
+
+class Interrupted(GlueError):
+    """Stopped by Ctrl-C (SIGINT); the message says what was left as it was."""
+
+    exit_code = ExitCode.INTERRUPTED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import tempfile
 from pathlib import Path
@@ -41,22 +42,101 @@ def read_text(path: Path) -> str:
         raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
+#: Test-only hook: ``GLUE_TEST_KILL_AT=<step>`` makes glue send itself SIGKILL at the
+#: named :func:`checkpoint` (``<step>:INT`` sends SIGINT instead). The crash-safety tests
+#: use it to stop glue deterministically between the steps of a commit; nothing else does.
+TEST_KILL_AT = "GLUE_TEST_KILL_AT"
+
+
+def checkpoint(step: str) -> None:
+    """A named point between two steps of a write, where the crash tests may stop glue."""
+    wanted = os.environ.get(TEST_KILL_AT)
+    if not wanted:
+        return
+    name, _, how = wanted.partition(":")
+    if name == step:
+        os.kill(os.getpid(), signal.SIGINT if how == "INT" else signal.SIGKILL)
+
+
+def refuse_link(path: Path, *, root: Path | None = None) -> None:
+    """Refuse to edit ``path`` when it, or a folder on the way from ``root``, is a symlink.
+
+    Editing through a link would write (or commit) whatever the link points at,
+    possibly outside the repository; ``root`` also bounds where the file may resolve.
+    """
+    if root is not None:
+        try:
+            rel = path.relative_to(root)
+        except ValueError:
+            rel = None
+        if rel is not None:
+            here = root
+            for part in rel.parts[:-1]:
+                here = here / part
+                if here.is_symlink():
+                    raise UsageError(
+                        f"{path}: the folder {here} is a symbolic link; glue edits only "
+                        "files inside the repository, never through links",
+                        hint="replace the link with a real folder",
+                    )
+    if path.is_symlink():
+        raise UsageError(
+            f"{path}: is a symbolic link; glue edits only regular files, never through links",
+            hint="replace the link with the file itself",
+        )
+    if root is not None and not path.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"{path}: resolves outside the repository {root}; glue will not edit it")
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove temp files that a killed earlier write of ``path`` left behind.
+
+    A writer holds an exclusive lock on its temp file while it exists, so a temp
+    file whose lock can be taken belongs to a process that no longer runs.
+    """
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        for leftover in path.parent.glob(f".{path.name}.*.glue-tmp"):
+            try:
+                fd = os.open(leftover, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a running glue is writing it
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
+            finally:
+                os.close(fd)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text``: temp file in the same folder, fsync, rename.
 
-    The file's permission bits are kept. A file glue may not write is refused
-    before anything changes.
+    The file's permission bits and owner are kept. A file glue may not write,
+    and a symbolic link, are refused before anything changes. Temp files left
+    by a killed earlier write of the same file are removed first.
     """
+    import fcntl
+
+    refuse_link(path)
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st: os.stat_result | None = path.stat()
     except FileNotFoundError:
-        mode = 0o644
-    if path.exists() and not os.access(path, os.W_OK):
+        st = None
+    mode = stat.S_IMODE(st.st_mode) if st else 0o644
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"{path}: is a directory, not a file")
+    if st is not None and not os.access(path, os.W_OK):
         raise UsageError(
             f"{path}: not writable (permission denied)",
             hint="fix the file's permissions or run as its owner",
         )
     directory = path.parent
+    _remove_stale_temps(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".glue-tmp", dir=directory)
     except PermissionError:
@@ -64,16 +144,25 @@ def atomic_write_text(path: Path, text: str) -> None:
             f"{directory}: folder not writable, so {path.name} cannot be replaced safely"
         ) from None
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
+            if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                # Only root (or the owner, for the group) can do this; others keep
+                # the file as their own, as any editor would.
+                with contextlib.suppress(PermissionError):
+                    os.chown(tmp, st.st_uid, st.st_gid)
+            os.chmod(tmp, mode)  # after chown, which may clear set-id bits
+            checkpoint("write-temp")
+            os.replace(tmp, path)
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OperationError(f"{path}: could not write: {exc.strerror}") from None
+        if isinstance(exc, OSError):
+            raise OperationError(f"{path}: could not write: {exc.strerror}") from None
+        raise
     with contextlib.suppress(OSError):
         dir_fd = os.open(directory, os.O_RDONLY)
         try:

@@ -11,7 +11,7 @@ import typer
 # Importing the command modules registers their commands on the app.
 from gitops_glue.cli import commit, deploy, images, notify, status, values  # noqa: F401
 from gitops_glue.cli.app import app
-from gitops_glue.errors import ExitCode, GlueError
+from gitops_glue.errors import ExitCode, GlueError, Interrupted
 
 
 def _fail(code: ExitCode, message: str) -> NoReturn:
@@ -41,10 +41,13 @@ def _run(argv: list[str] | None) -> NoReturn:
     try:
         # Without standalone mode click returns typer.Exit's code instead of raising it.
         code = app(args=argv, prog_name="glue", standalone_mode=False)
+    except Interrupted as exc:
+        typer.echo(f"glue: interrupted: {exc}", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except GlueError as exc:
         _fail(exc.exit_code, str(exc))
     except (KeyboardInterrupt, typer.Abort):
-        _fail(ExitCode.INTERRUPTED, "interrupted")
+        _interrupted()
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
@@ -57,4 +60,16 @@ def _run(argv: list[str] | None) -> NoReturn:
             raise
         show()
         sys.exit(int(ExitCode.BAD_INPUT))
+    if code == ExitCode.INTERRUPTED:
+        _interrupted()  # typer turns Ctrl-C into exit code 130 and says nothing
     sys.exit(code if isinstance(code, int) else int(ExitCode.OK))
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C where no code said more: what holds everywhere (atomic writes)."""
+    typer.echo(
+        "glue: interrupted: every file glue writes is replaced whole or not at all; "
+        "check `git status` before running the command again",
+        err=True,
+    )
+    sys.exit(int(ExitCode.INTERRUPTED))

@@ -7,14 +7,17 @@ freshly fetched remote tip where there is no work tree at all.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gitops_glue.config import Author
-from gitops_glue.errors import OperationError, UsageError
-from gitops_glue.files import atomic_write_text
+from gitops_glue.errors import Interrupted, OperationError, UsageError
+from gitops_glue.files import atomic_write_text, checkpoint
 from gitops_glue.repo.commit import HistoryCommit, Reverted
 
 if TYPE_CHECKING:
@@ -45,12 +48,27 @@ def open_checkout(root: Path) -> pygit2.Repository:
     return repo
 
 
-def worktree_reader(root: Path) -> Reader:
+def worktree_reader(root: Path, *, within: Path | None = None) -> Reader:
+    """Read files below ``root``; None for a missing file, an error for a folder.
+
+    ``within``: refuse files that resolve outside this folder (the git work tree)
+    through a symbolic link, so nothing outside the repository is read into a commit.
+    """
     from gitops_glue.files import read_text
 
     def read(rel: str) -> str | None:
         path = root.joinpath(*rel.split("/"))
-        return read_text(path) if path.is_file() else None
+        if path.is_dir():
+            raise UsageError(f"{rel}: is a directory, not a file")
+        if not path.is_file():
+            return None
+        if within is not None and not path.resolve().is_relative_to(within.resolve()):
+            raise UsageError(
+                f"{rel}: is a symbolic link to {path.resolve()}, outside the repository; "
+                "glue will not read or commit it",
+                hint="replace the link with the file itself",
+            )
+        return read_text(path)
 
     return read
 
@@ -63,13 +81,21 @@ def tree_reader(repo: pygit2.Repository, tree: pygit2.Tree) -> Reader:
             obj = tree[rel]
         except KeyError:
             return None
+        if obj.filemode == pygit2.enums.FileMode.LINK:
+            raise UsageError(
+                f"{rel}: is a symbolic link in the repository; glue reads and edits only "
+                "regular files",
+                hint="commit the file itself instead of a link",
+            )
         blob = repo[obj.id]
         if not isinstance(blob, pygit2.Blob):
+            if isinstance(blob, pygit2.Tree):
+                raise UsageError(f"{rel}: is a directory, not a file")
             return None
         try:
             return blob.data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UsageError(f"{rel}: not UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{rel}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
     return read
 
@@ -107,12 +133,22 @@ def tree_with(repo: pygit2.Repository, base: pygit2.Tree, files: Mapping[str, st
                     existing = tree[head]
                     if existing.filemode == pygit2.enums.FileMode.BLOB_EXECUTABLE:
                         mode = pygit2.enums.FileMode.BLOB_EXECUTABLE
+                    elif existing.filemode != pygit2.enums.FileMode.BLOB:
+                        raise UsageError(
+                            f"{prefix}{head}: is not a regular file in the repository "
+                            "(a symbolic link, folder or submodule); glue will not replace it"
+                        )
                 builder.insert(head, repo.create_blob(text.encode("utf-8")), mode)
         for name, sub in nested.items():
             subtree = None
             if tree is not None and name in tree:
                 obj = repo[tree[name].id]
-                subtree = obj if isinstance(obj, pygit2.Tree) else None
+                if not isinstance(obj, pygit2.Tree):
+                    raise UsageError(
+                        f"{prefix}{name}: is not a folder in the repository (a symbolic "
+                        "link or a file); glue will not replace it"
+                    )
+                subtree = obj
             builder.insert(
                 name, build(subtree, f"{prefix}{name}/", sub), pygit2.enums.FileMode.TREE
             )
@@ -142,24 +178,183 @@ def create_commit(
     return repo.create_commit(ref, sig, sig, message, tree, [parent.id])
 
 
+#: The journal of a local commit in progress, in the git folder: a commit killed
+#: half way is rolled back by the next glue run (see :func:`recover_checkout`).
+JOURNAL = "glue-commit-in-progress.json"
+#: glue's own lock in the git folder: one glue commit at a time per checkout.
+LOCK = "glue.lock"
+LOCK_WAIT_SECONDS = 60.0
+
+
+@contextlib.contextmanager
+def checkout_lock(repo: pygit2.Repository) -> Iterator[None]:
+    """Hold glue's lock of this checkout; refuse when git's own locks are taken.
+
+    The lock is an ``flock`` on ``.git/glue.lock``: the kernel drops it when its
+    holder dies, so a killed glue never blocks the next one. Another glue waits
+    (up to :data:`LOCK_WAIT_SECONDS`) and then plans on the branch as it is then.
+    """
+    import fcntl
+
+    gitdir = Path(repo.path)
+    fd = os.open(gitdir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise OperationError(
+                        f"another glue has been committing in {repo.workdir} for "
+                        f"{LOCK_WAIT_SECONDS:.0f} s; nothing was changed",
+                        hint="wait for it to finish and run the command again",
+                    ) from None
+                time.sleep(0.05)
+        refuse_git_locks(repo)
+        yield
+    finally:
+        os.close(fd)
+
+
+def refuse_git_locks(repo: pygit2.Repository) -> None:
+    """Refuse to commit while git's lock files say a git command is at work (or crashed)."""
+    gitdir = Path(repo.path)
+    names = ["index.lock", "HEAD.lock"]
+    if not repo.head_is_detached:
+        names.append(f"{repo.head.name}.lock")
+    for name in names:
+        if (gitdir / name).exists():
+            raise OperationError(
+                f"git's lock file {gitdir / name} exists: another git command is running "
+                "(or one was killed); nothing was changed",
+                hint="if no git command is running, remove that file and run glue again",
+            )
+
+
+def _journal_path(repo: pygit2.Repository) -> Path:
+    return Path(repo.path) / JOURNAL
+
+
+def _put_back(repo: pygit2.Repository, workdir: Path, paths: Sequence[str], old: str) -> None:
+    """Put ``paths`` in the work tree and the index back as commit ``old`` has them."""
+    import pygit2
+
+    tree = repo[old].peel(pygit2.Commit).tree
+    index = repo.index
+    index.read(False)
+    for rel in paths:
+        path = workdir.joinpath(*rel.split("/"))
+        try:
+            entry = tree[rel]
+        except KeyError:
+            entry = None
+        if entry is None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            with contextlib.suppress(KeyError, OSError, pygit2.GitError):
+                index.remove(rel)
+            continue
+        blob = repo[entry.id]
+        assert isinstance(blob, pygit2.Blob)
+        if not path.is_file() or path.read_bytes() != blob.data:
+            atomic_write_text(path, blob.data.decode("utf-8"))
+        index.add(rel)
+    index.write()
+
+
+def recover_checkout(repo: pygit2.Repository, workdir: Path) -> None:
+    """Finish what a killed local commit left: its journal says what it was doing.
+
+    The branch still at the old commit: the files and the index are put back as
+    it has them (nothing was committed). The branch at the new commit: the
+    commit is whole; only the journal is left to remove. Run under
+    :func:`checkout_lock`.
+    """
+    path = _journal_path(repo)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        ref, old, new = str(data["ref"]), str(data["old"]), str(data["new"])
+        paths = [str(p) for p in data["paths"]]
+    except FileNotFoundError:
+        return
+    except (ValueError, KeyError, TypeError, OSError):
+        path.unlink(missing_ok=True)
+        return
+    try:
+        current = str(repo.references[ref].target)
+    except KeyError:
+        current = None
+    if current == old:
+        _put_back(repo, workdir, paths, old)
+    elif current == new:
+        _put_back(repo, workdir, paths, new)
+    path.unlink(missing_ok=True)
+
+
 def commit_to_checkout(
     repo: pygit2.Repository, root: Path, files: Mapping[str, str], message: str, author: Author
 ) -> str:
-    """Commit ``files`` on the checked-out branch and bring work tree and index along."""
+    """Commit ``files`` on the checked-out branch and bring work tree and index along.
+
+    ``files`` are relative to the git work tree ``root``. The order makes a kill at
+    any instant harmless: the commit object first (unreferenced), a journal, the
+    files, the index, and only then the branch. Before the branch moves the work
+    tree holds the bump uncommitted (never a staged revert), and the next glue run
+    puts it back (:func:`recover_checkout`); an error or Ctrl-C puts it back at once.
+    Run under :func:`checkout_lock`.
+    """
     import pygit2
 
     head = repo.head.peel(pygit2.Commit)
     branch_ref = repo.head.name
     try:
         oid = create_commit(repo, head, files, message, author, None)
-        repo.references[branch_ref].set_target(oid, f"glue: {message.splitlines()[0]}")
     except pygit2.GitError as exc:
         raise OperationError(f"could not commit: {exc}") from None
-    index = repo.index
-    for rel, text in files.items():
-        atomic_write_text(root.joinpath(*rel.split("/")), text)
-        index.add(rel)
-    index.write()
+    checkpoint("commit-object")
+    journal = _journal_path(repo)
+    atomic_write_text(
+        journal,
+        json.dumps({"ref": branch_ref, "old": str(head.id), "new": str(oid), "paths": list(files)}),
+    )
+    checkpoint("journal")
+    moved = False
+    try:
+        for rel, text in files.items():
+            atomic_write_text(root.joinpath(*rel.split("/")), text)
+            checkpoint("file")
+        index = repo.index
+        index.read(False)
+        for rel in files:
+            index.add(rel)
+        index.write()
+        checkpoint("index")
+        if repo.references[branch_ref].target != head.id:
+            raise OperationError(
+                f"the branch {branch_ref} moved while glue was committing; nothing was committed",
+                hint="run the command again",
+            )
+        repo.references[branch_ref].set_target(oid, f"glue: {message.splitlines()[0]}")
+        moved = True
+        checkpoint("branch")
+    except BaseException as exc:
+        if not moved:
+            _put_back(repo, root, list(files), str(head.id))
+            journal.unlink(missing_ok=True)
+            if isinstance(exc, KeyboardInterrupt):
+                raise Interrupted(
+                    "nothing was committed; the files and the index are as they were"
+                ) from None
+            if isinstance(exc, pygit2.GitError):
+                raise OperationError(
+                    f"could not commit: {exc}; nothing was committed, the files and the "
+                    "index are as they were"
+                ) from None
+        raise
+    journal.unlink(missing_ok=True)
+    checkpoint("done")
     return str(oid)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,19 +36,42 @@ class Checkout(CommitTarget):
     def land(self, plan: Plan[D], *, dry_run: bool, history: bool) -> Landed[D]:
         import pygit2
 
+        from gitops_glue.files import refuse_link
         from gitops_glue.repo import gitrepo
 
         repo = gitrepo.open_checkout(self.root)
-        tip = repo.head.peel(pygit2.Commit)
-        view = View(
-            self.loaded.config, gitrepo.worktree_reader(self.root), gitrepo.GitHistory(repo, tip)
-        )
-        change = plan(view)
-        if not change.changed or dry_run:
-            return Landed(change, None)
-        files = change.files()
-        gitrepo.require_clean(repo, sorted(files))
-        commit = gitrepo.commit_to_checkout(
-            repo, self.root, files, change.message, self.loaded.config.git.author
-        )
-        return Landed(change, commit)
+        workdir = Path(repo.workdir).resolve()
+        root = self.root.resolve()
+        prefix = root.relative_to(workdir).as_posix() if root != workdir else ""
+        # One glue commit at a time in this checkout; plan on the branch as it is
+        # once the lock is held, so a second bump builds on the first.
+        lock = gitrepo.checkout_lock(repo) if not dry_run else _no_lock()
+        with lock:
+            if not dry_run:
+                gitrepo.recover_checkout(repo, workdir)
+            tip = repo.head.peel(pygit2.Commit)
+            view = View(
+                self.loaded.config,
+                gitrepo.worktree_reader(self.root, within=workdir),
+                gitrepo.GitHistory(repo, tip),
+            )
+            change = plan(view)
+            if not change.changed or dry_run:
+                return Landed(change, None)
+            # Paths in the commit are relative to the git work tree, which may be
+            # above the folder of glue.yaml.
+            files = {
+                (f"{prefix}/{rel}" if prefix else rel): text for rel, text in change.files().items()
+            }
+            for rel in files:
+                refuse_link(workdir.joinpath(*rel.split("/")), root=workdir)
+            gitrepo.require_clean(repo, sorted(files))
+            commit = gitrepo.commit_to_checkout(
+                repo, workdir, files, change.message, self.loaded.config.git.author
+            )
+            return Landed(change, commit)
+
+
+@contextlib.contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
