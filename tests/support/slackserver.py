@@ -3,7 +3,8 @@
 It serves an incoming webhook (``slack.webhook_url``) and the Web API methods
 ``chat.postMessage`` / ``chat.update`` (``slack.api_url`` + method), answers like Slack,
 records every request (``slack.requests``), serves scripted failures first
-(``slack.fail_next``), and validates payloads against Slack's documented limits
+(``slack.fail_next``; ``slack.hang_next`` / ``slack.trickle_next`` answer late or one byte
+at a time, for deadline tests), and validates payloads against Slack's documented limits
 (``no_text``, ``invalid_blocks``, ``msg_too_long``, ``invalid_payload``) so that tests prove
 glue stays within them.
 
@@ -223,6 +224,8 @@ class _Scripted:
     status: int
     body: bytes
     headers: dict[str, str]
+    delay: float = 0.0  # seconds to wait (after recording the request) before answering
+    trickle: float = 0.0  # seconds between single bytes of the body
 
 
 @dataclass
@@ -239,6 +242,7 @@ class SlackServer:
     _failures: deque[_Scripted] = field(default_factory=deque)
     _lock: AbstractContextManager[Any] = field(default_factory=threading.RLock)
     _ts_counter: int = 0
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def webhook_url(self) -> str:
@@ -276,6 +280,22 @@ class SlackServer:
             hdrs.setdefault("Content-Type", "application/octet-stream")
         with self._lock:
             self._failures.append(_Scripted(status, data, hdrs))
+
+    def hang_next(self, seconds: float) -> None:
+        """The next request is recorded, then answered ``200 ok`` only after ``seconds``
+        (or when the server stops): a Slack that took the message and went silent."""
+        with self._lock:
+            self._failures.append(
+                _Scripted(200, b"ok", {"Content-Type": "text/plain"}, delay=seconds)
+            )
+
+    def trickle_next(self, interval: float, body: bytes = b"ok" * 50) -> None:
+        """The next answer sends its headers at once, then its body one byte every
+        ``interval`` seconds (each read is quick; the whole answer is not)."""
+        with self._lock:
+            self._failures.append(
+                _Scripted(200, body, {"Content-Type": "text/plain"}, trickle=interval)
+            )
 
     @property
     def pending_failures(self) -> int:
@@ -496,11 +516,25 @@ def _make_handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
                     scripted=scripted is not None,
                 )
             )
+            if scripted is not None and scripted.delay:
+                server._stopping.wait(scripted.delay)
             self.send_response(status)
             for k, v in out_headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
+            if scripted is not None and scripted.trickle:
+                for i in range(len(data)):
+                    if server._stopping.is_set():
+                        break
+                    try:
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        break
+                    server._stopping.wait(scripted.trickle)
+                self.close_connection = True
+                return
             self.wfile.write(data)
 
         do_POST = _serve
@@ -522,6 +556,7 @@ class _Running:
         )
 
     def stop(self) -> None:
+        self.server._stopping.set()  # ends hanging and trickling answers
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)

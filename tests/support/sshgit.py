@@ -284,6 +284,17 @@ class BareRemote:
         """Remove the hook installed by :meth:`reject_pushes`."""
         self.pre_receive.unlink(missing_ok=True)
 
+    def drop_connection_after_update(self) -> None:
+        """Install a ``reference-transaction`` hook that kills ``git receive-pack`` right
+        after the branch was updated, before it reports back: the pusher sees the
+        connection drop although its push landed."""
+        hook = self.path / "hooks" / "reference-transaction"
+        hook.parent.mkdir(exist_ok=True)
+        hook.write_text(
+            '#!/bin/sh\ncat >/dev/null\n[ "$1" = committed ] && kill -9 "$PPID"\nexit 0\n'
+        )
+        hook.chmod(0o755)
+
 
 @dataclass
 class SshGitServer:
@@ -583,6 +594,39 @@ class SshGitServer:
     def new_example_remote(self, name: str = "deploy") -> BareRemote:
         """A bare repository seeded with the project's example deployment files."""
         return self.new_remote(name, seed=[ROOT / f for f in EXAMPLE_FILES])
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections and never says anything
+    (a hung SSH server); closed, with every accepted connection, on exit."""
+    import threading
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((HOST, 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            accepted.append(conn)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in accepted:
+            conn.close()
+        listener.close()
 
 
 @contextlib.contextmanager
