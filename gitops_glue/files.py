@@ -113,12 +113,14 @@ def _remove_stale_temps(path: Path) -> None:
                 os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, *, temp_dir: Path | None = None) -> None:
     """Replace ``path`` with ``text``: temp file in the same folder, fsync, rename.
 
     The file's permission bits and owner are kept. A file glue may not write,
     and a symbolic link, are refused before anything changes. Temp files left
-    by a killed earlier write of the same file are removed first.
+    by a killed earlier write of the same file are removed first. ``temp_dir``:
+    where the temp file goes instead of the file's folder (same file system; a
+    checkout's git folder, so ``git status`` never shows one).
     """
     import fcntl
 
@@ -135,8 +137,8 @@ def atomic_write_text(path: Path, text: str) -> None:
             f"{path}: not writable (permission denied)",
             hint="fix the file's permissions or run as its owner",
         )
-    directory = path.parent
-    _remove_stale_temps(path)
+    directory = temp_dir or path.parent
+    _remove_stale_temps(directory / path.name)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".glue-tmp", dir=directory)
     except PermissionError:
@@ -164,7 +166,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             raise OperationError(f"{path}: could not write: {exc.strerror}") from None
         raise
     with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:

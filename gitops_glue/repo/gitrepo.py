@@ -259,7 +259,7 @@ def _put_back(repo: pygit2.Repository, workdir: Path, paths: Sequence[str], old:
         blob = repo[entry.id]
         assert isinstance(blob, pygit2.Blob)
         if not path.is_file() or path.read_bytes() != blob.data:
-            atomic_write_text(path, blob.data.decode("utf-8"))
+            atomic_write_text(path, blob.data.decode("utf-8"), temp_dir=Path(repo.path))
         index.add(rel)
     index.write()
 
@@ -323,7 +323,7 @@ def commit_to_checkout(
     moved = False
     try:
         for rel, text in files.items():
-            atomic_write_text(root.joinpath(*rel.split("/")), text)
+            atomic_write_text(root.joinpath(*rel.split("/")), text, temp_dir=Path(repo.path))
             checkpoint("file")
         index = repo.index
         index.read(False)
