@@ -3,9 +3,14 @@
 Block Kit with a plain-text fallback, always inside Slack's documented limits
 (50 blocks, 3,000 characters a section, 150 a header; empty texts are never
 sent): long texts are cut with an ellipsis rather than rejected. ``429`` is
-retried after ``Retry-After``, ``5xx`` and connection errors with back-off,
-both bounded; any other error fails at once with Slack's error text. The
-webhook URL and token never appear in output.
+retried after ``Retry-After``, ``5xx`` and connection errors (nothing was
+sent) with back-off, both bounded; any other error fails at once with Slack's
+error text. A post whose outcome is unknown (Slack took the request and did
+not answer within ``GLUE_NETWORK_TIMEOUT``) is never repeated: it may have
+been posted. Redirects are never followed (Slack does not redirect posts; a
+redirect would send the message elsewhere, or turn it into a GET that posts
+nothing) and are reported as errors. The webhook URL and token never appear
+in output.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops_glue import redact
+from gitops_glue import network, redact
 from gitops_glue.errors import OperationError, UsageError
 
 MAX_BLOCKS = 50
@@ -107,6 +112,7 @@ class Target:
     bot_token: str | None = None
     channel: str | None = None
     api_base: str = DEFAULT_API
+    timeout: float = network.DEFAULT_TIMEOUT  # seconds: the bound on each post
 
     def __post_init__(self) -> None:
         from urllib.parse import urlsplit
@@ -123,6 +129,7 @@ class Target:
             bot_token=env.get("SLACK_BOT_TOKEN") or None,
             channel=channel or env.get("SLACK_CHANNEL") or None,
             api_base=env.get("GLUE_SLACK_API_URL") or DEFAULT_API,
+            timeout=network.timeout_from_env(env),
         )
 
     @property
@@ -190,14 +197,32 @@ def post(
     delay = 1.0
     for attempt in range(1, max_attempts + 1):
         try:
-            resp = requests.post(url, json=body, headers=headers, timeout=15)
-        except requests.RequestException as exc:
+            resp = network.run_with_deadline(
+                lambda: _send(requests, url, body, headers, target.timeout),
+                target.timeout,
+                "posting to Slack",
+            )
+        except (network.DeadlineExceeded, requests.exceptions.ReadTimeout):
+            # Slack has the request and said nothing: posting again could post twice.
+            raise SlackError(
+                f"Slack did not answer within {network.span(target.timeout)}; the message may "
+                "have been posted, so it is not sent again",
+                hint=f"check the channel; {network.ENV_VAR} sets the deadline",
+            ) from None
+        except requests.RequestException as exc:  # not connected: nothing was sent
             if attempt == max_attempts:
                 raise SlackError(f"Slack did not answer: {redact.redact(str(exc))}") from None
             say(f"Slack did not answer; retrying in {delay:.0f}s ({attempt}/{max_attempts})")
             sleep(delay)
             delay = min(delay * 2, 30)
             continue
+        if 300 <= resp.status_code < 400:
+            raise SlackError(
+                f"Slack answered with a redirect ({resp.status_code}); glue does not follow "
+                "redirects for Slack posts",
+                hint="check SLACK_WEBHOOK_URL / GLUE_SLACK_API_URL: Slack never redirects "
+                "a post, so this URL does not lead to Slack",
+            )
         if resp.status_code == 429 or resp.status_code >= 500:
             if attempt == max_attempts:
                 raise SlackError(
@@ -225,6 +250,17 @@ def post(
             return Posted(str(data.get("channel") or target.channel), str(data.get("ts")), attempt)
         return Posted(None, None, attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _send(
+    requests: Any, url: str, body: dict[str, Any], headers: dict[str, str], timeout: float
+) -> Any:
+    """One POST, its answer read in full; never follows a redirect."""
+    resp = requests.post(
+        url, json=body, headers=headers, timeout=timeout, allow_redirects=False, stream=True
+    )
+    _ = resp.content  # read here, under the caller's deadline
+    return resp
 
 
 def _json(resp: Any) -> dict[str, Any]:
