@@ -8,6 +8,15 @@ with bounded, jittered back-off; if it did not move, the refusal is final
 (protected branch, hook, permissions) and is reported at once with the
 server's message. Deciding by the branch position rather than by the error's
 wording works for every server (GitLab says "incorrect old value provided").
+A push whose connection dropped after the server updated the branch is found
+the same way (the branch is at our commit) and reported as landed.
+
+Every fetch and push ends within ``GLUE_NETWORK_TIMEOUT`` seconds (libgit2's
+connect and read timeouts, and a watchdog over the whole operation). The
+temporary repository (``glue-bump-*``) and SSH home (``glue-ssh-*``) live in
+the system temp folder and are removed on every exit path; folders of these
+names that a killed run left behind (owned by this user, untouched for an
+hour) are removed by the next remote run.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import os
 import random
 import re
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops_glue import redact
+from gitops_glue import network, redact
 from gitops_glue.errors import OperationError, UsageError
 from gitops_glue.repo.commit import Change, CommitTarget, D, Landed, Plan, View
 
@@ -60,6 +70,105 @@ class RemoteSpec:
     branch: str = "main"
     max_attempts: int = 20
     base_delay: float = 0.05  # smallest back-off unit; see backoff_delay
+    timeout: float = network.DEFAULT_TIMEOUT  # seconds: the bound on each fetch and push
+
+
+TEMP_PREFIXES = ("glue-bump-", "glue-ssh-")
+STALE_AFTER = 3600.0  # seconds: a temp folder untouched this long belongs to a killed run
+
+
+def remove_stale_temp_folders(now: float | None = None) -> list[str]:
+    """Remove ``glue-bump-*``/``glue-ssh-*`` folders that killed runs left in the temp folder.
+
+    Only real folders (not links) owned by this user and not modified for
+    :data:`STALE_AFTER` seconds: a glue still running keeps its folders fresh.
+    Returns the names removed.
+    """
+    base = tempfile.gettempdir()
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.startswith(TEMP_PREFIXES):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        if now - info.st_mtime < STALE_AFTER:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
+
+
+def _hashed_host_matches(pattern: str, name: str) -> bool:
+    """OpenSSH's hashed entry ``|1|salt|hash``: HMAC-SHA1 of ``name`` keyed by ``salt``."""
+    import base64
+    import binascii
+    import hashlib
+    import hmac
+
+    parts = pattern.split("|")
+    if len(parts) != 4 or parts[1] != "1":
+        return False
+    try:
+        salt = base64.b64decode(parts[2], validate=True)
+        digest = base64.b64decode(parts[3], validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    mac = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return hmac.compare_digest(mac, digest)
+
+
+def _host_patterns_match(field: str, name: str) -> bool:
+    """Does a known_hosts host field match ``name`` the way OpenSSH matches it?
+
+    Comma-separated patterns with ``*``/``?`` wildcards, case-insensitive; a
+    matching ``!pattern`` vetoes the line; ``|1|...`` entries are hashed names.
+    """
+    matched = False
+    for entry in field.split(","):
+        negated = entry.startswith("!")
+        pattern = entry[1:] if negated else entry
+        if pattern.startswith("|"):
+            hit = _hashed_host_matches(pattern, name)
+        else:
+            # Only * and ? are wildcards ("[host]:port" is literal, unlike fnmatch's).
+            regex = "".join(
+                ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern
+            )
+            hit = re.fullmatch(regex, name, re.I | re.S) is not None
+        if hit and negated:
+            return False
+        matched = matched or hit
+    return matched
+
+
+def known_hosts_for(text: str, host: str, port: int | None) -> str:
+    """The lines of ``text`` that OpenSSH would use for ``host``:``port``, in libssh2's terms.
+
+    OpenSSH looks a server up as ``host`` on port 22 and only as ``[host]:port`` on
+    any other port; libssh2 (libgit2's SSH) also accepts a plain ``host`` line for
+    any port. So only the lines OpenSSH would match are kept, each rewritten to
+    name exactly that host. Marker lines (``@cert-authority``, ``@revoked``) are
+    dropped: libgit2 cannot use certificates, and a revoked key is not trusted by
+    being left out.
+    """
+    name = host if port in (None, 22) else f"[{host}]:{port}"
+    kept: list[str] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or fields[0].startswith(("#", "@")):
+            continue
+        if _host_patterns_match(fields[0], name):
+            kept.append(" ".join([name, *fields[1:]]))
+    return "\n".join(kept)
 
 
 BACKOFF_CAP = 4.0  # seconds: the longest single wait between attempts
@@ -95,7 +204,7 @@ def host_of(url: str) -> tuple[str, int | None]:
 
 
 @contextlib.contextmanager
-def _ssh_home(known_hosts: str | None) -> Iterator[None]:
+def _ssh_home(known_hosts: str | None, url: str) -> Iterator[None]:
     """Point libgit2's home at a temp folder whose ``.ssh/known_hosts`` has only our lines.
 
     libgit2 checks SSH host keys against ``HOME/.ssh/known_hosts`` and hands the
@@ -111,7 +220,7 @@ def _ssh_home(known_hosts: str | None) -> Iterator[None]:
         ssh_dir.mkdir(mode=0o700)
         fd = os.open(ssh_dir / "known_hosts", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write((known_hosts or "").strip() + "\n")
+            fh.write(known_hosts_for(known_hosts or "", *host_of(url)) + "\n")
         pygit2.option(pygit2.enums.Option.SET_HOMEDIR, home)
         yield
     finally:
@@ -126,6 +235,7 @@ class _Callbacks:
         self.spec = spec
         self.auth = auth
         self.host_key_rejected = False
+        self.used_key = False
         self.rejections: dict[str, str] = {}
         self.sideband: list[str] = []  # what the server's hooks printed
 
@@ -145,6 +255,7 @@ class _Callbacks:
                     raise OperationError(_auth_failed(outer.spec.url))
                 types = pygit2.enums.CredentialType
                 if allowed_types & types.SSH_KEY and outer.auth.ssh_key:
+                    outer.used_key = True
                     return pygit2.KeypairFromMemory(
                         username_from_url or "git",
                         None,
@@ -235,6 +346,23 @@ class _Session:
         if self.callbacks.host_key_rejected:
             return host_key_error(self.spec.url)
         text = redact.redact(str(exc))
+        if "timed out" in text.lower():
+            return OperationError(
+                f"{action} {redact.mask_url(self.spec.url)} did not answer within "
+                f"{network.span(self.spec.timeout)} ({text})",
+                hint=f"{network.ENV_VAR} sets this deadline",
+            )
+        if self.callbacks.used_key and "private key" in text.lower():
+            # libssh2 says "Unsupported private key file format" for a wrong passphrase too.
+            if key_is_encrypted(self.auth.ssh_key or ""):
+                return UsageError(
+                    "wrong passphrase for the deploy key (GLUE_SSH_KEY_PASSPHRASE)",
+                    hint="set GLUE_SSH_KEY_PASSPHRASE to the key's passphrase",
+                )
+            return UsageError(
+                "the deploy key is not a private key glue can read",
+                hint="use an OpenSSH or PEM private key (ed25519, ECDSA or RSA)",
+            )
         if "authentication" in text.lower() or "credentials" in text.lower():
             return OperationError(_auth_failed(self.spec.url) + f" ({text})")
         return OperationError(f"{action} {redact.mask_url(self.spec.url)} failed: {text}")
@@ -246,11 +374,17 @@ class _Session:
         refspec = f"+refs/heads/{self.spec.branch}:{self.tracking}"
         # libgit2's local transport cannot fetch shallow; network remotes can.
         try:
-            self.remote.fetch(
-                [refspec],
-                callbacks=self.callbacks.make(),
-                depth=0 if self.local or self.history else 1,
+            network.run_with_deadline(
+                lambda: self.remote.fetch(
+                    [refspec],
+                    callbacks=self.callbacks.make(),
+                    depth=0 if self.local or self.history else 1,
+                ),
+                self.spec.timeout,
+                f"fetching from {redact.mask_url(self.spec.url)}",
             )
+        except network.DeadlineExceeded:
+            raise
         except Exception as exc:
             raise self._wrap("fetching from", exc) from None
         try:
@@ -274,7 +408,7 @@ class _Session:
         try:
             return self.fetch()
         finally:
-            thread.join()
+            thread.join(self.spec.timeout)
 
     def _connect_pusher(self, pusher: pygit2.remotes.Remote) -> None:
         """Open the push connection and note where the server says the branch is.
@@ -315,7 +449,15 @@ class _Session:
         remote = self._pusher or self.remote
         self._disconnect_pusher()  # a connection serves one push
         try:
-            remote.push([f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make())
+            network.run_with_deadline(
+                lambda: remote.push(
+                    [f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make()
+                ),
+                self.spec.timeout,
+                f"pushing to {redact.mask_url(self.spec.url)}",
+            )
+        except network.DeadlineExceeded as exc:
+            return redact.redact(str(exc))  # the branch's position tells whether it landed
         except Exception as exc:
             wrapped = self._wrap("pushing to", exc)
             if isinstance(wrapped, UsageError) or "authentication" in str(wrapped):
@@ -366,12 +508,19 @@ class Connection:
     ) -> None:
         import threading
 
+        import pygit2
+
+        remove_stale_temp_folders()
+        millis = int(spec.timeout * 1000)
+        pygit2.option(pygit2.enums.Option.SET_SERVER_CONNECT_TIMEOUT, millis)
+        pygit2.option(pygit2.enums.Option.SET_SERVER_TIMEOUT, millis)
+        self.timeout = spec.timeout
         self._cleanup = contextlib.ExitStack()
         workdir = tempfile.mkdtemp(prefix="glue-bump-")
         self._cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
             if is_ssh_url(spec.url):
-                self._cleanup.enter_context(_ssh_home(auth.known_hosts))
+                self._cleanup.enter_context(_ssh_home(auth.known_hosts, spec.url))
             self.session = _Session(spec, auth, workdir, history=history)
         except BaseException:
             self._cleanup.close()
@@ -389,7 +538,12 @@ class Connection:
 
     def tip(self) -> pygit2.Commit:
         """The fetched branch tip (waits for the first fetch; raises what it raised)."""
-        self._thread.join()
+        self._thread.join(self.timeout + 5)  # the fetch has its own deadline; a margin
+        if self._thread.is_alive():
+            raise network.DeadlineExceeded(
+                f"fetching from {redact.mask_url(self.session.spec.url)} did not end within "
+                f"{network.span(self.timeout)}"
+            )
         if self._error is not None:
             raise self._error
         assert self._tip is not None
@@ -460,9 +614,13 @@ def push_change(
                 refusal = session.push(commit)
                 if refusal is None:
                     return Landed(change, str(commit), attempt)
-                # Lost race or final refusal? Only the branch's position tells,
+                # Lost race, final refusal, or landed with the connection lost
+                # before the server said so? Only the branch's position tells,
                 # and a refusal is reported at once, without any back-off.
                 moved = session.fetch()
+                if moved.id == commit:
+                    say(f"the connection failed after the push landed ({refusal})")
+                    return Landed(change, str(commit), attempt)
                 if moved.id == tip.id:
                     raise OperationError(
                         f"the remote refused the push to {spec.branch!r}: {refusal}",
@@ -508,6 +666,30 @@ class RemoteOptions:
     max_attempts: int = 20
 
 
+def key_is_encrypted(key: str) -> bool:
+    """Is this private key text protected by a passphrase (OpenSSH or PEM format)?"""
+    import base64
+    import binascii
+
+    if "ENCRYPTED" in key:  # PEM: "Proc-Type: 4,ENCRYPTED" or "BEGIN ENCRYPTED PRIVATE KEY"
+        return True
+    match = re.search(
+        r"-----BEGIN OPENSSH PRIVATE KEY-----(.*?)-----END OPENSSH PRIVATE KEY-----", key, re.S
+    )
+    if not match:
+        return False
+    try:
+        blob = base64.b64decode("".join(match.group(1).split()))
+    except (binascii.Error, ValueError):
+        return False
+    magic = b"openssh-key-v1\0"
+    if not blob.startswith(magic) or len(blob) < len(magic) + 4:
+        return False
+    size = int.from_bytes(blob[len(magic) : len(magic) + 4], "big")
+    cipher = blob[len(magic) + 4 : len(magic) + 4 + size]
+    return cipher != b"none"
+
+
 def make_auth(options: RemoteOptions, environ: Mapping[str, str]) -> tuple[Auth, list[str]]:
     """The credentials for ``options`` (files, or ``GLUE_SSH_*``/``GLUE_GIT_*`` in ``environ``).
 
@@ -538,6 +720,11 @@ def make_auth(options: RemoteOptions, environ: Mapping[str, str]) -> tuple[Auth,
                 "an SSH remote needs a deploy key",
                 hint="pass --ssh-key-file FILE or set GLUE_SSH_KEY to the key text",
             )
+        if not auth.ssh_key_passphrase and key_is_encrypted(key):
+            raise UsageError(
+                "the deploy key needs a passphrase: set GLUE_SSH_KEY_PASSPHRASE",
+                hint="or use a deploy key without a passphrase, kept in a CI secret",
+            )
         if not hosts and not insecure:
             raise host_key_error(options.url)
         if insecure:
@@ -562,7 +749,12 @@ class RemoteBranch(CommitTarget):
         self.auth, warnings = make_auth(options, environ)
         for warning in warnings:
             self.say(warning)
-        self.spec = RemoteSpec(options.url, options.branch, options.max_attempts)
+        self.spec = RemoteSpec(
+            options.url,
+            options.branch,
+            options.max_attempts,
+            timeout=network.timeout_from_env(environ),
+        )
         self.remote = redact.mask_url(options.url)
         self._connection: Connection | None = None
         self._history = False
