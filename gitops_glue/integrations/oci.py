@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitops_glue import redact
+from gitops_glue import network, redact
 from gitops_glue.durations import span
 from gitops_glue.errors import OperationError, UsageError
 
@@ -118,12 +118,15 @@ def _challenge(header: str) -> tuple[str, dict[str, str]]:
 class Registry:
     """A small distribution-v2 client for one image repository."""
 
-    def __init__(self, ref: ImageRef, creds: Credentials | None, timeout: float = 15) -> None:
+    def __init__(
+        self, ref: ImageRef, creds: Credentials | None, timeout: float | None = None
+    ) -> None:
         import requests
 
         self.ref = ref
         self.creds = creds
-        self.timeout = timeout
+        # Each request, answer included, ends within this (GLUE_NETWORK_TIMEOUT).
+        self.timeout = network.timeout_from_env(os.environ) if timeout is None else timeout
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "gitops-glue"
         self._auth_header: str | None = None
@@ -137,7 +140,11 @@ class Registry:
             "scope": params.get("scope") or f"repository:{self.ref.name}:pull",
         }
         auth = (self.creds.username, self.creds.password) if self.creds else None
-        resp = self.session.get(realm, params=query, auth=auth, timeout=self.timeout)
+        resp = network.run_with_deadline(
+            lambda: self.session.get(realm, params=query, auth=auth, timeout=self.timeout),
+            self.timeout,
+            f"the token service of {self.ref.registry}",
+        )
         if resp.status_code in (401, 403):
             raise UsageError(
                 f"{self.ref.registry}: the token service refused "
@@ -156,7 +163,11 @@ class Registry:
         hdrs = dict(headers)
         if self._auth_header:
             hdrs["Authorization"] = self._auth_header
-        return self.session.request(method, url, headers=hdrs, timeout=self.timeout)
+        return network.run_with_deadline(
+            lambda: self.session.request(method, url, headers=hdrs, timeout=self.timeout),
+            self.timeout,
+            f"registry {self.ref.registry}",
+        )
 
     def _request(self, method: str, path: str, headers: dict[str, str]) -> requests.Response:
         """One request; on a 401 challenge, authenticate as it asks and send it again."""

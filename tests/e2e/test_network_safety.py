@@ -236,3 +236,25 @@ def test_disconnect_after_the_branch_was_updated_reports_the_landed_commit(
     data = json.loads(run.out)
     assert data["commit"] == landed
     assert data.get("changed", True) is True
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_that_never_answers_fails_at_the_deadline() -> None:
+    with silent_port() as port:
+        started = time.monotonic()
+        run = glue(
+            "announce",
+            "--image",
+            f"127.0.0.1:{port}/team/a",
+            "--tag",
+            "3f9c2e1",
+            "--verify",
+            env={"GLUE_NETWORK_TIMEOUT": "2"},
+            subprocess=True,
+            timeout=60,
+        )
+    assert run.code == 1, run.err
+    assert "within 2s" in one_error_line(run)
+    assert time.monotonic() - started < 12  # not requests' 15 s per read
