@@ -538,7 +538,8 @@ class Connection:
 
     def tip(self) -> pygit2.Commit:
         """The fetched branch tip (waits for the first fetch; raises what it raised)."""
-        self._thread.join(self.timeout + 5)  # the fetch has its own deadline; a margin
+        # The fetch and the push connection each have their own deadline; a margin.
+        self._thread.join(2 * self.timeout + 5)
         if self._thread.is_alive():
             raise network.DeadlineExceeded(
                 f"fetching from {redact.mask_url(self.session.spec.url)} did not end within "
