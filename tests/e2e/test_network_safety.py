@@ -258,3 +258,30 @@ def test_registry_that_never_answers_fails_at_the_deadline() -> None:
     assert run.code == 1, run.err
     assert "within 2s" in one_error_line(run)
     assert time.monotonic() - started < 12  # not requests' 15 s per read
+
+
+def test_known_hosts_patterns_follow_openssh_rules() -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    from gitops_glue.repo.remote import known_hosts_for
+
+    salt = b"0123456789abcdef0123"
+    hashed = hmac.new(salt, b"[git.example.com]:2222", hashlib.sha1).digest()
+    entry = f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(hashed).decode()}"
+    text = "\n".join(
+        [
+            f"{entry} ssh-ed25519 HASHED",
+            "git.example.com ssh-ed25519 PLAIN",
+            "[*.example.com]:2222,![bad.example.com]:2222 ssh-ed25519 WILDCARD",
+            "@revoked [git.example.com]:2222 ssh-ed25519 REVOKED",
+        ]
+    )
+    assert known_hosts_for(text, "git.example.com", 2222).splitlines() == [
+        "[git.example.com]:2222 ssh-ed25519 HASHED",
+        "[git.example.com]:2222 ssh-ed25519 WILDCARD",
+    ]
+    assert known_hosts_for(text, "bad.example.com", 2222) == ""
+    assert known_hosts_for(text, "git.example.com", 22) == "git.example.com ssh-ed25519 PLAIN"
+    assert known_hosts_for(text, "git.example.com", None) == "git.example.com ssh-ed25519 PLAIN"
