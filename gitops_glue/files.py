@@ -55,7 +55,8 @@ def checkpoint(step: str) -> None:
         return
     name, _, how = wanted.partition(":")
     if name == step:
-        os.kill(os.getpid(), signal.SIGINT if how == "INT" else signal.SIGKILL)
+        sig = {"INT": signal.SIGINT, "STOP": signal.SIGSTOP}.get(how, signal.SIGKILL)
+        os.kill(os.getpid(), sig)
 
 
 def refuse_link(path: Path, *, root: Path | None = None) -> None:

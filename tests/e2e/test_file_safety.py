@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pygit2
 
-from tests.support.helpers import Run, example_repo, git, glue, snapshot
+from tests.support.helpers import example_repo, git, glue, snapshot
 
 
 def head_id(repo: Path) -> str:
@@ -111,21 +112,39 @@ def test_glue_yaml_in_a_subfolder_commits_the_right_path(tmp_path: Path) -> None
 
 
 def test_two_bumps_at_once_in_one_checkout_both_land(repo: Path) -> None:
+    """The first bump is frozen (SIGSTOP) after planning, just before it commits; the
+    second runs meanwhile. Without serialisation the second commits on the old tip and
+    the first then moves the branch over it: one commit lost, both saying "done"."""
     old = head_id(repo)
-    runs: dict[str, Run] = {}
-
-    def bump(service: str, tag: str) -> None:
-        runs[service] = glue("bump-tag", service, tag, "--env", "dev", cwd=repo, subprocess=True)
-
-    threads = [
-        threading.Thread(target=bump, args=("a", "4e5f6a7")),
-        threading.Thread(target=bump, args=("b", "5f6a7b8")),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(r.code == 0 for r in runs.values()), {k: r.err for k, r in runs.items()}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GLUE_")}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "gitops_glue", "bump-tag", "a", "4e5f6a7", "--env", "dev"],
+        cwd=repo,
+        env={**env, "GLUE_TEST_KILL_AT": "commit-object:STOP"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        stat = Path(f"/proc/{first.pid}/stat")
+        while first.poll() is None and stat.read_text().rsplit(")", 1)[1].split()[0] != "T":
+            threading.Event().wait(0.02)  # until the first bump has stopped itself
+        assert first.poll() is None, first.communicate()
+        second = subprocess.Popen(
+            [sys.executable, "-m", "gitops_glue", "bump-tag", "b", "5f6a7b8", "--env", "dev"],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            second.wait(timeout=5)  # finishes at once without a lock; waits for it with one
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    _, err1 = first.communicate(timeout=60)
+    _, err2 = second.communicate(timeout=60)
+    assert (first.returncode, second.returncode) == (0, 0), (err1, err2)
     log = git(repo, "log", "--format=%s", f"{old}..HEAD").splitlines()
     assert sorted(log) == ["feat(dev): update a to 4e5f6a7", "feat(dev): update b to 5f6a7b8"]
     text = (repo / "environments/dev.yaml").read_text()
