@@ -95,6 +95,12 @@ class Environment(_Model):
     #: Kubernetes namespace of the deploy record and the deploy lock
     #: (default: ``glue-<name>``).
     namespace: str | None = None
+    #: kubeconfig context of this environment's cluster (default: the helmfile
+    #: environment's ``kubeContext``, else the kubeconfig's current context).
+    kube_context: str | None = None
+    #: kubeconfig file of this environment's cluster (default: ``--kubeconfig``,
+    #: ``$KUBECONFIG``, ``~/.kube/config``); relative to the repository root.
+    kubeconfig: str | None = None
 
     @field_validator("name")
     @classmethod
