@@ -97,9 +97,12 @@ class Target:
     selectors: tuple[str, ...] = ()
     extra_args: tuple[str, ...] = ()
     tools: Tools = field(default_factory=Tools)
+    #: The environment's cluster (``--kube-context``/``--kubeconfig``), see cluster.context.
+    kube_args: tuple[str, ...] = ()
 
     def helmfile_args(self, *sub: str) -> list[str]:
-        args = [self.tools.helmfile, "--helm-binary", self.tools.helm, "-e", self.env]
+        args = [self.tools.helmfile, "--helm-binary", self.tools.helm, *self.kube_args]
+        args += ["-e", self.env]
         for sel in self.selectors:
             args += ["--selector", sel]
         return [*args, *sub, *self.extra_args]
