@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import envfiles, inputs, values
+from gitops_glue.repo import check, envfiles, inputs, values
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -138,6 +138,7 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
             f"{env.name!r}'s values files ({', '.join(env.values)})",
             hint=f"fix services.{req.service}.tag_key in glue.yaml, or add the key",
         )
+    check.refuse_overridden_key(read, env, service.tag_key, env.own_file)
     notes: list[str] = []
     old_revision: str | None = None
     if req.revision is not None and service.revision_key is None:
