@@ -62,6 +62,11 @@ class GitSettings(_Model):
     branch: str = "main"
     #: The bot identity of commits glue makes.
     author: Author = Author()
+    #: Jinja2 template of the commit message's title (first line) and body; glue's
+    #: ``Glue-*`` trailers are always appended. See docs/config.md for the variables.
+    commit_template: str | None = None
+    #: Add ``[skip ci]`` to the title of every commit glue makes (unless the template has it).
+    skip_ci: bool = False
 
 
 class TagPolicy(_Model):
@@ -246,9 +251,15 @@ class GlueConfig(_Model):
         return self
 
     def auto_release_allows(self, branch: str, env: str) -> bool:
-        """Whether a new tag of source ``branch`` goes to ``env`` automatically."""
+        """Whether a new tag of source ``branch`` goes to ``env`` automatically.
+
+        ``refs/heads/main`` (Azure's Build.SourceBranch, GitHub's GITHUB_REF) is ``main``.
+        """
         import fnmatch
 
+        from gitops_glue.integrations.ci import short_ref
+
+        branch = short_ref(branch)
         return any(r.to == env and fnmatch.fnmatchcase(branch, r.branch) for r in self.auto_release)
 
     # ------------------------------------------------------------------ lookups
