@@ -14,6 +14,7 @@ from gitops_glue.cli.options import (
     EnvOpt,
     ExtraArgs,
     KubeconfigOpt,
+    KubeContextOpt,
     Output,
     OutputOpt,
     SelectorOpt,
@@ -73,14 +74,20 @@ def diff_cmd(
     env: EnvOpt,
     selector: SelectorOpt = None,
     summary_file: SummaryFileOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
     output: OutputOpt = Output.text,
     extra: ExtraArgs = None,
 ) -> None:
     """Show what a deploy of ENV would change. Exit 0: no changes, 3: changes, 1: error."""
+    from gitops_glue.cluster import context
     from gitops_glue.deploy.diff import diff
 
-    _config(env)
-    _render_diff(diff(_target(env, selector, extra)), output, summary_file)
+    target = _target(env, selector, extra)
+    where = context.for_environment(
+        _config(env), env, kubeconfig=kubeconfig, context=kube_context, tools=target.tools
+    )
+    _render_diff(diff(target, where), output, summary_file)
 
 
 @app.command("apply")
@@ -108,6 +115,7 @@ def apply_cmd(
         ),
     ] = "10m",
     kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -145,6 +153,7 @@ def apply_cmd(
             holder=identity(ci.detect().pipeline_url),
         ),
         kubeconfig=kubeconfig,
+        kube_context=kube_context,
         changed_only=changed_only,
         dry_run=dry_run,
     )
@@ -174,15 +183,16 @@ def _write_json(path: Path, data: dict[str, object]) -> None:
 def unlock_cmd(
     env: EnvOpt,
     kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Remove ENV's deploy lock (for humans, when a dead job's lock is in the way)."""
-    from gitops_glue.cluster import lock
-    from gitops_glue.cluster.kube import Kube
+    from gitops_glue.cluster import context, lock
 
-    environment = loaded().config.environment(env)
-    kube = Kube(kubeconfig)
+    cfg = _config(env)
+    environment = cfg.config.environment(env)
+    kube = context.for_environment(cfg, env, kubeconfig=kubeconfig, context=kube_context).kube()
     if dry_run:
         emit(output, {"environment": env, "dry_run": True}, f"would remove the lock of {env}")
         return
@@ -207,14 +217,22 @@ def changed_cmd(
         ),
     ] = None,
     kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
     """List ENV's releases whose inputs changed since the deployed revision; print a selector."""
-    from gitops_glue.cluster.kube import Kube
+    from gitops_glue.cluster import context
     from gitops_glue.deploy import changed
     from gitops_glue.deploy.helmfile import Tools
 
+    cfg, tools = _config(env), Tools.from_env()
     report = changed.report(
-        _config(env), env, Tools.from_env(), since=since, kube=lambda: Kube(kubeconfig)
+        cfg,
+        env,
+        tools,
+        since=since,
+        kube=lambda: context.for_environment(
+            cfg, env, kubeconfig=kubeconfig, context=kube_context, tools=tools
+        ).kube(),
     )
     emit(output, report.to_json(), report.text())

@@ -14,6 +14,7 @@ from gitops_glue.cli.options import (
     DryRunOpt,
     EnvOpt,
     KubeconfigOpt,
+    KubeContextOpt,
     MessageOutput,
     MessageOutputOpt,
     Thread,
@@ -115,6 +116,7 @@ def notify_cmd(
         ),
     ] = None,
     kubeconfig: KubeconfigOpt = None,
+    kube_context: KubeContextOpt = None,
     dry_run: DryRunOpt = False,
     output: MessageOutputOpt = MessageOutput.text,
 ) -> None:
@@ -138,6 +140,7 @@ def notify_cmd(
         template=template,
         apply_report=apply_report,
         kubeconfig=kubeconfig,
+        kube_context=kube_context,
         channel=channel,
     )
     try:

@@ -75,6 +75,16 @@ KubeconfigOpt = Annotated[
 ]
 
 
+KubeContextOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="GLUE_KUBE_CONTEXT",
+        help="kubeconfig context of ENV's cluster (default: the environment's kube_context "
+        "in glue.yaml, else helmfile's kubeContext, else the current context)",
+    ),
+]
+
+
 ExtraArgs = Annotated[list[str] | None, typer.Argument(help="extra helmfile arguments, after --")]
 
 

@@ -133,12 +133,18 @@ def plan_recovery(
 
 
 def recover(
-    recovery: Recovery, helm: str, env: dict[str, str] | None = None, timeout: float = 300
+    recovery: Recovery,
+    helm: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    kube_args: tuple[str, ...] = (),
 ) -> None:
-    """Carry out a recovery with the helm binary."""
+    """Carry out a recovery with the helm binary (``kube_args``: the environment's
+    ``--kube-context``; ``env`` carries its ``KUBECONFIG``)."""
     if recovery.action == "rollback":
         args = [
             helm,
+            *kube_args,
             "rollback",
             recovery.release,
             str(recovery.to_revision),
@@ -150,6 +156,7 @@ def recover(
     else:
         args = [
             helm,
+            *kube_args,
             "uninstall",
             recovery.release,
             "--namespace",
@@ -163,6 +170,7 @@ def recover(
     if proc.returncode != 0:
         raise OperationError(
             f"could not recover {recovery.namespace}/{recovery.release} "
-            f"({' '.join(args[1:3])}): {proc.stderr.strip() or proc.stdout.strip()}",
+            f"({' '.join(args[1 + len(kube_args) : 3 + len(kube_args)])}): "
+            f"{proc.stderr.strip() or proc.stdout.strip()}",
             hint=f"inspect it with: helm history {recovery.release} -n {recovery.namespace}",
         )

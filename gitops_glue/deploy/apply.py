@@ -28,6 +28,7 @@ from gitops_glue.errors import ExitCode, GlueError, OperationError, UsageError
 if TYPE_CHECKING:
     from types import FrameType
 
+    from gitops_glue.cluster.context import ClusterRef
     from gitops_glue.cluster.diagnose import PodProblem
     from gitops_glue.cluster.helm_storage import Recovery
     from gitops_glue.cluster.kube import Kube
@@ -62,6 +63,7 @@ class ApplyRequest:
     target: Target
     options: ApplyOptions = field(default_factory=ApplyOptions)
     kubeconfig: str | None = None
+    kube_context: str | None = None  # overrides the environment's (glue.yaml, helmfile)
     changed_only: bool = False  # deploy only the releases whose inputs changed
     dry_run: bool = False  # diff instead of deploying
 
@@ -168,7 +170,12 @@ class _SignalForwarder:
 
 
 def _run_helmfile(
-    target: Target, helm_major: int, opts: ApplyOptions, forwarder: _SignalForwarder, say: Progress
+    target: Target,
+    helm_major: int,
+    opts: ApplyOptions,
+    forwarder: _SignalForwarder,
+    say: Progress,
+    where: ClusterRef,
 ) -> tuple[int | None, str]:
     """Run ``helmfile apply``, relaying its output line by line; None as the code when it
     was interrupted."""
@@ -181,7 +188,7 @@ def _run_helmfile(
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        env=helmfile_env(helm_major),
+        env=where.tool_env(helmfile_env(helm_major)),
     )
     forwarder.proc = proc
     lines: list[str] = []
@@ -241,6 +248,7 @@ def preflight(
     recover: Recover,
     helm: str,
     say: Progress,
+    where: ClusterRef | None = None,
 ) -> list[Recovery]:
     """Recover the releases stuck pending (the lock is held); what was done."""
     from gitops_glue.cluster import helm_storage
@@ -259,7 +267,13 @@ def preflight(
                 f"{release.name} -n {release.namespace}",
             )
         say(f"glue: {plan.describe()}")
-        helm_storage.recover(plan, helm, timeout=timeout)
+        helm_storage.recover(
+            plan,
+            helm,
+            env=where.tool_env() if where else None,
+            timeout=timeout,
+            kube_args=where.args if where else (),
+        )
         done.append(plan)
     return done
 
@@ -326,18 +340,26 @@ def _write_record(
 
 def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult:
     """Deploy (or, with ``dry_run``, diff) an environment; see the module's docstring."""
-    from gitops_glue.cluster.kube import Kube
+    from gitops_glue.cluster import context
 
-    target = req.target
-    env = loaded.config.environment(target.env)
-    if req.changed_only and target.selectors:
+    env = loaded.config.environment(req.target.env)
+    if req.changed_only and req.target.selectors:
         raise UsageError("--changed-only picks the releases itself: drop --selector")
+    # The environment's cluster: the lock, recovery, record and helmfile all go there.
+    where = context.for_environment(
+        loaded,
+        env.name,
+        kubeconfig=req.kubeconfig,
+        context=req.kube_context,
+        tools=req.target.tools,
+    )
+    target = replace(req.target, kube_args=where.args)
     kube: Kube | None = None
 
     def cluster() -> Kube:
         nonlocal kube
         if kube is None:
-            kube = Kube(req.kubeconfig)
+            kube = where.kube()
         return kube
 
     selection = None
@@ -353,9 +375,9 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         from gitops_glue.deploy.diff import diff
 
         result = ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
-        result.diff = diff(target)
+        result.diff = diff(target, where)
         return result
-    return _deploy(loaded, target, cluster(), req.options, say, selection)
+    return _deploy(loaded, target, cluster(), req.options, say, selection, where)
 
 
 def _deploy(
@@ -365,6 +387,7 @@ def _deploy(
     opts: ApplyOptions,
     say: Progress,
     selection: ChangedReport | None,
+    where: ClusterRef,
 ) -> ApplyResult:
     from gitops_glue.cluster import diagnose
     from gitops_glue.cluster.lock import DeployLock
@@ -401,13 +424,14 @@ def _deploy(
                 recover=opts.recover,
                 helm=target.tools.helm,
                 say=say,
+                where=where,
             )
             # What the record will say: the files as helmfile is about to deploy them.
             versions = deployed_versions(loaded, env.name, names)
             code: int | None = None
             output = ""
             if forwarder.signal is None:
-                code, output = _run_helmfile(target, major, opts, forwarder, say)
+                code, output = _run_helmfile(target, major, opts, forwarder, say, where)
             if code is None:
                 say("glue: interrupted: recovering releases left pending, then unlocking")
                 result.recoveries += preflight(
@@ -417,6 +441,7 @@ def _deploy(
                     recover=Recover.auto,
                     helm=target.tools.helm,
                     say=say,
+                    where=where,
                 )
                 raise DeployInterrupted(
                     f"deploy to {env.name!r} interrupted by signal {forwarder.signal}; no "

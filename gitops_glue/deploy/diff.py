@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from gitops_glue.deploy.helmfile import ANSI, Target, helmfile_env, list_releases, tail
 from gitops_glue.errors import ExitCode, OperationError
+
+if TYPE_CHECKING:
+    from gitops_glue.cluster.context import ClusterRef
 
 _COMPARING = re.compile(r"^Comparing release=(?P<release>[^,\s]+)")
 _CHANGE = re.compile(
@@ -85,7 +89,10 @@ def result_of(env: str, code: int, output: str, releases: list[str]) -> DiffResu
     return DiffResult(env, changes, unchanged, output)
 
 
-def diff(target: Target) -> DiffResult:
+def diff(target: Target, where: ClusterRef | None = None) -> DiffResult:
+    """``helmfile diff`` of ``target`` against its environment's cluster (``where``)."""
+    if where is not None:
+        target = replace(target, kube_args=where.args)
     major = target.tools.check()
     names = [r.name for r in list_releases(target)]
     proc = subprocess.run(
@@ -97,7 +104,7 @@ def diff(target: Target) -> DiffResult:
         capture_output=True,
         text=True,
         check=False,
-        env=helmfile_env(major),
+        env=where.tool_env(helmfile_env(major)) if where else helmfile_env(major),
         timeout=1800,
     )
     if proc.returncode not in (0, 2):
