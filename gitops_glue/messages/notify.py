@@ -694,6 +694,8 @@ class NotifyOptions:
     #: ``glue apply --report`` file: the failed phase names the failing pods.
     apply_report: Path | None = None
     kubeconfig: str | None = None
+    #: Overrides the environment's kube context (glue.yaml, helmfile).
+    kube_context: str | None = None
     channel: str | None = None
 
 
@@ -770,13 +772,22 @@ def run(
     progress: Callable[[str], None] | None = None,
 ) -> NotifyResult:
     """``glue notify``: build the request, then :func:`notify` through the cluster and Slack."""
+    from gitops_glue.cluster import context
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.integrations import ci
 
     req = build_request(opts, ci.detect())
+    loaded = _config_for(opts)
+    kube = (
+        context.for_environment(
+            loaded, opts.environment, kubeconfig=opts.kubeconfig, context=opts.kube_context
+        ).kube()
+        if loaded is not None  # the environment's own cluster
+        else Kube(opts.kubeconfig, opts.kube_context)  # a hook Job: in-cluster config
+    )
     return notify(
         req,
-        Kube(opts.kubeconfig),
+        kube,
         slack.Target.from_env(channel=opts.channel),
         dry_run=dry_run,
         progress=progress,

@@ -192,12 +192,13 @@ def _time(text: str) -> dt.datetime | None:
 def collect_cluster(
     config: GlueConfig,
     read: envfiles.Reader,
-    kube: Kube,
+    kube_for: Callable[[str], Kube],
     namespaces: Callable[[str], dict[str, str]],
 ) -> ClusterReport:
     """Git, the deploy records and Helm's storage side by side, drift flagged.
 
-    ``namespaces(env)`` maps release names to namespaces (from helmfile).
+    ``kube_for(env)`` is the environment's cluster; ``namespaces(env)`` maps release
+    names to namespaces (from helmfile).
     """
     from gitops_glue.cluster import record
 
@@ -205,6 +206,7 @@ def collect_cluster(
     cells: list[ClusterCell] = []
     records: dict[str, dict[str, str]] = {}
     for env in config.environments:
+        kube = kube_for(env.name)
         rec = record.read(kube, env.record_namespace, env.name)
         if rec:
             records[env.name] = {
@@ -286,8 +288,9 @@ def status(directory: Path) -> StatusReport:
 
 
 def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
-    """``glue status --cluster``: git beside what each environment runs, drift flagged."""
-    from gitops_glue.cluster.kube import Kube
+    """``glue status --cluster``: git beside what each environment runs (each from its
+    own cluster), drift flagged."""
+    from gitops_glue.cluster import context
     from gitops_glue.config import load_config
     from gitops_glue.repo.gitrepo import worktree_reader
 
@@ -295,6 +298,6 @@ def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterRep
     return collect_cluster(
         loaded.config,
         worktree_reader(loaded.root),
-        Kube(kubeconfig),
+        context.per_environment(loaded, kubeconfig=kubeconfig),
         helmfile_namespaces(loaded.root),
     )
