@@ -260,7 +260,7 @@ def _render(
         out.append(f"  - name: {_q(env.name)}")
         out.append(f"    values: [{', '.join(_q(v) for v in env.values)}]")
         if env.kube_context:
-            out.append(f"    # helmfile's kubeContext for {env.name}: {env.kube_context}")
+            out.append(f"    kube_context: {_q(env.kube_context)}  # helmfile's kubeContext")
         if env.releases:
             where = ", ".join(f"{r} ({ns})" for r, ns in sorted(env.releases.items()))
             out.append(f"    # releases: {where}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops_glue.config import GlueConfig
+from gitops_glue.config import Environment, GlueConfig
 from gitops_glue.repo import envfiles
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ class Cell:
     tag: str | None
     revision: str | None
     file: str | None  # where the tag is set
+    why_empty: str | None = None  # why there is no tag: a missing file, the key set nowhere
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,12 @@ class StatusReport:
             "environments": self.environments,
             "services": {
                 s: {
-                    e: {"tag": c.tag, "revision": c.revision, "file": c.file}
+                    e: {
+                        "tag": c.tag,
+                        "revision": c.revision,
+                        "file": c.file,
+                        "why_empty": c.why_empty,
+                    }
                     for e in self.environments
                     for c in [self.cell(s, e)]
                 }
@@ -48,7 +54,7 @@ class StatusReport:
 
     def table(self) -> str:
         def show(c: Cell) -> str:
-            text = c.tag if c.tag is not None else "-"
+            text = c.tag if c.tag is not None else f"- ({c.why_empty or 'not set'})"
             if c.revision and c.tag and not c.revision.startswith(c.tag):
                 text += f" @{c.revision[:7]}"
             return text
@@ -66,6 +72,13 @@ def _opt(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _why_empty(read: envfiles.Reader, env: Environment, key: str) -> str:
+    missing = [name for name in env.values if read(name) is None]
+    if missing:
+        return f"missing file {', '.join(missing)}"
+    return f"no {key}"
+
+
 def collect(config: GlueConfig, read: envfiles.Reader) -> StatusReport:
     cells = []
     for env in config.environments:
@@ -76,7 +89,8 @@ def collect(config: GlueConfig, read: envfiles.Reader) -> StatusReport:
                 if service.revision_key
                 else envfiles.Found(None, None)
             )
-            cells.append(Cell(env.name, name, _opt(tag.value), _opt(rev.value), tag.file))
+            why = None if tag.file is not None else _why_empty(read, env, service.tag_key)
+            cells.append(Cell(env.name, name, _opt(tag.value), _opt(rev.value), tag.file, why))
     return StatusReport(config.environment_names(), list(config.services), cells)
 
 
