@@ -71,8 +71,15 @@ def _render(output: Output, result: CommitResult[D]) -> None:
 
 @app.command("bump-tag")
 def bump_tag_cmd(
-    service: Annotated[str, typer.Argument(help="service name from glue.yaml")],
-    tag: Annotated[str, typer.Argument(help="the new image tag")],
+    services: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SERVICE TAG | SERVICE=TAG[@REVISION]...",
+            help="one service and its new tag, or several SERVICE=TAG (one commit, all or "
+            "nothing); @REVISION names a service's own source revision",
+            show_default=False,
+        ),
+    ],
     env: EnvOpt,
     revision: RevisionOpt = None,
     upstream_repo: Annotated[
@@ -104,20 +111,22 @@ def bump_tag_cmd(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Set SERVICE's image tag in ENV's values file and commit it (and push, with --remote)."""
+    """Set services' image tags in ENV's values file in one commit (and push, with --remote).
+
+    Without --revision (or @REVISION), a tag that is a commit SHA is its own revision and
+    any other new tag clears the service's old revision (revision_key).
+    """
     with _target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         target.start(push=not dry_run)  # a remote's fetch runs while the rest of glue loads
         from gitops_glue.integrations import ci
-        from gitops_glue.repo.bump import BumpRequest, bump
+        from gitops_glue.repo.bump import BumpRequest, bump, parse_service_tags
 
         ctx = ci.detect()
-        req = BumpRequest(
-            service=service,
-            tag=tag,
-            env=env,
-            revision=revision,
+        req = BumpRequest.of(
+            env,
+            parse_service_tags(services, revision),
             upstream_repo=upstream_repo or (ctx.repository or None),
             ci=ctx,
             if_auto_release=if_auto_release,
@@ -150,6 +159,14 @@ def promote_cmd(
     all_services: Annotated[
         bool, typer.Option("--all", help="every service whose version differs")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="with --all: refuse everything when the target's tag policy refuses any "
+            "service (default: promote the others and list the refused ones)",
+        ),
+    ] = False,
     remote: RemoteOpt = None,
     branch: BranchOpt = "main",
     ssh_key_file: SshKeyFileOpt = None,
@@ -167,11 +184,14 @@ def promote_cmd(
         raise UsageError("--to ENV is required: the environment to promote to")
     if bool(service) == all_services:
         raise UsageError("name the service(s) to promote, or pass --all (not both)")
+    if strict and not all_services:
+        raise UsageError("--strict goes with --all: named services are always all or nothing")
     req = PromoteRequest(
         target=to,
         services=None if all_services else tuple(service or ()),
         source=from_env,
         ci=ci.detect(),
+        strict=strict,
     )
     with _target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
@@ -193,7 +213,15 @@ SourceBranchOpt = Annotated[
 
 @app.command("release")
 def release_cmd(
-    service: Annotated[str, typer.Argument(help="service name from glue.yaml")],
+    services: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="SERVICE | SERVICE=TAG[@REVISION]...",
+            help="one service (with --tag or --source-branch), or several SERVICE=TAG in "
+            "one commit, all or nothing",
+            show_default=False,
+        ),
+    ],
     to: ToEnvOpt,
     tag: Annotated[str | None, typer.Option(envvar="GLUE_TAG", help="the tag to release")] = None,
     source_branch: SourceBranchOpt = None,
@@ -209,17 +237,30 @@ def release_cmd(
 ) -> None:
     """Put TAG (or the newest tag of a source branch) of SERVICE into ENV: a hotfix release."""
     from gitops_glue.integrations import ci
+    from gitops_glue.repo.bump import ServiceTag, parse_service_tags
     from gitops_glue.repo.release import ReleaseRequest, release
 
     ctx = ci.detect()
+    also: tuple[ServiceTag, ...] = ()
+    if len(services) == 1 and "=" not in services[0]:
+        first, tag_of_first = services[0], tag
+    else:
+        if tag is not None or source_branch is not None:
+            raise UsageError(
+                "give either SERVICE with --tag/--source-branch, or SERVICE=TAG ... without them"
+            )
+        first_item, *rest = parse_service_tags(services, revision)
+        first, also, tag_of_first = first_item.service, tuple(rest), first_item.tag
+        revision = first_item.revision
     req = ReleaseRequest(
-        service=service,
+        service=first,
         env=to,
-        tag=tag,
+        tag=tag_of_first,
         source_branch=source_branch,
         revision=revision,
         upstream_repo=ctx.repository or None,
         ci=ctx,
+        also=also,
     )
     with _target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts

@@ -1,4 +1,4 @@
-"""``glue bump-tag``: set one service's image tag in one environment, as a commit.
+"""``glue bump-tag``: set one or more services' image tags in one environment, as one commit.
 
 :func:`plan_bump` is a pure planner on file texts handed in by a reader, so
 the same code serves a local checkout and a freshly fetched remote tree; on a
@@ -7,10 +7,12 @@ lost push race it is simply run again on the new tip.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gitops_glue.config import GlueConfig
-from gitops_glue.errors import UsageError
+from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.repo import check, envfiles, inputs, values
 from gitops_glue.repo.commit import (
@@ -21,11 +23,25 @@ from gitops_glue.repo.commit import (
     View,
     commit_change,
 )
+from gitops_glue.repo.message import MessageParts, ServiceLine, compose
 from gitops_glue.repo.policy import check_tag
+
+_SHA = re.compile(r"[0-9a-f]{7,40}")
+
+
+@dataclass(frozen=True)
+class ServiceTag:
+    """One ``SERVICE=TAG[@REVISION]`` of a bump."""
+
+    service: str
+    tag: str
+    revision: str | None = None
 
 
 @dataclass(frozen=True)
 class BumpRequest:
+    """Set ``service`` to ``tag`` (and the services in ``also``) in ``env``: one commit."""
+
     service: str
     tag: str
     env: str
@@ -34,36 +50,153 @@ class BumpRequest:
     ci: CiContext = field(default_factory=CiContext)
     #: Only bump when glue.yaml's ``auto_release`` sends this source branch to ``env``.
     if_auto_release: str | None = None
+    #: More services for the same commit (``glue bump-tag --env ENV a=1 b=1``).
+    also: tuple[ServiceTag, ...] = ()
+
+    @property
+    def items(self) -> tuple[ServiceTag, ...]:
+        return (ServiceTag(self.service, self.tag, self.revision), *self.also)
+
+    @classmethod
+    def of(
+        cls,
+        env: str,
+        items: Sequence[ServiceTag],
+        *,
+        upstream_repo: str | None = None,
+        ci: CiContext | None = None,
+        if_auto_release: str | None = None,
+    ) -> BumpRequest:
+        if not items:
+            raise UsageError("name at least one SERVICE=TAG to bump")
+        first, *rest = items
+        return cls(
+            first.service,
+            first.tag,
+            env,
+            first.revision,
+            upstream_repo,
+            ci or CiContext(),
+            if_auto_release,
+            tuple(rest),
+        )
+
+
+def parse_service_tags(args: Sequence[str], revision: str | None = None) -> tuple[ServiceTag, ...]:
+    """``SERVICE TAG`` (the one-service form) or ``SERVICE=TAG[@REVISION] ...``.
+
+    ``revision`` (``--revision``) is the revision of every service that does not
+    name its own with ``@REVISION``: one build, one source commit.
+    """
+    args = list(args)
+    if len(args) == 2 and not any("=" in a for a in args):
+        return (ServiceTag(args[0], args[1], revision),)
+    if not args:
+        raise UsageError(
+            "name what to bump: SERVICE TAG, or SERVICE=TAG [SERVICE=TAG ...]",
+            hint="e.g. glue bump-tag --env dev a=1.4.0 b=1.4.0 (or a=1.4.0@REVISION)",
+        )
+    out: list[ServiceTag] = []
+    for arg in args:
+        service, sep, rest = arg.partition("=")
+        tag, at, rev = rest.partition("@")
+        if not sep or not service or not tag or (at and not rev):
+            raise UsageError(
+                f"{arg!r} is not SERVICE=TAG or SERVICE=TAG@REVISION",
+                hint="one service: glue bump-tag SERVICE TAG; several: a=1.4.0 b=1.4.0",
+            )
+        out.append(ServiceTag(service, tag, rev if at else revision))
+    names = [x.service for x in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"service {', '.join(dupes)} named more than once")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
-class TagChange:
+class ServiceBump:
     """One service's tag (and revision) in one environment, before and after."""
 
-    env: str
     service: str
-    file: str
     old_tag: str | None
     new_tag: str
     old_revision: str | None
     new_revision: str | None
 
+    @property
+    def changed(self) -> bool:
+        return self.old_tag != self.new_tag or self.old_revision != self.new_revision
+
     def to_json(self) -> dict[str, object]:
         return {
             "service": self.service,
-            "environment": self.env,
-            "file": self.file,
             "old_tag": self.old_tag,
             "new_tag": self.new_tag,
             "old_revision": self.old_revision,
             "new_revision": self.new_revision,
         }
 
+
+@dataclass(frozen=True)
+class TagChange:
+    """The services' tags (and revisions) of a bump in one environment, before and after.
+
+    ``service``, ``old_tag``... are the first service's (the one-service form).
+    """
+
+    env: str
+    file: str
+    bumps: tuple[ServiceBump, ...]
+
+    @property
+    def service(self) -> str:
+        return self.bumps[0].service
+
+    @property
+    def old_tag(self) -> str | None:
+        return self.bumps[0].old_tag
+
+    @property
+    def new_tag(self) -> str:
+        return self.bumps[0].new_tag
+
+    @property
+    def old_revision(self) -> str | None:
+        return self.bumps[0].old_revision
+
+    @property
+    def new_revision(self) -> str | None:
+        return self.bumps[0].new_revision
+
+    def to_json(self) -> dict[str, object]:
+        many = len(self.bumps) > 1
+        first = self.bumps[0].to_json()
+        if many:  # no single service's tags at the top level
+            first = {k: None for k in first} | {"service": ",".join(self.names())}
+        return {
+            **first,
+            "environment": self.env,
+            "file": self.file,
+            "services": [b.to_json() for b in self.bumps],
+        }
+
+    def names(self) -> list[str]:
+        return [b.service for b in self.bumps]
+
     def unchanged_text(self) -> str:
-        return f"unchanged: {self.service} is already {self.new_tag} in {self.env} ({self.file})"
+        if len(self.bumps) == 1:
+            b = self.bumps[0]
+            return f"unchanged: {b.service} is already {b.new_tag} in {self.env} ({self.file})"
+        return f"unchanged: {', '.join(self.names())} already as asked in {self.env} ({self.file})"
 
     def changed_lines(self) -> list[str]:
-        return [f"  {self.file}: {self.old_tag} -> {self.new_tag}"]
+        return [
+            f"  {self.file}: {b.old_tag} -> {b.new_tag}"
+            if len(self.bumps) == 1
+            else f"  {self.file}: {b.service} {b.old_tag} -> {b.new_tag}"
+            for b in self.bumps
+            if b.changed
+        ]
 
     def dry_run_lines(self) -> list[str]:
         return []
@@ -77,99 +210,176 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def commit_message(req: BumpRequest, old_tag: str | None) -> str:
+def message_parts(req: BumpRequest, details: TagChange) -> MessageParts:
     """``feat(ENV): update SERVICE to TAG`` with trailers that say where it came from."""
-    lines = [f"feat({req.env}): update {req.service} to {req.tag}", ""]
-    if old_tag and old_tag != req.tag:
-        lines += [f"{req.service} in {req.env}: {old_tag} -> {req.tag}", ""]
-    trailers = [
-        ("Glue-Environment", req.env),
-        ("Glue-Service", req.service),
-        ("Glue-Tag", req.tag),
-        ("Glue-Previous-Tag", old_tag or ""),
+    bumps = details.bumps
+    if len(bumps) == 1:
+        b = bumps[0]
+        title = f"feat({req.env}): update {b.service} to {b.new_tag}"
+    else:
+        title = f"feat({req.env}): update {', '.join(f'{b.service} to {b.new_tag}' for b in bumps)}"
+    body = tuple(
+        f"{b.service} in {req.env}: {b.old_tag} -> {b.new_tag}"
+        for b in bumps
+        if b.old_tag and b.old_tag != b.new_tag
+    )
+    revisions = {x.revision for x in req.items}
+    shared = next(iter(revisions)) if len(revisions) == 1 else None
+    trailers: list[tuple[str, str]] = [("Glue-Environment", req.env)]
+    for b, item in zip(bumps, req.items, strict=True):
+        trailers += [
+            ("Glue-Service", b.service),
+            ("Glue-Tag", b.new_tag),
+            ("Glue-Previous-Tag", b.old_tag or ""),
+        ]
+        if shared is None:
+            trailers.append(("Upstream-Revision", item.revision or ""))
+    trailers += [
         ("Upstream-Repository", req.upstream_repo or ""),
-        ("Upstream-Revision", req.revision or ""),
+        ("Upstream-Revision", shared or ""),
         ("Pipeline", req.ci.pipeline_url),
         ("Triggered-By", req.ci.actor),
     ]
-    lines += [f"{k}: {v}" for k, v in trailers if v]
-    return "\n".join(lines) + "\n"
+    return MessageParts(
+        action="bump",
+        environment=req.env,
+        title=title,
+        body=body,
+        services=tuple(
+            ServiceLine(b.service, b.old_tag, b.new_tag, b.old_revision, b.new_revision)
+            for b in bumps
+        ),
+        trailers=tuple(trailers),
+        ci=req.ci,
+        upstream_repo=req.upstream_repo,
+        upstream_revision=shared,
+    )
 
 
 def check_request(req: BumpRequest) -> None:
     """Refuse control characters in every value that goes into the commit or the file."""
     inputs.check_lines(
         {
-            "service": req.service,
             "environment": req.env,
-            "tag": req.tag,
-            "--revision": req.revision,
             "--upstream-repo": req.upstream_repo,
             "--if-auto-release": req.if_auto_release,
             "the CI pipeline URL": req.ci.pipeline_url,
             "the CI actor": req.ci.actor,
         }
     )
+    for item in req.items:
+        inputs.check_lines({"service": item.service, "tag": item.tag, "--revision": item.revision})
+
+
+def _revision_for(item: ServiceTag, old_tag: str | None, old_revision: str | None) -> str | None:
+    """The revision to write next to ``item.tag`` (None: leave the key alone).
+
+    Given: that one. Not given: a tag that is a commit SHA (7-40 hex) is its own
+    revision; the same tag keeps its revision; any other new tag clears the old
+    revision, so no new tag is ever paired with an old commit.
+    """
+    if item.revision is not None:
+        return item.revision
+    if _SHA.fullmatch(item.tag):
+        return item.tag
+    if old_tag == item.tag or not old_revision:
+        return None
+    return ""
 
 
 def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> BumpChange:
-    """Work out the edit for a bump; touches nothing."""
+    """Work out the edits for a bump of one or more services; touches nothing.
+
+    All or nothing: any refused service (unknown, policy, missing key) refuses
+    the whole bump.
+    """
     check_request(req)
     env = config.environment(req.env)
-    service = config.service(req.service)
+    items = req.items
+    names = [x.service for x in items]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"service {', '.join(dupes)} named more than once")
+    for item in items:
+        config.service(item.service)
+    own = env.own_file
     if req.if_auto_release is not None and not config.auto_release_allows(
         req.if_auto_release, env.name
     ):
-        details = TagChange(env.name, req.service, env.own_file, None, req.tag, None, req.revision)
+        bumps = tuple(ServiceBump(x.service, None, x.tag, None, x.revision) for x in items)
+        details = TagChange(env.name, own, bumps)
         return Change(
             edits=(),
-            message=commit_message(req, None),
+            message=compose(config.git, message_parts(req, details)),
             details=details,
             skipped=f"glue.yaml auto_release does not send new tags of branch "
             f"{req.if_auto_release!r} to {env.name!r}",
         )
-    check_tag(req.tag, config.policy_for(env), env.name)
+    policy = config.policy_for(env)
+    for item in items:
+        try:
+            check_tag(item.tag, policy, env.name)
+        except PolicyError as exc:
+            if len(items) == 1:
+                raise
+            raise PolicyError(
+                f"service {item.service!r}: {exc.message}; nothing was changed",
+                hint=exc.hint,
+            ) from None
     envfiles.require_files(read, env)
 
-    current = envfiles.effective(read, env, service.tag_key)
-    if current.file is None:
-        raise UsageError(
-            f"service {req.service!r}: key {service.tag_key} is in none of environment "
-            f"{env.name!r}'s values files ({', '.join(env.values)})",
-            hint=f"fix services.{req.service}.tag_key in glue.yaml, or add the key",
-        )
-    check.refuse_overridden_key(read, env, service.tag_key, env.own_file)
-    notes: list[str] = []
-    old_revision: str | None = None
-    if req.revision is not None and service.revision_key is None:
-        notes.append(f"--revision ignored: service {req.service!r} has no revision_key")
-    elif service.revision_key is not None:
-        old_revision = _str(envfiles.effective(read, env, service.revision_key).value)
-
-    own = env.own_file
     text = read(own)
     assert text is not None  # require_files checked it
-    new_text = values.set_value(
-        text, service.tag_key, req.tag, filename=own, create=True, force_string=True
-    ).text
-    new_revision = old_revision
-    if req.revision is not None and service.revision_key is not None:
-        new_revision = req.revision
+    new_text = text
+    notes: list[str] = []
+    bumps_out: list[ServiceBump] = []
+    for item in items:
+        service = config.service(item.service)
+        current = envfiles.effective(read, env, service.tag_key)
+        if current.file is None:
+            raise UsageError(
+                f"service {item.service!r}: key {service.tag_key} is in none of environment "
+                f"{env.name!r}'s values files ({', '.join(env.values)})"
+                + ("; nothing was changed" if len(items) > 1 else ""),
+                hint=f"fix services.{item.service}.tag_key in glue.yaml, or add the key",
+            )
+        check.refuse_overridden_key(read, env, service.tag_key, env.own_file)
+        old_tag = _str(current.value)
+        old_revision: str | None = None
+        revision: str | None = None
+        if item.revision is not None and service.revision_key is None:
+            notes.append(f"--revision ignored: service {item.service!r} has no revision_key")
+        elif service.revision_key is not None:
+            old_revision = _str(envfiles.effective(read, env, service.revision_key).value) or None
+            revision = _revision_for(item, old_tag, old_revision)
         new_text = values.set_value(
-            new_text,
-            service.revision_key,
-            req.revision,
-            filename=own,
-            create=True,
-            force_string=True,
+            new_text, service.tag_key, item.tag, filename=own, create=True, force_string=True
         ).text
-    old_tag = _str(current.value)
-    unchanged = old_tag == req.tag and new_revision == old_revision
+        new_revision = old_revision
+        if revision is not None and service.revision_key is not None:
+            new_revision = revision or None
+            if revision or old_revision:
+                new_text = values.set_value(
+                    new_text,
+                    service.revision_key,
+                    revision,
+                    filename=own,
+                    create=True,
+                    force_string=True,
+                ).text
+            if not revision:
+                notes.append(
+                    f"{item.service}: revision cleared ({service.revision_key}): no --revision "
+                    f"for the new tag {item.tag}"
+                )
+        bumps_out.append(ServiceBump(item.service, old_tag, item.tag, old_revision, new_revision))
+    details = TagChange(env.name, own, tuple(bumps_out))
+    unchanged = not any(b.changed for b in bumps_out)
     edits = () if unchanged or new_text == text else (FileEdit(own, text, new_text),)
     return Change(
         edits=edits,
-        message=commit_message(req, old_tag),
-        details=TagChange(env.name, req.service, own, old_tag, req.tag, old_revision, new_revision),
+        message=compose(config.git, message_parts(req, details)),
+        details=details,
         notes=tuple(notes),
     )
 

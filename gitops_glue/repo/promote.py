@@ -1,8 +1,9 @@
 """``glue promote``: move versions from one environment to the next.
 
-``promote`` copies a service's tag (and revision) from one environment to the
-next in ``glue.yaml``'s order; ``--all`` promotes every service that differs
-in one commit.
+``promote`` copies services' tags (and revisions) from one environment to the
+next in ``glue.yaml``'s order, in one commit; named services are all or
+nothing. ``--all`` promotes every service that differs and the target's tag
+policy accepts, and lists the refused ones (``--strict``: refuse them all).
 
 Like a bump, :func:`plan_promote` is a pure planner on file texts handed in
 by a reader, so the same code runs on a checkout and on each freshly fetched
@@ -35,6 +36,7 @@ from gitops_glue.repo.commit import (
     View,
     commit_change,
 )
+from gitops_glue.repo.message import MessageParts, ServiceLine, compose
 from gitops_glue.repo.policy import check_tag
 
 
@@ -44,6 +46,10 @@ class PromoteRequest:
     services: tuple[str, ...] | None  # None: every service
     source: str | None = None  # None: the environment before ``target``
     ci: CiContext = field(default_factory=CiContext)
+    #: With every service (``--all``): refuse the whole promotion when the target's
+    #: policy refuses any one service (default: promote the rest, list the refused).
+    #: Services named one by one are always all or nothing.
+    strict: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ class Promotions:
     file: str
     promotions: tuple[Promotion, ...]  # the services that change
     unchanged: tuple[str, ...]  # services already at the source's version
+    #: ``--all``: services the target's policy refused, ``SERVICE TAG: why``.
+    refused: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -75,19 +83,32 @@ class Promotions:
             "file": self.file,
             "promoted": [x.to_json() for x in self.promotions],
             "unchanged": list(self.unchanged),
+            "refused": list(self.refused),
         }
 
+    def _refused_lines(self) -> list[str]:
+        if not self.refused:
+            return []
+        return [f"  refused by {self.target}'s tag policy (left as they are):"] + [
+            f"    {r}" for r in self.refused
+        ]
+
     def unchanged_text(self) -> str:
-        return (
-            f"unchanged: {', '.join(self.unchanged) or 'nothing'} already as in {self.source} "
-            f"({self.target})"
+        return "\n".join(
+            [
+                f"unchanged: {', '.join(self.unchanged) or 'nothing'} already as in "
+                f"{self.source} ({self.target})",
+                *self._refused_lines(),
+            ]
         )
 
     def changed_lines(self) -> list[str]:
-        return [f"  {x.service}: {x.old_tag} -> {x.new_tag}" for x in self.promotions]
+        return [
+            f"  {x.service}: {x.old_tag} -> {x.new_tag}" for x in self.promotions
+        ] + self._refused_lines()
 
     def dry_run_lines(self) -> list[str]:
-        return []
+        return self._refused_lines()
 
 
 PromoteChange = Change[Promotions]
@@ -117,37 +138,53 @@ def _opt(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def promotion_message(source: str, target: str, promotions: list[Promotion], ci: CiContext) -> str:
+def promotion_message(
+    config: GlueConfig, source: str, target: str, promotions: list[Promotion], ci: CiContext
+) -> str:
     names = [p.service for p in promotions]
     if len(promotions) == 1:
         title = f"feat({target}): promote {names[0]} to {promotions[0].new_tag} from {source}"
     else:
         title = f"feat({target}): promote {', '.join(names)} from {source}"
-    lines = [title, ""]
-    lines += [f"{p.service} in {target}: {p.old_tag or '-'} -> {p.new_tag}" for p in promotions]
-    lines += [
-        "",
-        f"Glue-Environment: {target}",
-        "Glue-Action: promote",
-        f"Glue-Source-Environment: {source}",
+    body = tuple(f"{p.service} in {target}: {p.old_tag or '-'} -> {p.new_tag}" for p in promotions)
+    trailers: list[tuple[str, str]] = [
+        ("Glue-Environment", target),
+        ("Glue-Action", "promote"),
+        ("Glue-Source-Environment", source),
     ]
     for p in promotions:
-        group = [
+        trailers += [
             ("Glue-Service", p.service),
             ("Glue-Tag", p.new_tag),
             ("Glue-Previous-Tag", p.old_tag or ""),
             ("Upstream-Revision", p.new_revision or ""),
         ]
-        lines += [f"{k}: {v}" for k, v in group if v]
-    lines += [
-        f"{k}: {v}" for k, v in (("Pipeline", ci.pipeline_url), ("Triggered-By", ci.actor)) if v
-    ]
-    return "\n".join(lines) + "\n"
+    trailers += [("Pipeline", ci.pipeline_url), ("Triggered-By", ci.actor)]
+    revisions = {p.new_revision for p in promotions}
+    parts = MessageParts(
+        action="promote",
+        environment=target,
+        title=title,
+        body=body,
+        services=tuple(
+            ServiceLine(p.service, p.old_tag, p.new_tag, p.old_revision, p.new_revision)
+            for p in promotions
+        ),
+        trailers=tuple(trailers),
+        ci=ci,
+        source_environment=source,
+        upstream_revision=next(iter(revisions)) if len(revisions) == 1 else None,
+    )
+    return compose(config.git, parts)
 
 
 def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest) -> PromoteChange:
-    """Work out the promotion commit; touches nothing. Refuses the whole promotion
-    when the target's tag policy refuses any of the tags."""
+    """Work out the promotion commit; touches nothing.
+
+    Services named one by one: the whole promotion is refused when the target's
+    tag policy refuses any of them. Every service (``req.services`` None): the
+    accepted ones are promoted and the refused ones listed, unless ``req.strict``.
+    """
     inputs.check_lines(
         {
             "environment": req.target,
@@ -216,16 +253,19 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
         promotions.append(
             Promotion(name, old_tag, tag, old_rev, rev if rev is not None else old_rev)
         )
-    if refused:
+    if refused and (services is not None or req.strict):
         raise PolicyError(
             f"promotion to {dst.name!r} refused; nothing was changed:\n  " + "\n  ".join(refused),
-            hint="promote the other services by name, or change the tag policy in glue.yaml",
+            hint="promote the other services by name (or with --all, without --strict), "
+            "or change the tag policy in glue.yaml",
         )
     edits = (FileEdit(own, text, new_text),) if promotions and new_text != text else ()
     return Change(
         edits=edits,
-        message=promotion_message(src_name, dst.name, promotions, req.ci),
-        details=Promotions(src_name, dst.name, own, tuple(promotions), tuple(unchanged)),
+        message=promotion_message(config, src_name, dst.name, promotions, req.ci),
+        details=Promotions(
+            src_name, dst.name, own, tuple(promotions), tuple(unchanged), tuple(refused)
+        ),
         notes=tuple(notes),
     )
 

@@ -17,8 +17,16 @@ from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.repo import envfiles, inputs
-from gitops_glue.repo.bump import BumpChange, BumpRequest, BumpResult, plan_bump
+from gitops_glue.repo.bump import (
+    BumpChange,
+    BumpRequest,
+    BumpResult,
+    ServiceTag,
+    TagChange,
+    plan_bump,
+)
 from gitops_glue.repo.commit import CommitTarget, View, commit_change
+from gitops_glue.repo.message import MessageParts, ServiceLine, compose
 
 
 @dataclass(frozen=True)
@@ -30,26 +38,53 @@ class ReleaseRequest:
     revision: str | None = None
     upstream_repo: str | None = None
     ci: CiContext = field(default_factory=CiContext)
+    #: More services for the same commit (``glue release --to ENV a=1 b=1``).
+    also: tuple[ServiceTag, ...] = ()
 
 
-def release_message(req: ReleaseRequest, tag: str, old_tag: str | None) -> str:
-    lines = [f"fix({req.env}): release {req.service} {tag}", ""]
+def release_message(config: GlueConfig, req: ReleaseRequest, details: TagChange) -> str:
+    bumps = details.bumps
+    if len(bumps) == 1:
+        title = f"fix({req.env}): release {bumps[0].service} {bumps[0].new_tag}"
+    else:
+        title = f"fix({req.env}): release " + ", ".join(f"{b.service} {b.new_tag}" for b in bumps)
     how = f" (newest tag of branch {req.source_branch})" if req.source_branch else ""
-    lines += [f"{req.service} in {req.env}: {old_tag or '-'} -> {tag}{how}", ""]
-    trailers = [
-        ("Glue-Environment", req.env),
-        ("Glue-Action", "release"),
-        ("Glue-Service", req.service),
-        ("Glue-Tag", tag),
-        ("Glue-Previous-Tag", old_tag or ""),
+    body = tuple(f"{b.service} in {req.env}: {b.old_tag or '-'} -> {b.new_tag}{how}" for b in bumps)
+    items = (ServiceTag(req.service, req.tag or "", req.revision), *req.also)
+    revisions = {x.revision for x in items}
+    shared = next(iter(revisions)) if len(revisions) == 1 else None
+    trailers: list[tuple[str, str]] = [("Glue-Environment", req.env), ("Glue-Action", "release")]
+    for b, item in zip(bumps, items, strict=True):
+        trailers += [
+            ("Glue-Service", b.service),
+            ("Glue-Tag", b.new_tag),
+            ("Glue-Previous-Tag", b.old_tag or ""),
+        ]
+        if shared is None:
+            trailers.append(("Upstream-Revision", item.revision or ""))
+    trailers += [
         ("Glue-Source-Branch", req.source_branch or ""),
         ("Upstream-Repository", req.upstream_repo or ""),
-        ("Upstream-Revision", req.revision or ""),
+        ("Upstream-Revision", shared or ""),
         ("Pipeline", req.ci.pipeline_url),
         ("Triggered-By", req.ci.actor),
     ]
-    lines += [f"{k}: {v}" for k, v in trailers if v]
-    return "\n".join(lines) + "\n"
+    parts = MessageParts(
+        action="release",
+        environment=req.env,
+        title=title,
+        body=body,
+        services=tuple(
+            ServiceLine(b.service, b.old_tag, b.new_tag, b.old_revision, b.new_revision)
+            for b in bumps
+        ),
+        trailers=tuple(trailers),
+        ci=req.ci,
+        source_branch=req.source_branch,
+        upstream_repo=req.upstream_repo,
+        upstream_revision=shared,
+    )
+    return compose(config.git, parts)
 
 
 def plan_release(config: GlueConfig, read: envfiles.Reader, req: ReleaseRequest) -> BumpChange:
@@ -60,17 +95,22 @@ def plan_release(config: GlueConfig, read: envfiles.Reader, req: ReleaseRequest)
     if req.tag is None:
         raise UsageError("glue release needs a tag: pass --tag, or --source-branch to pick one")
     inputs.check_lines({"--source-branch": req.source_branch})
-    bump = BumpRequest(req.service, req.tag, req.env, req.revision, req.upstream_repo, req.ci)
-    change = plan_bump(config, read, bump)
-    return dataclasses.replace(
-        change, message=release_message(req, req.tag, change.details.old_tag)
+    bump = BumpRequest(
+        req.service, req.tag, req.env, req.revision, req.upstream_repo, req.ci, also=req.also
     )
+    change = plan_bump(config, read, bump)
+    return dataclasses.replace(change, message=release_message(config, req, change.details))
 
 
 def release(target: CommitTarget, req: ReleaseRequest, *, dry_run: bool = False) -> BumpResult:
     """``glue release``: pick the branch's newest tag if asked, then commit like a bump."""
     if (req.tag is None) == (req.source_branch is None):
         raise UsageError("give exactly one of --tag TAG and --source-branch BRANCH")
+    if req.also and req.source_branch is not None:
+        raise UsageError(
+            "--source-branch picks one service's tag: release several services as "
+            "SERVICE=TAG, or one at a time with --source-branch"
+        )
     inputs.check_lines({"--source-branch": req.source_branch})
     notes: tuple[str, ...] = ()
     if req.tag is None:
@@ -132,7 +172,7 @@ def newest_branch_tag(config: GlueConfig, service: str, branch: str) -> BranchTa
     if found is None:
         raise UsageError(
             f"{svc.image} has no tag built from branch {branch!r} "
-            f"(scheme {svc.branch_tags!r}; {len(tags)} tag(s) in the registry)",
+            f"(scheme '{svc.branch_tags}'; {len(tags)} tag(s) in the registry)",
             hint=f"check the branch name, or services.{service}.branch_tags in glue.yaml",
         )
     return found

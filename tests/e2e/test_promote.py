@@ -109,13 +109,30 @@ def test_promote_all_makes_one_commit_listing_every_changed_service(repo: Path) 
 def test_promotion_the_target_policy_refuses_changes_nothing(repo: Path) -> None:
     assert glue("bump-tag", "a", "1.2.3-rc1", "--env", "staging", cwd=repo).code == 0
     before, old_head = snapshot(repo), head(repo).id
-    for args in (["a"], ["--all"]):
+    for args in (["a"], ["a", "b"], ["--all", "--strict"]):
         run = glue("promote", *args, "--to", "prod", cwd=repo)
         assert run.code == 2, run.out
         assert "promotion to 'prod' refused; nothing was changed" in run.err
         assert "a 1.2.3-rc1: environment 'prod' refuses tag '1.2.3-rc1'" in run.err
         assert "Traceback" not in run.err
     assert snapshot(repo) == before and head(repo).id == old_head
+
+
+def test_promote_all_promotes_what_the_policy_accepts_and_lists_the_rest(repo: Path) -> None:
+    # A beta of a sits in staging (prod refuses it); b has a release tag waiting.
+    bumped = glue("bump-tag", "--env", "staging", "a=1.2.3-rc1", "b=v2.0.0", cwd=repo)
+    assert bumped.code == 0, bumped.err
+    run = glue("promote", "--all", "--to", "prod", "-o", "json", cwd=repo)
+    assert run.code == 0, run.err
+    data = json.loads(run.out)
+    assert [p["service"] for p in data["promoted"]] == ["b"]
+    assert [r.split(":")[0] for r in data["refused"]] == ["a 1.2.3-rc1"]
+    prod = (repo / "environments/prod.yaml").read_text()
+    assert '"v2.0.0"' in prod and "1.2.3-rc1" not in prod
+    assert groups(head(repo).message)[0]["Glue-Service"] == "b"
+    text = glue("promote", "--all", "--to", "prod", cwd=repo)
+    assert text.code == 0, text.err
+    assert "refused by prod's tag policy" in text.out and "a 1.2.3-rc1" in text.out
 
 
 def test_promote_usage_errors(repo: Path) -> None:

@@ -147,9 +147,15 @@ def test_promote_is_refused_whole_when_one_tag_breaks_the_policy() -> None:
         **FILES,
         "envs/staging.yaml": FILES["envs/staging.yaml"] + 'b:\n  image:\n    tag: "abc1234"\n',
     }
-    with pytest.raises(PolicyError, match="nothing was changed") as info:
-        plan_promote(config(), reader(files), PromoteRequest("prod", None))
-    assert "b abc1234" in info.value.message
+    # Named services, or --all --strict: all or nothing.
+    for req in (PromoteRequest("prod", ("a", "b")), PromoteRequest("prod", None, strict=True)):
+        with pytest.raises(PolicyError, match="nothing was changed") as info:
+            plan_promote(config(), reader(files), req)
+        assert "b abc1234" in info.value.message
+    # --all: the refused service is listed, the rest goes ahead.
+    partial = plan_promote(config(), reader(files), PromoteRequest("prod", None))
+    assert [r.split(":")[0] for r in partial.details.refused] == ["b abc1234"]
+    assert "b" not in [p.service for p in partial.details.promotions]
     with pytest.raises(UsageError, match="first environment"):
         plan_promote(config(), reader(), PromoteRequest("dev", None))
 
