@@ -6,12 +6,12 @@ import pytest
 
 from gitops_glue.config import Environment, parse_config
 from gitops_glue.errors import UsageError
-from gitops_glue.repo import check
+from gitops_glue.repo import check, envfiles
 
 HELMFILE = "environments:\n  prod:\n    values:\n      - base.yaml\n      - prod.yaml\n"
 
 
-def reader(files: dict[str, str]) -> check.envfiles.Reader:
+def reader(files: dict[str, str]) -> envfiles.Reader:
     return files.get
 
 
