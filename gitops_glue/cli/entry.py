@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from typing import NoReturn, Protocol, runtime_checkable
 
 import typer
 
@@ -12,6 +12,15 @@ import typer
 from gitops_glue.cli import adopt, commit, deploy, images, notify, status, values  # noqa: F401
 from gitops_glue.cli.app import app
 from gitops_glue.errors import ExitCode, GlueError, Interrupted
+
+
+@runtime_checkable
+class _ClickUsageError(Protocol):
+    """click's UsageError (typer vendors its own click: matched by shape, not class)."""
+
+    def show(self) -> None: ...
+
+    def format_message(self) -> str: ...
 
 
 def _fail(code: ExitCode, message: str) -> NoReturn:
@@ -54,15 +63,26 @@ def _run(argv: list[str] | None) -> NoReturn:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(int(ExitCode.FAILED))
     except Exception as exc:
-        # click's usage errors (typer may vendor its own click): print usage, exit 2.
-        show = getattr(exc, "show", None)
-        if show is None or not hasattr(exc, "exit_code"):
+        if not isinstance(exc, _ClickUsageError):
             raise
-        show()
-        sys.exit(int(ExitCode.BAD_INPUT))
+        _usage_error(exc)
     if code == ExitCode.INTERRUPTED:
         _interrupted()  # typer turns Ctrl-C into exit code 130 and says nothing
     sys.exit(code if isinstance(code, int) else int(ExitCode.OK))
+
+
+def _usage_error(exc: _ClickUsageError) -> NoReturn:
+    """click's usage errors (unknown option, missing option, extra argument...) as one
+    ``glue: error:`` line with a hint, like every other usage error; exit 2."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # plain `glue`: the help text is the answer
+        sys.exit(int(ExitCode.BAD_INPUT))
+    message = exc.format_message().strip()  # click's words, kept as they are
+    if getattr(exc, "exit_code", ExitCode.BAD_INPUT) != ExitCode.BAD_INPUT:
+        _fail(ExitCode.FAILED, message)  # a ClickException that is not about usage
+    ctx = getattr(exc, "ctx", None)
+    command = str(getattr(ctx, "command_path", "") or "glue")
+    _fail(ExitCode.BAD_INPUT, f"{message}\n  hint: see {command} --help")
 
 
 def _interrupted() -> NoReturn:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops_glue.errors import OperationError, UsageError
+from gitops_glue.errors import GlueError, OperationError, UsageError
 
 if TYPE_CHECKING:
     import pygit2
@@ -90,9 +90,9 @@ def _run_build(root: Path, env: str, tools: Tools) -> list[dict[str, Any]]:
             args, cwd=root, capture_output=True, text=True, timeout=300, check=False
         )
     except FileNotFoundError:
-        raise UsageError(
-            f"{tools.helmfile} not found", hint="install helmfile or set GLUE_HELMFILE"
-        ) from None
+        from gitops_glue.deploy.helmfile import missing_tool
+
+        raise missing_tool(tools.helmfile) from None
     if proc.returncode != 0:
         raise UsageError(
             f"helmfile cannot render {env!r} in {root}: "
@@ -266,5 +266,11 @@ def report(
     loaded.config.environment(env)
     if since is not None:
         return changed_releases(loaded, env, tools, since=since, since_source="--since")
-    deployed = deployed_revision(loaded, env, kube())
+    try:
+        deployed = deployed_revision(loaded, env, kube())
+    except GlueError as exc:
+        # No cluster at hand (no kubeconfig, unreachable, no right to read the record):
+        # the comparison does not need one when told the revision.
+        also = "or compare with a revision instead of the deploy record: --since REV"
+        raise type(exc)(exc.message, hint=f"{exc.hint}; {also}" if exc.hint else also) from None
     return changed_releases(loaded, env, tools, since=deployed, since_source="record")

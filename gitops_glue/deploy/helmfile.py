@@ -19,6 +19,18 @@ from gitops_glue.errors import OperationError, UsageError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
+#: What :meth:`Tools.check` accepts, for hints.
+SUPPORTED_TOOLS = "Helm 3.x with helmfile 0.x or 1.x, or Helm 4.x with helmfile >= 1.0"
+
+
+def missing_tool(path: str) -> OperationError:
+    """A helm or helmfile that cannot be started: the environment's failure (exit 1)."""
+    return OperationError(
+        f"{path} not found",
+        hint="install it or point GLUE_HELM / GLUE_HELMFILE at it; "
+        f"glue supports {SUPPORTED_TOOLS}",
+    )
+
 
 @dataclass(frozen=True)
 class Tools:
@@ -33,7 +45,10 @@ class Tools:
         out = _run_quiet([self.helm, "version", "--template", "{{.Version}}"])
         match = re.match(r"v?(\d+)\.", out.strip())
         if not match:
-            raise UsageError(f"cannot tell the version of {self.helm}: {out.strip()[:200]}")
+            raise OperationError(
+                f"cannot tell the version of {self.helm}: {out.strip()[:200]}",
+                hint=f"glue supports {SUPPORTED_TOOLS}",
+            )
         return int(match.group(1))
 
     def helmfile_version(self) -> tuple[int, ...]:
@@ -44,12 +59,17 @@ class Tools:
     def check(self) -> int:
         """The helm major version; refuse combinations that cannot work."""
         major = self.helm_major()
+        if major < 3:
+            raise OperationError(
+                f"{self.helm} is Helm {major}", hint=f"glue supports {SUPPORTED_TOOLS}"
+            )
         # Only asked when it matters: `helmfile version` also checks GitHub for updates.
         if major >= 4 and self.helmfile_version() < (1, 0, 0):
-            raise UsageError(
+            raise OperationError(
                 f"helmfile {'.'.join(map(str, self.helmfile_version()))} cannot drive Helm "
                 f"{major} (it calls 'helm version --client', which Helm 4 removed)",
-                hint="use helmfile >= 1.0 with Helm 4, or Helm 3 (GLUE_HELM=path/to/helm3)",
+                hint="use helmfile >= 1.0 with Helm 4, or Helm 3 (GLUE_HELM=path/to/helm3); "
+                f"glue supports {SUPPORTED_TOOLS}",
             )
         return major
 
@@ -76,9 +96,7 @@ def _run_quiet(args: list[str], env: dict[str, str] | None = None) -> str:
             args, capture_output=True, text=True, timeout=60, check=False, env=env
         )
     except FileNotFoundError:
-        raise UsageError(
-            f"{args[0]} not found", hint="install it or point GLUE_HELM / GLUE_HELMFILE at it"
-        ) from None
+        raise missing_tool(args[0]) from None
     return proc.stdout + proc.stderr
 
 
@@ -111,15 +129,18 @@ class Target:
 
 def list_releases(target: Target) -> list[Release]:
     """The releases helmfile would touch (``helmfile list --output json``)."""
-    proc = subprocess.run(
-        target.helmfile_args("list", "--output", "json"),
-        env=helmfile_env(),
-        cwd=target.root,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    try:
+        proc = subprocess.run(
+            target.helmfile_args("list", "--output", "json"),
+            env=helmfile_env(),
+            cwd=target.root,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+    except FileNotFoundError:
+        raise missing_tool(target.tools.helmfile) from None
     out, err = proc.stdout, proc.stderr
     if proc.returncode != 0 and target.extra_args and "unknown flag" in err:
         # The extra arguments were meant for apply or diff, not for list:

@@ -32,7 +32,8 @@ def check_tag(tag: str, policy: TagPolicy, env: str) -> None:
         )
     if policy.allow is not None and not re.fullmatch(policy.allow, tag):
         raise PolicyError(
+            # The pattern as written in glue.yaml: repr() would double its backslashes.
             f"environment {env!r} refuses tag {tag!r}: it does not match the policy "
-            f"{policy.allow!r}",
+            f"'{policy.allow}'",
             hint="use a tag that matches, or change tag_policy.allow in glue.yaml",
         )
