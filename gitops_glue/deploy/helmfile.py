@@ -219,10 +219,7 @@ def _run_helmfile(target: Target, *sub: str) -> str:
             timeout=300,
         )
     except FileNotFoundError:
-        raise UsageError(
-            f"{target.tools.helmfile} not found",
-            hint="install helmfile (0.166+ or 1.x) or point GLUE_HELMFILE at it",
-        ) from None
+        raise missing_tool(target.tools.helmfile) from None
     if proc.returncode != 0:
         raise UsageError(
             f"helmfile cannot read the deployment for {target.env!r}: "
