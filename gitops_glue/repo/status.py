@@ -43,8 +43,8 @@ class StatusReport:
                         "tag": c.tag,
                         "revision": c.revision,
                         "file": c.file,
-                        "why_empty": c.why_empty,
                     }
+                    | ({"why_empty": c.why_empty} if c.why_empty else {})
                     for e in self.environments
                     for c in [self.cell(s, e)]
                 }
