@@ -1,6 +1,9 @@
 """Exit codes and the exception hierarchy that the CLI turns into them.
 
-Logic functions raise these; only ``cli.py`` prints them and exits.
+Logic functions raise these; only ``cli/entry.py`` prints them and exits.
+Which to raise: the user's input (arguments, glue.yaml, the files it names) is wrong
+-> :class:`UsageError` (2); the input is fine but the world is not (git, the network,
+the cluster, a missing or unsupported helm/helmfile) -> :class:`OperationError` (1).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ class ExitCode(enum.IntEnum):
     """Every exit code ``glue`` uses. Documented in README.md."""
 
     OK = 0
-    #: The operation was attempted and failed (git refused a push, helm failed...).
+    #: The operation was attempted and failed (git refused a push, helm failed or is
+    #: missing or unsupported...).
     FAILED = 1
     #: Bad input or usage: nothing was changed, the message says what to fix.
     BAD_INPUT = 2
