@@ -15,6 +15,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitops_glue.integrations import ci
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_FILES = ["glue.yaml", "helmfile.yaml.gotmpl", "environments", "charts"]
 
@@ -26,7 +28,8 @@ class Run:
     err: str
 
 
-_CI_PREFIXES = ("GLUE_", "GITHUB_", "GITLAB_", "CI_")
+#: glue's settings and every CI system's variables (its marker tells glue it runs in CI).
+_CI_PREFIXES = ("GLUE_", "GITHUB_", "GITLAB_", "CI_", *(s.marker for s in ci.SYSTEMS))
 _IN_PROCESS = threading.Lock()
 
 

@@ -14,6 +14,7 @@ import pytest
 
 import gitops_glue.cli  # first: chooses plain click help before typer is imported
 from gitops_glue.cli.entry import main
+from gitops_glue.integrations import ci
 from tests.support.helpers import Run
 
 Glue = Callable[..., Run]
@@ -24,7 +25,8 @@ def glue_in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Monk
     """``glue_in_process("set", file, key, value, cwd=..., env={...})`` -> Run."""
     assert gitops_glue.cli.main is main
     for key in list(os.environ):
-        if key.startswith(("GLUE_", "GITHUB_", "GITLAB_", "CI_", "SLACK_")):
+        markers = tuple(s.marker for s in ci.SYSTEMS)  # CI systems a test machine may be in
+        if key.startswith(("GLUE_", "GITHUB_", "GITLAB_", "CI_", "SLACK_", *markers)):
             monkeypatch.delenv(key)
 
     def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
