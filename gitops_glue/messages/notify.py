@@ -74,12 +74,21 @@ def phase_kind(phase: str) -> Kind:
 
 
 def _git_ref(v: ServiceVersion | None) -> str:
-    """The source revision of a version: its revision, or a tag that is a commit SHA."""
+    """The source revision of a version: its revision, or a tag that is a commit SHA.
+
+    A tag that is a commit SHA wins over a revision that is another commit (a
+    revision left over from an older tag): never link a tag to a stale commit.
+    """
     if v is None:
         return ""
-    if v.revision:
-        return v.revision
-    return v.tag if v.tag and _SHA.match(v.tag) else ""
+    sha_tag = v.tag if v.tag and _SHA.match(v.tag) else ""
+    if (
+        v.revision
+        and sha_tag
+        and not (v.revision.startswith(sha_tag) or sha_tag.startswith(v.revision))
+    ):
+        return sha_tag
+    return v.revision or sha_tag
 
 
 def compare_url(repo_url: str | None, old: str, new: str) -> str:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pygit2
 import pytest
 
+from gitops_glue.cluster.record import ServiceVersion
 from gitops_glue.config import load_config
-from gitops_glue.messages.notify import from_checkout
+from gitops_glue.messages.notify import compute, from_checkout
 from gitops_glue.repo.commit import parse_trailers
 from tests.support.helpers import git, glue, many_services_seed, snapshot
 from tests.support.sshgit import BareRemote, SshGitServer
@@ -304,3 +305,17 @@ def test_remote_multi_bump_refused_pushes_nothing(
     log = ssh_remote.log()
     assert [c.sha for c in log] == [json.loads(done.out)["commit"], initial]
     assert services_of(log[0].message) == [("a", "v1.4.0"), ("b", "v1.4.1")]
+
+
+def test_notify_never_links_a_sha_tag_to_another_commit() -> None:
+    # A record written before this rule: tag 4e5f6a7 next to the old tag's revision.
+    old = {"a": ServiceVersion("3f9c2e1", "3f9c2e1")}
+    stale = {"a": ServiceVersion("4e5f6a7", "3f9c2e1")}
+    change = compute("staging", old, stale, sources={"a": "https://github.com/example/a"})
+    a = change.services[0]
+    assert a.new_url() == "https://github.com/example/a/commit/4e5f6a7"
+    assert a.compare_url() == "https://github.com/example/a/compare/3f9c2e1...4e5f6a7"
+    # A full revision of the same commit is kept (it is the better link).
+    full = {"a": ServiceVersion("4e5f6a7", "4e5f6a7b8c9d")}
+    b = compute("staging", old, full, sources={"a": "https://github.com/example/a"})
+    assert b.services[0].new_url() == "https://github.com/example/a/commit/4e5f6a7b8c9d"
