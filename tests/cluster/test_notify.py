@@ -41,6 +41,8 @@ def chart_values(tag: str, revision: str) -> list[str]:
         "revision": revision,
         "notify.enabled": "true",
         "notify.environment": "dev",
+        "notify.tag": tag,
+        "notify.revision": revision,
         "notify.slackSecret.name": "slack",
         "notify.channel": "#deploys",
         "notify.sourceRepo": GH,
@@ -315,7 +317,10 @@ def test_rendered_manifests_pass_lint_and_server_validation(testbed: Testbed, he
     for extra in ((), ("--is-upgrade",)):
         manifest = render(testbed, helm, ns, NEW_TAG, NEW_REV, *extra)
         kinds = sorted(d["kind"] for d in docs(manifest))
+        # The RBAC and the state ConfigMap twice: as pre-install/pre-upgrade hooks and as
+        # the pre-delete hooks that make `helm uninstall` remove them (charts/glue-hooks).
         assert kinds == [
+            "ConfigMap",
             "ConfigMap",
             "ConfigMap",
             "Deployment",
@@ -323,8 +328,11 @@ def test_rendered_manifests_pass_lint_and_server_validation(testbed: Testbed, he
             "Job",
             "Job",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
+            "ServiceAccount",
             "ServiceAccount",
         ]
         # The API server validates every object against its schema (strict field
@@ -332,7 +340,7 @@ def test_rendered_manifests_pass_lint_and_server_validation(testbed: Testbed, he
         res = testbed.kubectl(
             "apply", "--dry-run=server", "--validate=strict", "-n", ns, "-f", "-", input=manifest
         )
-        assert res.out.count("(server dry run)") == 10, res.out
+        assert res.out.count("(server dry run)") == 14, res.out
     # Off by default: no notify objects at all.
     plain = testbed.helm(helm, "template", "a", str(CHART), "-n", ns).out
     assert sorted(d["kind"] for d in docs(plain)) == ["Deployment", "Service"]
