@@ -132,3 +132,11 @@ def compose(git: GitSettings, parts: MessageParts) -> str:
 
 def trailer_lines(trailers: Sequence[tuple[str, str]]) -> list[str]:
     return [f"{k}: {v}" for k, v in trailers if v]
+
+
+def with_skip_ci(git: GitSettings, message: str) -> str:
+    """``message`` with ``[skip ci]`` on its title when ``git.skip_ci`` asks (rollback)."""
+    if not git.skip_ci or SKIP_CI in message:
+        return message
+    title, sep, rest = message.partition("\n")
+    return f"{title} {SKIP_CI}{sep}{rest}"

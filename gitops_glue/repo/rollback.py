@@ -38,6 +38,7 @@ from gitops_glue.repo.commit import (
     commit_change,
     parse_trailers,
 )
+from gitops_glue.repo.message import with_skip_ci
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
             edits.append(FileEdit(path, old or "", new))
     return Change(
         edits=tuple(edits),
-        message=rollback_message(env, reverted, req.ci),
+        message=with_skip_ci(config.git, rollback_message(env, reverted, req.ci)),
         details=Rollback(env, tuple(reverted), skipped),
     )
 

@@ -9,7 +9,7 @@ from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.repo.bump import ServiceTag, parse_service_tags
 from gitops_glue.repo.commit import parse_trailers
-from gitops_glue.repo.message import MessageParts, ServiceLine, compose
+from gitops_glue.repo.message import MessageParts, ServiceLine, compose, with_skip_ci
 
 PARTS = MessageParts(
     action="bump",
@@ -88,6 +88,14 @@ def test_skip_ci_goes_on_the_title_once() -> None:
     own = compose(GitSettings(skip_ci=True, commit_template="[skip ci] {{ title }}"), PARTS)
     assert own.splitlines()[0] == "[skip ci] feat(test): update a to 1.4.0, chart to 1.4.0"
     assert own.count("[skip ci]") == 1
+
+
+def test_skip_ci_on_a_message_glue_builds_itself() -> None:
+    message = "revert(dev): roll back x\n\nGlue-Environment: dev\n"
+    assert with_skip_ci(GitSettings(), message) == message
+    skipped = with_skip_ci(GitSettings(skip_ci=True), message)
+    assert skipped == "revert(dev): roll back x [skip ci]\n\nGlue-Environment: dev\n"
+    assert with_skip_ci(GitSettings(skip_ci=True), skipped) == skipped
 
 
 @pytest.mark.parametrize(
