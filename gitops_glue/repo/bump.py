@@ -271,7 +271,7 @@ def check_request(req: BumpRequest) -> None:
         inputs.check_lines({"service": item.service, "tag": item.tag, "--revision": item.revision})
 
 
-def _revision_for(item: ServiceTag, old_tag: str | None, old_revision: str | None) -> str | None:
+def revision_for(item: ServiceTag, old_tag: str | None, old_revision: str | None) -> str | None:
     """The revision to write next to ``item.tag`` (None: leave the key alone).
 
     Given: that one. Not given: a tag that is a commit SHA (7-40 hex) is its own
@@ -351,7 +351,7 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
             notes.append(f"--revision ignored: service {item.service!r} has no revision_key")
         elif service.revision_key is not None:
             old_revision = _str(envfiles.effective(read, env, service.revision_key).value) or None
-            revision = _revision_for(item, old_tag, old_revision)
+            revision = revision_for(item, old_tag, old_revision)
         new_text = values.set_value(
             new_text, service.tag_key, item.tag, filename=own, create=True, force_string=True
         ).text

@@ -28,6 +28,7 @@ from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.repo import envfiles, inputs, values
+from gitops_glue.repo.bump import ServiceTag, revision_for
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -227,20 +228,27 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
         except PolicyError as exc:
             refused.append(f"{name} {tag}: {exc.message}")
             continue
-        rev = (
-            _opt(envfiles.effective(read, src, svc.revision_key).value)
+        src_rev = (
+            _opt(envfiles.effective(read, src, svc.revision_key).value) or None
             if svc.revision_key
             else None
         )
-        if rev is not None:
-            inputs.check_line(f"{name}'s revision in {src_name} ({svc.revision_key})", rev)
+        if src_rev is not None:
+            inputs.check_line(f"{name}'s revision in {src_name} ({svc.revision_key})", src_rev)
         old_tag = _opt(envfiles.effective(read, dst, svc.tag_key).value)
         old_rev = (
-            _opt(envfiles.effective(read, dst, svc.revision_key).value)
+            _opt(envfiles.effective(read, dst, svc.revision_key).value) or None
             if svc.revision_key
             else None
         )
-        if old_tag == tag and (rev is None or old_rev == rev):
+        # The source's revision; else the same rule as a bump without --revision (a SHA
+        # tag is its own revision, another new tag clears the old one): never stale.
+        rev = (
+            revision_for(ServiceTag(name, tag, src_rev), old_tag, old_rev)
+            if svc.revision_key
+            else None
+        )
+        if old_tag == tag and (rev is None or old_rev == (rev or None)):
             unchanged.append(name)
             continue
         new_text = values.set_value(
@@ -251,7 +259,7 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
                 new_text, svc.revision_key, rev, filename=own, create=True, force_string=True
             ).text
         promotions.append(
-            Promotion(name, old_tag, tag, old_rev, rev if rev is not None else old_rev)
+            Promotion(name, old_tag, tag, old_rev, (rev or None) if rev is not None else old_rev)
         )
     if refused and (services is not None or req.strict):
         raise PolicyError(

@@ -142,6 +142,14 @@ def test_a_new_tag_never_keeps_the_old_revision(repo: Path) -> None:
         in (repo / "environments/staging.yaml").read_text()
     )
     assert notified("staging")["a"] == ("v1.5.0", None)
+    # Promoted on, from a file that has no revision at all: prod's old revision goes too.
+    staging = repo / "environments/staging.yaml"
+    staging.write_text(staging.read_text().replace('  revision: ""\n', "", 1))
+    git(repo, "commit", "-q", "-am", "staging: no revision for a")
+    assert notified("prod")["a"][1] is not None
+    promoted = glue("promote", "a", "--to", "prod", cwd=repo)
+    assert promoted.code == 0, promoted.err
+    assert notified("prod")["a"] == ("v1.5.0", None)
     # A tag that is a commit SHA is its own revision.
     assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
     assert notified("staging")["a"] == ("4e5f6a7", "4e5f6a7")
