@@ -74,9 +74,9 @@ def bump_tag_cmd(
     services: Annotated[
         list[str],
         typer.Argument(
-            metavar="SERVICE TAG | SERVICE=TAG[@REVISION]...",
-            help="one service and its new tag, or several SERVICE=TAG (one commit, all or "
-            "nothing); @REVISION names a service's own source revision",
+            metavar="SERVICE=TAG[@REVISION]...",
+            help="services and their new tags (one commit, all or nothing; @REVISION names "
+            "a service's own source revision), or the one-service form: SERVICE TAG",
             show_default=False,
         ),
     ],
@@ -216,7 +216,7 @@ def release_cmd(
     services: Annotated[
         list[str],
         typer.Argument(
-            metavar="SERVICE | SERVICE=TAG[@REVISION]...",
+            metavar="SERVICE[=TAG[@REVISION]]...",
             help="one service (with --tag or --source-branch), or several SERVICE=TAG in "
             "one commit, all or nothing",
             show_default=False,
