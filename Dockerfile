@@ -75,7 +75,7 @@ COPY pyproject.toml README.md ./
 COPY gitops_glue ./gitops_glue
 RUN python3 -m venv /opt/glue \
  && /opt/glue/bin/pip install . \
- && /opt/glue/bin/pip uninstall --yes pip \
+ && /opt/glue/bin/pip uninstall --yes --quiet setuptools pip \
  && /opt/glue/bin/glue --version
 
 FROM base AS small

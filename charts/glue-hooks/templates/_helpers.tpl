@@ -163,6 +163,14 @@ spec:
       restartPolicy: Never
       securityContext:
         {{- toYaml $n.podSecurityContext | nindent 8 }}
+      {{- with $n.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $n.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       containers:
         - name: glue-notify
           image: "{{ $n.image.repository }}:{{ $n.image.tag }}"
