@@ -21,6 +21,7 @@ from ruamel.yaml import YAML
 from gitops_glue.cluster import record
 from gitops_glue.cluster.kube import Kube
 from gitops_glue.cluster.record import DeployRecord, ServiceVersion
+from tests.cluster.hookplay import held_helm, host_runner
 from tests.support.helpers import ROOT, Run, copy_example, glue
 from tests.support.slackserver import BOT_TOKEN, SlackServer
 from tests.support.testbed import Testbed
@@ -180,14 +181,40 @@ def test_hook_jobs_notify_what_changed_in_one_thread(
         "pre-upgrade",
         "--best-effort",
     ]
-    sa = start["spec"]["template"]["spec"]["serviceAccountName"]
-    kubeconfig = sa_kubeconfig(testbed, ns, sa, tmp_path / "sa.kubeconfig")
+    assert finish["spec"]["template"]["spec"]["containers"][0]["args"][2] == "post-upgrade"
+
+    # The real upgrade, hooks on: each hook Job is held until the test has run its command
+    # with the Job's environment and ServiceAccount (tests/cluster/hookplay.py), in Helm's
+    # order: the state ConfigMap is a pre-upgrade hook, created before the start Job.
+    held = held_helm(
+        testbed,
+        helm,
+        ns,
+        "upgrade",
+        "a",
+        str(CHART),
+        "-n",
+        ns,
+        *chart_values(NEW_TAG, NEW_REV),
+        "--wait",
+        "--timeout",
+        "120s",
+        key="notify",
+    )
+    runner = host_runner(testbed, ns, slack, tmp_path)
+    try:
+        run = held.play("a-glue-notify-start", runner)
+        finish_run = held.play("a-glue-notify-finish", runner)
+        held.finish()
+    finally:
+        if held.proc.poll() is None:
+            held.proc.kill()
+            held.proc.communicate()
 
     # pre-upgrade runs before Helm applies anything: the record still holds the old tag.
-    run = run_like_job(testbed, start, ns, kubeconfig, slack, tmp_path)
     assert run.code == 0, run.err
     assert "warning" not in run.err and "note" not in run.err, run.err
-    [post] = slack.api_calls("chat.postMessage")
+    post = slack.api_calls("chat.postMessage")[0]  # then the finish message (below)
     commit = f"{GH}/commit"
     assert post.json == {
         "channel": "#deploys",
@@ -218,19 +245,6 @@ def test_hook_jobs_notify_what_changed_in_one_thread(
     }
     start_ts = post.response_json()["ts"]
 
-    # The real upgrade, hooks on. Helm leaves the thread the start hook kept alone.
-    testbed.helm(
-        helm,
-        "upgrade",
-        "a",
-        str(CHART),
-        "-n",
-        ns,
-        *chart_values(NEW_TAG, NEW_REV),
-        "--wait",
-        "--timeout",
-        "120s",
-    )
     rec = configmap(testbed, ns, "glue-deployed-dev.a")
     assert rec is not None
     assert json.loads(rec["services.json"]) == {
@@ -241,7 +255,7 @@ def test_hook_jobs_notify_what_changed_in_one_thread(
     assert json.loads(state["state.json"])["ts"] == start_ts
 
     # post-upgrade: the record has moved on, the message still says what changed.
-    run = run_like_job(testbed, finish, ns, kubeconfig, slack, tmp_path)
+    run = finish_run
     assert run.code == 0, run.err
     assert run.out.strip() == (
         "notified Slack channel #deploys (bot token) (in the start message's thread): "
