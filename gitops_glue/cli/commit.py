@@ -64,6 +64,8 @@ def _target(
 
 
 def _render(output: Output, result: CommitResult[D]) -> None:
+    for text in result.change.warnings:
+        note(f"glue: warning: {text}")
     for text in result.change.notes:
         note(f"glue: note: {text}")
     emit(output, result.to_json(), result.summary())

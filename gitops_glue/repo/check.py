@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from gitops_glue.config import Environment, GlueConfig
-from gitops_glue.errors import UsageError
+from gitops_glue.errors import UsageError, YamlEditError
 from gitops_glue.repo import envfiles, keypath, values
 
 if TYPE_CHECKING:
@@ -133,7 +133,11 @@ def file_problems(
                 )
             )
         for svc_name, svc in config.services.items():
-            found = envfiles.effective(read, env, svc.tag_key)
+            try:
+                found = envfiles.effective(read, env, svc.tag_key)
+            except YamlEditError as exc:  # e.g. a parent of the key is a single value
+                problems.append(Problem(f"environment {env.name!r}: {exc}", config_name))
+                continue
             if found.file is None:
                 present = [n for n in env.values if n not in missing]
                 where = ", ".join(present) if present else "no existing file"

@@ -13,6 +13,7 @@ the new tip after a lost push race). :func:`commit_change` is the only entry.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,8 @@ class Change(Generic[D]):
     details: D
     notes: tuple[str, ...] = ()
     skipped: str | None = None
+    #: Problems of the repository's setup found on the way (``glue check``'s file checks).
+    warnings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         paths = [e.path for e in self.edits]
@@ -160,6 +163,7 @@ class CommitResult(Generic[D]):
             remote=self.remote,
             attempts=self.attempts,
             notes=list(c.notes),
+            warnings=list(c.warnings),
             skipped=c.skipped,
         )
         if self.dry_run:
@@ -273,8 +277,25 @@ class CommitTarget(abc.ABC):
 def commit_change(
     target: CommitTarget, plan: Plan[D], *, dry_run: bool = False, history: bool = False
 ) -> CommitResult[D]:
-    """Plan on ``target`` and commit the change there: the one way glue commits."""
-    landed = target.land(plan, dry_run=dry_run, history=history)
+    """Plan on ``target`` and commit the change there: the one way glue commits.
+
+    The cheap checks of ``glue check`` (values files exist, tag keys resolve) run on
+    the same view and come back as warnings: a broken setup is said before it bites.
+    """
+
+    def checked(view: View) -> Change[D]:
+        from gitops_glue.errors import GlueError
+        from gitops_glue.repo.check import file_problems
+
+        change = plan(view)
+        try:
+            problems = file_problems(view.config, view.read, "glue.yaml")
+            found = tuple(p.text() for p in problems)
+        except GlueError as exc:  # a check that cannot run never stops the write
+            found = (str(exc),)
+        return dataclasses.replace(change, warnings=found) if found else change
+
+    landed = target.land(checked, dry_run=dry_run, history=history)
     return CommitResult(landed.change, landed.commit, dry_run, target.remote, landed.attempts)
 
 

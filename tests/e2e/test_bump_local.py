@@ -217,3 +217,20 @@ def test_no_config_found(tmp_path: Path) -> None:
     run = glue("status", cwd=tmp_path)
     assert run.code == 2
     assert "no glue.yaml in" in run.err and "-C DIR" in run.err
+
+
+def test_bump_warns_about_a_broken_setup_elsewhere_and_still_commits(repo: Path) -> None:
+    """glue check's file checks run before every write: a problem in another environment is
+    a warning, not a refusal of this bump."""
+    staging = repo / "environments/staging.yaml"
+    staging.write_text(staging.read_text().replace('    tag: "1d2e3f4"', '    tags: "1d2e3f4"'))
+    git(repo, "commit", "-qam", "a typo in staging: b.image.tags")
+    run = glue("bump-tag", "a", "4e5f6a7", "--env", "dev", "--output", "json", cwd=repo)
+    assert run.code == 0, run.err
+    warnings = [line for line in run.err.splitlines() if line.startswith("glue: warning: ")]
+    assert len(warnings) == 1 and "staging" in warnings[0] and "b.image.tag" in warnings[0]
+    data = json.loads(run.out)
+    assert data["status"] == "changed" and data["warnings"] == [
+        warnings[0][len("glue: warning: ") :]
+    ]
+    assert git(repo, "status", "--porcelain") == ""
