@@ -359,11 +359,22 @@ def commit_to_checkout(
 
 
 class GitHistory:
-    """:class:`gitops_glue.repo.commit.History` over a pygit2 repository, from ``tip``."""
+    """:class:`gitops_glue.repo.commit.History` over a pygit2 repository, from ``tip``.
 
-    def __init__(self, repo: pygit2.Repository, tip: pygit2.Commit) -> None:
+    Paths are relative to ``prefix``, the folder of glue.yaml inside the repository
+    (``""``: its root), like every other path a planner sees; a path outside it is
+    given as ``../`` and its path from the root, so it matches no values file.
+    """
+
+    def __init__(self, repo: pygit2.Repository, tip: pygit2.Commit, prefix: str = "") -> None:
         self.repo = repo
         self.tip = tip
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+
+    def _rel(self, path: str) -> str:
+        if not self.prefix:
+            return path
+        return path[len(self.prefix) :] if path.startswith(self.prefix) else f"../{path}"
 
     def _commit(self, sha: str) -> pygit2.Commit:
         import pygit2
@@ -391,8 +402,8 @@ class GitHistory:
         diff = commit.parents[0].tree.diff_to_tree(commit.tree)
         paths = set()
         for delta in diff.deltas:
-            paths.add(delta.old_file.path)
-            paths.add(delta.new_file.path)
+            paths.add(self._rel(delta.old_file.path))
+            paths.add(self._rel(delta.new_file.path))
         return tuple(sorted(paths))
 
     def revert(self, shas: Sequence[str]) -> Reverted:
@@ -406,12 +417,20 @@ class GitHistory:
             index = self.repo.merge_trees(c.tree, tree, c.parents[0].tree)
             if index.conflicts is not None:
                 clashing = sorted(
-                    {e.path for entries in index.conflicts for e in entries if e is not None}
+                    {
+                        self._rel(e.path)
+                        for entries in index.conflicts
+                        for e in entries
+                        if e is not None
+                    }
                 )
                 return Reverted(conflict=str(c.id), conflict_paths=tuple(clashing))
             tree = self.repo[index.write_tree(self.repo)].peel(pygit2.Tree)
         old, new = tree_reader(self.repo, self.tip.tree), tree_reader(self.repo, tree)
+        full = {
+            p: p if self.prefix == "" or p.startswith("../") else self.prefix + p for p in paths
+        }
         return Reverted(
-            old_texts={p: old(p) for p in sorted(paths)},
-            new_texts={p: new(p) for p in sorted(paths)},
+            old_texts={p: old(full[p]) for p in sorted(paths)},
+            new_texts={p: new(full[p]) for p in sorted(paths)},
         )

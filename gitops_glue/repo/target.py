@@ -53,7 +53,7 @@ class Checkout(CommitTarget):
             view = View(
                 self.loaded.config,
                 gitrepo.worktree_reader(self.root, within=workdir),
-                gitrepo.GitHistory(repo, tip),
+                gitrepo.GitHistory(repo, tip, prefix),
             )
             change = plan(view)
             if not change.changed or dry_run:

@@ -109,6 +109,14 @@ def test_glue_yaml_in_a_subfolder_commits_the_right_path(tmp_path: Path) -> None
     ]
     assert git(top, "status", "--porcelain") == ""
     assert 'tag: "4e5f6a7"' in (top / "deploy/environments/dev.yaml").read_text()
+    # Rollback reads history with the same paths: it reverts the bump in deploy/.
+    back = glue("rollback", "--env", "dev", cwd=top / "deploy")
+    assert back.code == 0, back.err
+    assert git(top, "show", "--name-only", "--format=", "HEAD").split() == [
+        "deploy/environments/dev.yaml"
+    ]
+    assert git(top, "status", "--porcelain") == ""
+    assert 'tag: "3f9c2e1"' in (top / "deploy/environments/dev.yaml").read_text()
 
 
 def test_two_bumps_at_once_in_one_checkout_both_land(repo: Path) -> None:
