@@ -33,6 +33,14 @@ if TYPE_CHECKING:
     from gitops_glue.repo.commit import CommitResult, CommitTarget, D
 
 ToEnvOpt = Annotated[str, typer.Option("--to", envvar="GLUE_ENV", help="the environment")]
+OverrideHoldOpt = Annotated[
+    bool,
+    typer.Option(
+        "--override-hold",
+        envvar="GLUE_OVERRIDE_HOLD",
+        help="change a service even where glue hold holds it (said in the commit)",
+    ),
+]
 RevisionOpt = Annotated[
     str | None, typer.Option(envvar="GLUE_REVISION", help="source git revision of the image")
 ]
@@ -110,6 +118,7 @@ def bump_tag_cmd(
             "branch to ENV (else do nothing, status skipped, exit 0)",
         ),
     ] = None,
+    override_hold: OverrideHoldOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -133,7 +142,7 @@ def bump_tag_cmd(
             ci=ctx,
             if_auto_release=if_auto_release,
         )
-        result = bump(target, req, dry_run=dry_run)
+        result = bump(target, req, dry_run=dry_run, override_hold=override_hold)
     data = result.to_json()
     ci.write_outputs(
         {
@@ -175,6 +184,7 @@ def promote_cmd(
     known_hosts: KnownHostsOpt = None,
     insecure_no_host_key_check: InsecureOpt = False,
     max_attempts: MaxAttemptsOpt = 20,
+    override_hold: OverrideHoldOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -198,7 +208,7 @@ def promote_cmd(
     with _target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
-        result = promote(target, req, dry_run=dry_run)
+        result = promote(target, req, dry_run=dry_run, override_hold=override_hold)
     _render(output, result)
 
 
@@ -234,6 +244,7 @@ def release_cmd(
     known_hosts: KnownHostsOpt = None,
     insecure_no_host_key_check: InsecureOpt = False,
     max_attempts: MaxAttemptsOpt = 20,
+    override_hold: OverrideHoldOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -267,7 +278,7 @@ def release_cmd(
     with _target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
-        result = release(target, req, dry_run=dry_run)
+        result = release(target, req, dry_run=dry_run, override_hold=override_hold)
     _render(output, result)
 
 
@@ -289,6 +300,22 @@ def rollback_cmd(
     known_hosts: KnownHostsOpt = None,
     insecure_no_host_key_check: InsecureOpt = False,
     max_attempts: MaxAttemptsOpt = 20,
+    hold: Annotated[
+        bool,
+        typer.Option("--hold", help="also hold the rolled-back services in ENV (needs --reason)"),
+    ] = False,
+    reject: Annotated[
+        bool,
+        typer.Option("--reject", help="also reject the tags rolled back from (needs --reason)"),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="why, for --hold and --reject")
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--actor", envvar="GLUE_ACTOR", help="who holds/rejects (default: CI actor)"),
+    ] = None,
+    override_hold: OverrideHoldOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -296,11 +323,20 @@ def rollback_cmd(
     from gitops_glue.integrations import ci
     from gitops_glue.repo.rollback import RollbackRequest, rollback
 
-    req = RollbackRequest(env=env, to_commit=to_commit, ci=ci.detect())
+    if reason is not None and not (hold or reject):
+        raise UsageError("--reason goes with --hold or --reject")
+    req = RollbackRequest(
+        env=env,
+        to_commit=to_commit,
+        ci=ci.detect(),
+        hold_reason=(reason or "") if hold else None,
+        reject_reason=(reason or "") if reject else None,
+        actor=actor,
+    )
     with _target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
-        result = rollback(target, req, dry_run=dry_run)
+        result = rollback(target, req, dry_run=dry_run, override_hold=override_hold)
     _render(output, result)
 
 

@@ -9,7 +9,7 @@ from typing import NoReturn, Protocol, runtime_checkable
 import typer
 
 # Importing the command modules registers their commands on the app.
-from gitops_glue.cli import adopt, commit, deploy, images, notify, status, values  # noqa: F401
+from gitops_glue.cli import adopt, commit, deploy, holds, images, notify, status, values  # noqa: F401
 from gitops_glue.cli.app import app
 from gitops_glue.errors import ExitCode, GlueError, Interrupted
 

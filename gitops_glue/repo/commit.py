@@ -275,19 +275,27 @@ class CommitTarget(abc.ABC):
 
 
 def commit_change(
-    target: CommitTarget, plan: Plan[D], *, dry_run: bool = False, history: bool = False
+    target: CommitTarget,
+    plan: Plan[D],
+    *,
+    dry_run: bool = False,
+    history: bool = False,
+    override_hold: bool = False,
 ) -> CommitResult[D]:
     """Plan on ``target`` and commit the change there: the one way glue commits.
 
     The cheap checks of ``glue check`` (values files exist, tag keys resolve) run on
     the same view and come back as warnings: a broken setup is said before it bites.
+    Holds and rejected versions (:func:`gitops_glue.repo.holds.guard`) are enforced here,
+    for every command; ``override_hold`` lets a held service move, said in the commit.
     """
 
     def checked(view: View) -> Change[D]:
         from gitops_glue.errors import GlueError
         from gitops_glue.repo.check import file_problems
+        from gitops_glue.repo.holds import guard
 
-        change = plan(view)
+        change = guard(view, plan(view), override_hold=override_hold)
         try:
             problems = file_problems(view.config, view.read, "glue.yaml")
             found = tuple(p.text() for p in problems)

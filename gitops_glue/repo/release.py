@@ -102,7 +102,13 @@ def plan_release(config: GlueConfig, read: envfiles.Reader, req: ReleaseRequest)
     return dataclasses.replace(change, message=release_message(config, req, change.details))
 
 
-def release(target: CommitTarget, req: ReleaseRequest, *, dry_run: bool = False) -> BumpResult:
+def release(
+    target: CommitTarget,
+    req: ReleaseRequest,
+    *,
+    dry_run: bool = False,
+    override_hold: bool = False,
+) -> BumpResult:
     """``glue release``: pick the branch's newest tag if asked, then commit like a bump."""
     if (req.tag is None) == (req.source_branch is None):
         raise UsageError("give exactly one of --tag TAG and --source-branch BRANCH")
@@ -123,7 +129,7 @@ def release(target: CommitTarget, req: ReleaseRequest, *, dry_run: bool = False)
         change = plan_release(view.config, view.read, req)
         return dataclasses.replace(change, notes=notes + change.notes)
 
-    return commit_change(target, plan, dry_run=dry_run)
+    return commit_change(target, plan, dry_run=dry_run, override_hold=override_hold)
 
 
 # --------------------------------------------------------------------------- branch tags

@@ -46,6 +46,11 @@ class RollbackRequest:
     env: str
     to_commit: str | None = None  # None: only the last glue change
     ci: CiContext = field(default_factory=CiContext)
+    #: ``--hold --reason``: hold the rolled-back services in ENV in the same commit.
+    hold_reason: str | None = None
+    #: ``--reject --reason``: reject the tags rolled back from, in the same commit.
+    reject_reason: str | None = None
+    actor: str | None = None  # who holds/rejects (``--actor``/``GLUE_ACTOR``)
 
 
 @dataclass(frozen=True)
@@ -214,11 +219,26 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
 
 
 def rollback(
-    target: CommitTarget, req: RollbackRequest, *, dry_run: bool = False
+    target: CommitTarget,
+    req: RollbackRequest,
+    *,
+    dry_run: bool = False,
+    override_hold: bool = False,
 ) -> RollbackResult:
     """``glue rollback``: plan on the target's history and commit the revert there."""
 
     def plan(view: View) -> RollbackChange:
-        return plan_rollback(view.config, view.history, req)
+        from gitops_glue.repo import holds
 
-    return commit_change(target, plan, dry_run=dry_run, history=True)
+        change = plan_rollback(view.config, view.history, req)
+        return holds.with_marks(
+            view,
+            change,
+            req.env,
+            hold_reason=req.hold_reason,
+            reject_reason=req.reject_reason,
+            actor=req.actor,
+            ci=req.ci,
+        )
+
+    return commit_change(target, plan, dry_run=dry_run, history=True, override_hold=override_hold)

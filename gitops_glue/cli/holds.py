@@ -1,0 +1,120 @@
+"""glue hold / unhold / reject: holds and rejected versions in the deployment repository.
+
+``unhold`` (not ``release-hold``): it pairs with ``hold`` and cannot be mistaken
+for ``glue release``, which puts a tag into an environment.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gitops_glue.cli.app import app
+from gitops_glue.cli.commit import _render, _target
+from gitops_glue.cli.options import (
+    BranchOpt,
+    DryRunOpt,
+    EnvOpt,
+    InsecureOpt,
+    KnownHostsOpt,
+    MaxAttemptsOpt,
+    Output,
+    OutputOpt,
+    RemoteOpt,
+    SshKeyFileOpt,
+)
+
+ServiceArg = Annotated[str, typer.Argument(help="a service from glue.yaml", show_default=False)]
+ReasonOpt = Annotated[
+    str, typer.Option("--reason", help="why (required; kept with the hold or rejection)")
+]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--actor",
+        envvar="GLUE_ACTOR",
+        help="who sets it (default: the CI actor, else git's user.name)",
+    ),
+]
+
+
+@app.command("hold")
+def hold_cmd(
+    service: ServiceArg,
+    env: EnvOpt,
+    reason: ReasonOpt = "",
+    actor: ActorOpt = None,
+    remote: RemoteOpt = None,
+    branch: BranchOpt = "main",
+    ssh_key_file: SshKeyFileOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    insecure_no_host_key_check: InsecureOpt = False,
+    max_attempts: MaxAttemptsOpt = 20,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Hold SERVICE in ENV: bump-tag, promote, release and rollback refuse to change it
+    there (exit 2) until glue unhold, unless --override-hold. Kept in glue-holds.yaml."""
+    from gitops_glue.integrations import ci
+    from gitops_glue.repo.holds import HoldRequest, hold
+
+    req = HoldRequest(service, env, reason=reason, actor=actor, ci=ci.detect())
+    with _target(
+        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
+    ) as target:
+        result = hold(target, req, dry_run=dry_run)
+    _render(output, result)
+
+
+@app.command("unhold")
+def unhold_cmd(
+    service: ServiceArg,
+    env: EnvOpt,
+    remote: RemoteOpt = None,
+    branch: BranchOpt = "main",
+    ssh_key_file: SshKeyFileOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    insecure_no_host_key_check: InsecureOpt = False,
+    max_attempts: MaxAttemptsOpt = 20,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Release the hold on SERVICE in ENV (one commit; the old hold is said in it)."""
+    from gitops_glue.integrations import ci
+    from gitops_glue.repo.holds import HoldRequest, hold
+
+    req = HoldRequest(service, env, release=True, ci=ci.detect())
+    with _target(
+        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
+    ) as target:
+        result = hold(target, req, dry_run=dry_run)
+    _render(output, result)
+
+
+@app.command("reject")
+def reject_cmd(
+    service: ServiceArg,
+    tag: Annotated[str, typer.Argument(help="the image tag to reject", show_default=False)],
+    reason: ReasonOpt = "",
+    actor: ActorOpt = None,
+    remote: RemoteOpt = None,
+    branch: BranchOpt = "main",
+    ssh_key_file: SshKeyFileOpt = None,
+    known_hosts: KnownHostsOpt = None,
+    insecure_no_host_key_check: InsecureOpt = False,
+    max_attempts: MaxAttemptsOpt = 20,
+    dry_run: DryRunOpt = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Reject TAG of SERVICE for good: no command puts it into any environment again (exit 2,
+    with the reason). Kept in glue-holds.yaml."""
+    from gitops_glue.integrations import ci
+    from gitops_glue.repo.holds import RejectRequest, reject
+
+    req = RejectRequest(service, tag, reason, actor=actor, ci=ci.detect())
+    with _target(
+        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
+    ) as target:
+        result = reject(target, req, dry_run=dry_run)
+    _render(output, result)

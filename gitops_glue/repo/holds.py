@@ -1,0 +1,505 @@
+"""Holds and rejected versions: ``glue hold``, ``glue unhold``, ``glue reject``.
+
+Both live in the deployment repository, in ``glue-holds.yaml`` next to
+``glue.yaml`` (a file of its own, not a section of glue.yaml, so glue.yaml
+stays the team's hand-written file) (Git stays the single source of truth, and ``--remote`` works the
+same as a checkout). glue writes that file whole, sorted, with every string
+double-quoted, so the same state is always the same bytes; ``glue.yaml`` is
+never touched.
+
+- A *hold* on SERVICE in ENV (who, when, why): no commit may change SERVICE's
+  tag in ENV while it is set, unless ``--override-hold`` is given; the override
+  is said in the commit (a line and a ``Glue-Override-Hold: ENV SERVICE`` trailer).
+- A *rejected* TAG of SERVICE (who, when, why): no commit may put that tag into
+  any environment, ever; there is no override (remove the entry by hand, in a
+  reviewed commit, if it was a mistake).
+
+The rule is applied in ONE place, :func:`guard`, which :func:`commit_change`
+runs on every planned change: it compares each service's effective tag in each
+environment before and after the change, so bump-tag, promote, release,
+auto-release and rollback all obey it without a copy of the rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from gitops_glue.errors import UsageError
+from gitops_glue.integrations.ci import CiContext
+from gitops_glue.repo import envfiles, inputs
+from gitops_glue.repo.commit import Change, CommitResult, CommitTarget, FileEdit, View
+
+if TYPE_CHECKING:
+    from gitops_glue.config import GlueConfig
+    from gitops_glue.repo.commit import D
+
+#: Where holds and rejected versions live, relative to glue.yaml's folder.
+PATH = "glue-holds.yaml"
+
+_HEADER = (
+    "# Holds and rejected versions of glue (glue hold / glue unhold / glue reject).\n"
+    "# Written whole by glue; change it with those commands.\n"
+)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Who set a hold or a rejection, when (UTC, ISO 8601) and why."""
+
+    by: str
+    at: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"by": self.by, "at": self.at, "reason": self.reason}
+
+    def text(self) -> str:
+        return f"by {self.by} at {self.at}: {self.reason!r}"
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The holds (ENV, SERVICE) and rejected versions (SERVICE, TAG) of a repository."""
+
+    holds: Mapping[tuple[str, str], Mark] = field(default_factory=dict)
+    rejected: Mapping[tuple[str, str], Mark] = field(default_factory=dict)
+
+    def hold(self, env: str, service: str) -> Mark | None:
+        return self.holds.get((env, service))
+
+    def rejection(self, service: str, tag: str) -> Mark | None:
+        return self.rejected.get((service, tag))
+
+    def render(self) -> str:
+        """The file's text: sorted, every string JSON-quoted (valid YAML), byte-stable."""
+        out = [_HEADER]
+        out.append("holds:" + ("\n" if self.holds else " {}\n"))
+        last = None
+        for (env, service), mark in sorted(self.holds.items()):
+            if env != last:
+                out.append(f"  {json.dumps(env)}:\n")
+                last = env
+            out.append(f"    {json.dumps(service)}: {_mark(mark)}\n")
+        out.append("rejected:" + ("\n" if self.rejected else " {}\n"))
+        last = None
+        for (service, tag), mark in sorted(self.rejected.items()):
+            if service != last:
+                out.append(f"  {json.dumps(service)}:\n")
+                last = service
+            out.append(f"    {json.dumps(tag)}: {_mark(mark)}\n")
+        return "".join(out)
+
+
+def _mark(mark: Mark) -> str:
+    return (
+        f"{{by: {json.dumps(mark.by)}, at: {json.dumps(mark.at)}, "
+        f"reason: {json.dumps(mark.reason)}}}"
+    )
+
+
+def parse(text: str | None) -> Ledger:
+    """Read the file's text (None: no file, nothing held or rejected)."""
+    if text is None or not text.strip():
+        return Ledger()
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    def bad(why: str) -> UsageError:
+        return UsageError(
+            f"{PATH}: {why}",
+            hint="glue writes this file; restore it from git history (git log -- " + PATH + ")",
+        )
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise bad(f"not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise bad("expected a mapping with holds and rejected")
+
+    def marks(section: str) -> dict[tuple[str, str], Mark]:
+        outer = data.get(section) or {}
+        if not isinstance(outer, dict):
+            raise bad(f"{section}: expected a mapping")
+        found: dict[tuple[str, str], Mark] = {}
+        for first, inner in outer.items():
+            if not isinstance(inner, dict):
+                raise bad(f"{section}.{first}: expected a mapping")
+            for second, m in inner.items():
+                if not isinstance(m, dict):
+                    raise bad(f"{section}.{first}.{second}: expected by, at and reason")
+                found[(str(first), str(second))] = Mark(
+                    str(m.get("by", "")), str(m.get("at", "")), str(m.get("reason", ""))
+                )
+        return found
+
+    return Ledger(marks("holds"), marks("rejected"))
+
+
+def load(read: envfiles.Reader) -> Ledger:
+    return parse(read(PATH))
+
+
+# --------------------------------------------------------------------------- who and when
+
+
+def who(actor: str | None, ci: CiContext) -> str:
+    """``--actor``/``GLUE_ACTOR``, else the CI actor, else git's user.name, else ``unknown``."""
+    if actor:
+        return actor
+    if ci.actor:
+        return ci.actor
+    try:
+        import pygit2
+
+        name = pygit2.Config.get_global_config()["user.name"]
+    except (KeyError, OSError, pygit2.GitError):
+        name = ""
+    return str(name) or "unknown"
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------- the guard
+
+
+@dataclass(frozen=True)
+class Move:
+    """One service's effective tag in one environment changed by a change."""
+
+    env: str
+    service: str
+    old_tag: str | None
+    new_tag: str | None
+
+
+def moves(config: GlueConfig, read: envfiles.Reader, files: Mapping[str, str]) -> list[Move]:
+    """Every (environment, service) whose effective tag ``files`` would change."""
+
+    def after(path: str) -> str | None:
+        return files[path] if path in files else read(path)
+
+    out: list[Move] = []
+    for env in config.environments:
+        if not any(name in files for name in env.values):
+            continue
+        for name, service in config.services.items():
+            old = envfiles.effective(read, env, service.tag_key).value
+            new = envfiles.effective(after, env, service.tag_key).value
+            if old != new:
+                out.append(
+                    Move(
+                        env.name,
+                        name,
+                        None if old is None else str(old),
+                        None if new is None else str(new),
+                    )
+                )
+    return out
+
+
+def guard(view: View, change: Change[D], *, override_hold: bool = False) -> Change[D]:
+    """Refuse a change that puts a rejected tag anywhere, or moves a held service.
+
+    A hold is kept when the change itself sets it anew (``glue rollback --hold``).
+    With ``override_hold``, held moves go through and the commit message says so.
+    """
+    if not change.changed:
+        return change
+    files = change.files()
+    found = list(moves(view.config, view.read, files))
+    if not found:
+        return change
+    before = load(view.read)
+    after = parse(files[PATH]) if PATH in files else before
+    for m in found:
+        mark = after.rejection(m.service, m.new_tag) if m.new_tag is not None else None
+        if mark is not None:
+            raise UsageError(
+                f"{m.service} {m.new_tag} is rejected (set {mark.text()}): it goes into no "
+                f"environment; nothing was changed",
+                hint=f"choose another tag; rejections are kept in {PATH}",
+            )
+    overridden: list[tuple[Move, Mark]] = []
+    for m in found:
+        mark = before.hold(m.env, m.service)
+        if mark is None or after.hold(m.env, m.service) != mark:
+            continue  # not held, or this change sets the hold itself
+        if not override_hold:
+            raise UsageError(
+                f"{m.service} is held in {m.env} (hold set {mark.text()}): not changing it "
+                f"({m.old_tag} -> {m.new_tag}); nothing was changed",
+                hint=f"glue unhold {m.service} --env {m.env}, or pass --override-hold "
+                "(said in the commit)",
+            )
+        overridden.append((m, mark))
+    if not overridden:
+        return change
+    body = [
+        f"Overrides the hold on {m.service} in {m.env} (set {mark.text()})"
+        for m, mark in overridden
+    ]
+    trailers = [("Glue-Override-Hold", f"{m.env} {m.service}") for m, _ in overridden]
+    notes = [f"overriding the hold on {m.service} in {m.env}" for m, _ in overridden]
+    return dataclasses.replace(
+        change,
+        message=amend_message(change.message, body, trailers),
+        notes=(*change.notes, *notes),
+    )
+
+
+def amend_message(message: str, body: Sequence[str], trailers: Sequence[tuple[str, str]]) -> str:
+    """``message`` with ``body`` lines before its trailer paragraph and ``trailers`` added."""
+    from gitops_glue.repo.commit import parse_trailers
+
+    text = message.rstrip("\n")
+    head, sep, last = text.rpartition("\n\n")
+    new_trailers = [f"{k}: {v}" for k, v in trailers]
+    if sep and parse_trailers(text):
+        parts = [head, "\n".join(body), last + "\n" + "\n".join(new_trailers)]
+    else:
+        parts = [text, "\n".join(body), "\n".join(new_trailers)]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """``glue hold`` (``reason`` set) or ``glue unhold`` (``release`` true)."""
+
+    service: str
+    env: str
+    reason: str = ""
+    release: bool = False
+    actor: str | None = None
+    ci: CiContext = field(default_factory=CiContext)
+    at: str | None = None  # None: now
+
+
+@dataclass(frozen=True)
+class RejectRequest:
+    service: str
+    tag: str
+    reason: str
+    actor: str | None = None
+    ci: CiContext = field(default_factory=CiContext)
+    at: str | None = None
+
+
+@dataclass(frozen=True)
+class HoldChange:
+    """What a hold, unhold or reject does, for results."""
+
+    action: str  # hold | unhold | reject
+    service: str
+    env: str | None
+    tag: str | None
+    mark: Mark | None  # the new mark (hold, reject) or the one removed (unhold)
+    file: str = PATH
+
+    def _what(self) -> str:
+        if self.action == "reject":
+            return f"{self.service} {self.tag}"
+        return f"{self.service} in {self.env}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "service": self.service,
+            "environment": self.env,
+            "tag": self.tag,
+            "file": self.file,
+            "mark": self.mark.to_json() if self.mark else None,
+        }
+
+    def unchanged_text(self) -> str:
+        if self.action == "unhold":
+            return f"unchanged: {self._what()} is not held"
+        return f"unchanged: {self._what()} is already {self.action}ed as asked ({self.file})"
+
+    def changed_lines(self) -> list[str]:
+        if self.mark is None:
+            return []
+        verb = {"hold": "held", "unhold": "released hold", "reject": "rejected"}[self.action]
+        return [f"  {verb}: {self._what()} ({self.mark.text()})"]
+
+    def dry_run_lines(self) -> list[str]:
+        return []
+
+
+HoldResult = CommitResult[HoldChange]
+
+
+def _check(values: dict[str, str | None]) -> None:
+    inputs.check_lines(values)
+
+
+def _need_reason(reason: str, command: str) -> None:
+    if not reason.strip():
+        raise UsageError(
+            f"{command}: --reason is required: say why, for the people who find it later",
+            hint=f'e.g. glue {command} ... --reason "payments fail after 1.4.0"',
+        )
+
+
+def _edit(read: envfiles.Reader, ledger: Ledger) -> tuple[FileEdit, ...]:
+    old = read(PATH)
+    new = ledger.render()
+    return () if old == new else (FileEdit(PATH, old or "", new),)
+
+
+def _trailer_block(message_head: list[str], trailers: list[tuple[str, str]]) -> str:
+    lines = [*message_head, "", *(f"{k}: {v}" for k, v in trailers if v)]
+    return "\n".join(lines) + "\n"
+
+
+def plan_hold(view: View, req: HoldRequest) -> Change[HoldChange]:
+    from gitops_glue.repo.message import with_skip_ci
+
+    _check(
+        {
+            "service": req.service,
+            "environment": req.env,
+            "--reason": req.reason,
+            "--actor": req.actor,
+            "the CI actor": req.ci.actor,
+        }
+    )
+    view.config.environment(req.env)
+    view.config.service(req.service)
+    ledger = load(view.read)
+    holds = dict(ledger.holds)
+    key = (req.env, req.service)
+    if req.release:
+        mark = holds.pop(key, None)
+        details = HoldChange("unhold", req.service, req.env, None, mark)
+        title = f"chore({req.env}): release the hold on {req.service}"
+        body = [f"Held {mark.text()}"] if mark else []
+        trailers = [("Glue-Unhold", f"{req.env} {req.service}")]
+    else:
+        _need_reason(req.reason, "hold")
+        mark = Mark(who(req.actor, req.ci), req.at or now_utc(), req.reason.strip())
+        old = holds.get(key)
+        if old is not None and old.reason == mark.reason and old.by == mark.by:
+            mark = old  # the same hold again: nothing to commit
+        holds[key] = mark
+        details = HoldChange("hold", req.service, req.env, None, mark)
+        title = f"chore({req.env}): hold {req.service}"
+        body = [f"Reason: {mark.reason}"]
+        trailers = [("Glue-Hold", f"{req.env} {req.service}"), ("Glue-Hold-By", mark.by)]
+    trailers += [("Pipeline", req.ci.pipeline_url), ("Triggered-By", req.ci.actor)]
+    message = with_skip_ci(view.config.git, _trailer_block([title, "", *body], trailers))
+    return Change(
+        edits=_edit(view.read, dataclasses.replace(ledger, holds=holds)),
+        message=message,
+        details=details,
+    )
+
+
+def plan_reject(view: View, req: RejectRequest) -> Change[HoldChange]:
+    from gitops_glue.repo.message import with_skip_ci
+
+    _check(
+        {
+            "service": req.service,
+            "tag": req.tag,
+            "--reason": req.reason,
+            "--actor": req.actor,
+            "the CI actor": req.ci.actor,
+        }
+    )
+    view.config.service(req.service)
+    _need_reason(req.reason, "reject")
+    ledger = load(view.read)
+    rejected = dict(ledger.rejected)
+    old = rejected.get((req.service, req.tag))
+    mark = Mark(who(req.actor, req.ci), req.at or now_utc(), req.reason.strip())
+    if old is not None and old.reason == mark.reason:
+        mark = old
+    rejected[(req.service, req.tag)] = mark
+    service = view.config.service(req.service)
+    notes = tuple(
+        f"{req.service} {req.tag} is still in {env.name}: bump or roll it back there"
+        for env in view.config.environments
+        if str(envfiles.effective(view.read, env, service.tag_key).value) == req.tag
+    )
+    trailers = [
+        ("Glue-Reject", f"{req.service} {req.tag}"),
+        ("Glue-Reject-By", mark.by),
+        ("Pipeline", req.ci.pipeline_url),
+        ("Triggered-By", req.ci.actor),
+    ]
+    title = f"chore: reject {req.service} {req.tag}"
+    message = _trailer_block([title, "", f"Reason: {mark.reason}"], trailers)
+    return Change(
+        edits=_edit(view.read, dataclasses.replace(ledger, rejected=rejected)),
+        message=with_skip_ci(view.config.git, message),
+        details=HoldChange("reject", req.service, None, req.tag, mark),
+        notes=notes,
+    )
+
+
+def hold(target: CommitTarget, req: HoldRequest, *, dry_run: bool = False) -> HoldResult:
+    """``glue hold`` / ``glue unhold``: one commit to ``glue-holds.yaml``."""
+    from gitops_glue.repo.commit import commit_change
+
+    return commit_change(target, lambda view: plan_hold(view, req), dry_run=dry_run)
+
+
+def reject(target: CommitTarget, req: RejectRequest, *, dry_run: bool = False) -> HoldResult:
+    """``glue reject``: one commit to ``glue-holds.yaml``."""
+    from gitops_glue.repo.commit import commit_change
+
+    return commit_change(target, lambda view: plan_reject(view, req), dry_run=dry_run)
+
+
+# --------------------------------------------------------------------------- rollback
+
+
+def with_marks(
+    view: View,
+    change: Change[D],
+    env: str,
+    *,
+    hold_reason: str | None,
+    reject_reason: str | None,
+    actor: str | None,
+    ci: CiContext,
+) -> Change[D]:
+    """``glue rollback --hold/--reject``: the same commit also holds the rolled-back
+    services in ``env`` and/or rejects the tags rolled back from."""
+    if not change.changed or (hold_reason is None and reject_reason is None):
+        return change
+    for what, reason in (("hold", hold_reason), ("reject", reject_reason)):
+        if reason is not None:
+            _need_reason(reason, f"rollback --{what}")
+            inputs.check_lines({"--reason": reason, "--actor": actor})
+    found = [m for m in moves(view.config, view.read, change.files()) if m.env == env]
+    ledger = load(view.read)
+    holds, rejected = dict(ledger.holds), dict(ledger.rejected)
+    by, at = who(actor, ci), now_utc()
+    body: list[str] = []
+    trailers: list[tuple[str, str]] = []
+    for m in found:
+        if hold_reason is not None:
+            holds[(env, m.service)] = Mark(by, at, hold_reason.strip())
+            body.append(f"Holds {m.service} in {env}: {hold_reason.strip()}")
+            trailers.append(("Glue-Hold", f"{env} {m.service}"))
+        if reject_reason is not None and m.old_tag:
+            rejected[(m.service, m.old_tag)] = Mark(by, at, reject_reason.strip())
+            body.append(f"Rejects {m.service} {m.old_tag}: {reject_reason.strip()}")
+            trailers.append(("Glue-Reject", f"{m.service} {m.old_tag}"))
+    new = Ledger(holds, rejected)
+    edits = tuple(e for e in change.edits if e.path != PATH) + _edit(view.read, new)
+    return dataclasses.replace(
+        change, edits=edits, message=amend_message(change.message, body, trailers)
+    )
