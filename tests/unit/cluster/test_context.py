@@ -158,6 +158,6 @@ current-context: ctx-a
     loaded = load_config(repo)
     tools = Tools(helmfile=str(repo / "no-helmfile"), helm="helm")
     kube_for = context.per_environment(loaded, kubeconfig=str(kubeconfig), tools=tools)
-    hosts = {env: kube_for(env)._api.configuration.host for env in ("staging", "prod")}
+    hosts = {env: kube_for(env).host for env in ("staging", "prod")}
     assert hosts == {"staging": "https://127.0.0.1:6441", "prod": "https://127.0.0.1:6442"}
     assert kube_for("prod") is kube_for("prod")  # one client per cluster
