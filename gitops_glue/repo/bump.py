@@ -384,10 +384,16 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
     )
 
 
-def bump(target: CommitTarget, req: BumpRequest, *, dry_run: bool = False) -> BumpResult:
+def bump(
+    target: CommitTarget,
+    req: BumpRequest,
+    *,
+    dry_run: bool = False,
+    override_hold: bool = False,
+) -> BumpResult:
     """``glue bump-tag``: plan on the target's tip and commit there."""
 
     def plan(view: View) -> BumpChange:
         return plan_bump(view.config, view.read, req)
 
-    return commit_change(target, plan, dry_run=dry_run)
+    return commit_change(target, plan, dry_run=dry_run, override_hold=override_hold)

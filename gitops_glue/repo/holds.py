@@ -2,7 +2,7 @@
 
 Both live in the deployment repository, in ``glue-holds.yaml`` next to
 ``glue.yaml`` (a file of its own, not a section of glue.yaml, so glue.yaml
-stays the team's hand-written file) (Git stays the single source of truth, and ``--remote`` works the
+stays hand-written; Git stays the single source of truth, and ``--remote`` works the
 same as a checkout). glue writes that file whole, sorted, with every string
 double-quoted, so the same state is always the same bytes; ``glue.yaml`` is
 never touched.

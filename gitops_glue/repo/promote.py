@@ -278,10 +278,16 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
     )
 
 
-def promote(target: CommitTarget, req: PromoteRequest, *, dry_run: bool = False) -> PromoteResult:
+def promote(
+    target: CommitTarget,
+    req: PromoteRequest,
+    *,
+    dry_run: bool = False,
+    override_hold: bool = False,
+) -> PromoteResult:
     """``glue promote``: plan on the target's tip and commit there."""
 
     def plan(view: View) -> PromoteChange:
         return plan_promote(view.config, view.read, req)
 
-    return commit_change(target, plan, dry_run=dry_run)
+    return commit_change(target, plan, dry_run=dry_run, override_hold=override_hold)
