@@ -106,6 +106,24 @@ class Environment(_Model):
     #: kubeconfig file of this environment's cluster (default: ``--kubeconfig``,
     #: ``$KUBECONFIG``, ``~/.kube/config``); relative to the repository root.
     kubeconfig: str | None = None
+    #: ``glue promote`` into this environment only promotes a version that the source
+    #: environment's deploy record shows deployed successfully (``--require-deployed``).
+    require_deployed: bool = False
+    #: With ``require_deployed``: the version must have run in the source environment
+    #: at least this long (a duration like ``30m``; ``--min-age``).
+    min_age: str | None = None
+
+    @field_validator("min_age")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            from gitops_glue.durations import parse_duration
+
+            try:
+                parse_duration(value)
+            except UsageError as exc:
+                raise ValueError(f"{exc.message}; use forms like 90s, 30m or 1h") from None
+        return value
 
     @field_validator("name")
     @classmethod
@@ -144,6 +162,10 @@ class Service(_Model):
     tag_key: str
     #: Key path of the source revision (git SHA) the image was built from.
     revision_key: str | None = None
+    #: Key path of the image digest (``sha256:...``) next to the tag, e.g.
+    #: ``a.image.digest``: ``glue bump-tag`` asks the registry (``image``) for the
+    #: tag's digest and writes it there; ``glue promote`` carries it with the tag.
+    digest_key: str | None = None
     #: URL of the service's source repository, for links in messages.
     source_repo: str | None = None
     #: helmfile release name (default: the service name).
@@ -174,7 +196,7 @@ class Service(_Model):
     def release_name(self, service: str) -> str:
         return self.release or service
 
-    @field_validator("tag_key", "revision_key")
+    @field_validator("tag_key", "revision_key", "digest_key")
     @classmethod
     def _key_path(cls, value: str | None) -> str | None:
         if value is not None:
@@ -242,6 +264,11 @@ class GlueConfig(_Model):
         for name in self.services:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
                 raise ValueError(f"services: {name!r} is not a valid service name")
+            if self.services[name].digest_key and not self.services[name].image:
+                raise ValueError(
+                    f"services: {name!r} has a digest_key but no image (REGISTRY/NAME) "
+                    "to ask for the digest"
+                )
         for rule in self.auto_release:
             if rule.to not in names:
                 raise ValueError(

@@ -6,7 +6,12 @@ namespace, written by ``glue apply`` after every successful deploy and read by
 ConfigMap) as the "old" side of a change. Format (``data``):
 
 ``environment``   the environment name
-``services.json`` ``{"<service>": {"tag": ..., "revision": ..., "release": ...}}``
+``services.json`` ``{"<service>": {"tag": ..., "revision": ..., "release": ...,
+                  "digest": ..., "since": ...}}``: ``digest`` the image digest where the
+                  service has a ``digest_key``; ``since`` the UTC time this tag (and
+                  digest) was first deployed successfully (kept by redeploys of it)
+``failed.json``   ``{"<service>": {"tag": ..., "at": ...}}``: services whose last deploy
+                  attempt failed (cleared by the next successful deploy of the service)
 ``git-revision``  the deployment repository commit that was deployed
 ``deployed-at``   UTC ISO-8601 time
 ``deployed-by``   pipeline URL or user@host
@@ -34,6 +39,21 @@ class ServiceVersion:
     tag: str | None
     revision: str | None = None
     release: str | None = None
+    digest: str | None = None
+    since: str | None = None  # when this tag (and digest) was first deployed successfully
+
+    def to_json(self) -> dict[str, str | None]:
+        """``digest`` and ``since`` only when known: older records stay as they were."""
+        data = {"tag": self.tag, "revision": self.revision, "release": self.release}
+        return data | {k: v for k, v in (("digest", self.digest), ("since", self.since)) if v}
+
+
+@dataclass(frozen=True)
+class FailedDeploy:
+    """A deploy attempt of a service that failed: the tag it tried, and when."""
+
+    tag: str | None
+    at: str
 
 
 @dataclass(frozen=True)
@@ -44,15 +64,17 @@ class DeployRecord:
     deployed_at: str = ""
     deployed_by: str = ""
     recoveries: list[dict[str, Any]] = field(default_factory=list)
+    failed: dict[str, FailedDeploy] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, str]:
         return {
             "environment": self.environment,
             "services.json": json.dumps(
-                {
-                    k: {"tag": v.tag, "revision": v.revision, "release": v.release}
-                    for k, v in sorted(self.services.items())
-                },
+                {k: v.to_json() for k, v in sorted(self.services.items())},
+                sort_keys=True,
+            ),
+            "failed.json": json.dumps(
+                {k: {"tag": v.tag, "at": v.at} for k, v in sorted(self.failed.items())},
                 sort_keys=True,
             ),
             "git-revision": self.git_revision,
@@ -67,8 +89,18 @@ class DeployRecord:
         return cls(
             environment=data.get("environment", ""),
             services={
-                k: ServiceVersion(v.get("tag"), v.get("revision"), v.get("release"))
+                k: ServiceVersion(
+                    v.get("tag"),
+                    v.get("revision"),
+                    v.get("release"),
+                    v.get("digest"),
+                    v.get("since"),
+                )
                 for k, v in raw.items()
+            },
+            failed={
+                k: FailedDeploy(v.get("tag"), str(v.get("at") or ""))
+                for k, v in json.loads(data.get("failed.json") or "{}").items()
             },
             git_revision=data.get("git-revision", ""),
             deployed_at=data.get("deployed-at", ""),

@@ -296,8 +296,12 @@ def deployed_versions(
         revision = (
             envfiles.effective(read, env, svc.revision_key).value if svc.revision_key else None
         )
+        digest = envfiles.effective(read, env, svc.digest_key).value if svc.digest_key else None
         services[name] = record.ServiceVersion(
-            None if tag is None else str(tag), None if revision is None else str(revision), release
+            None if tag is None else str(tag),
+            None if revision is None else str(revision),
+            release,
+            str(digest) if digest else None,
         )
     try:
         import pygit2
@@ -315,15 +319,33 @@ def _write_record(
     versions: tuple[dict[str, ServiceVersion], str],
     holder: str,
     recoveries: list[Recovery],
+    *,
+    failed: bool = False,
 ) -> None:
+    """After a deploy: the services' versions (``since`` kept while the tag and digest stay
+    the same), or with ``failed`` only the attempt (what runs is left as recorded)."""
     import datetime as dt
 
     from gitops_glue.cluster import record
 
     env = loaded.config.environment(env_name)
     previous = record.read(kube, env.record_namespace, env.name)
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     services = dict(previous.services) if previous else {}
-    services.update(versions[0])
+    failures = dict(previous.failed) if previous else {}
+    if failed:
+        if previous is None:
+            return  # nothing deployed yet: no record to mark
+        for name, version in versions[0].items():
+            failures[name] = record.FailedDeploy(version.tag, now)
+        record.write(kube, env.record_namespace, replace(previous, failed=failures))
+        return
+    for name, version in versions[0].items():
+        old = services.get(name)
+        same = old is not None and (old.tag, old.digest) == (version.tag, version.digest)
+        since = (old.since if same and old else None) or now
+        services[name] = replace(version, since=since)
+        failures.pop(name, None)
     record.write(
         kube,
         env.record_namespace,
@@ -331,9 +353,10 @@ def _write_record(
             environment=env.name,
             services=services,
             git_revision=versions[1],
-            deployed_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            deployed_at=now,
             deployed_by=holder,
             recoveries=[r.to_json() for r in recoveries],
+            failed=failures,
         ),
     )
 
@@ -454,6 +477,8 @@ def _deploy(
                         kube, release.namespace, release.name
                     )
                 result.error = tail(output, 20)
+                with suppress(Exception):  # the failure is reported either way
+                    _write_record(loaded, env.name, kube, versions, opts.holder, [], failed=True)
                 detail = "\n".join(p.describe() for p in result.problems)
                 raise DeployFailed(
                     f"helmfile apply failed for {env.name!r} (exit {code})"

@@ -1,0 +1,178 @@
+"""Promote only what is proven: the source environment's deploy record as evidence.
+
+``glue promote --require-deployed`` (or ``require_deployed: true`` on the target
+environment in ``glue.yaml``) promotes a service's version only when the
+*source* environment's deploy record, read from the source environment's own
+cluster, shows that exact tag (and digest, where both sides know it) deployed
+successfully, its last deploy attempt did not fail, and, with ``--min-age`` /
+``min_age``, it has run there for at least that long (counted from the first
+successful deploy of that tag, the record's ``since``).
+
+:func:`check` is pure: the record and the clock are handed in, so tests drive
+time without sleeping. :func:`cluster_records` is the real record source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitops_glue.durations import parse_duration
+
+if TYPE_CHECKING:
+    from gitops_glue.cluster.record import DeployRecord
+    from gitops_glue.config import Environment, GlueConfig
+
+#: ``records(config, env)``: the environment's deploy record, or None before its first deploy.
+Records = Callable[["GlueConfig", str], "DeployRecord | None"]
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class ProofRules:
+    """What a promotion into one environment must prove (None: nothing)."""
+
+    min_age: float  # seconds; 0: deployed successfully is enough
+
+
+def rules_for(env: Environment, *, require: bool, min_age: float | None) -> ProofRules | None:
+    """The rules of a promotion into ``env``: ``--require-deployed``/``--min-age`` (given)
+    or the environment's ``require_deployed``/``min_age`` in glue.yaml."""
+    if not (require or env.require_deployed or min_age is not None):
+        return None
+    if min_age is not None:
+        return ProofRules(min_age)
+    return ProofRules(parse_duration(env.min_age) if env.min_age else 0.0)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The evidence a promoted version passed: deployed since when, run how long."""
+
+    service: str
+    tag: str
+    source: str
+    since: str  # when the tag was first deployed successfully in the source (UTC ISO)
+    soaked: float  # seconds it had run there when promoted
+    min_age: float
+
+    def trailer(self) -> str:
+        """``deployed in staging since T, 2h05m (min 30m)``."""
+        need = f" (min {age(self.min_age)})" if self.min_age else ""
+        return f"deployed in {self.source} since {self.since}, {age(self.soaked)}{need}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "service": self.service,
+            "tag": self.tag,
+            "source": self.source,
+            "since": self.since,
+            "soaked_seconds": round(self.soaked),
+            "min_age_seconds": round(self.min_age),
+        }
+
+
+def age(seconds: float) -> str:
+    """``45s``, ``12m``, ``2h05m``, ``3d04h``: a soak time as people read it."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m" + (f"{s % 60:02d}s" if s % 60 else "")
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+class Unproven(Exception):
+    """Why a version is not proven; the message names what the source actually runs."""
+
+
+def check(
+    record: DeployRecord | None,
+    *,
+    source: str,
+    service: str,
+    tag: str,
+    digest: str | None,
+    rules: ProofRules,
+    now: dt.datetime,
+) -> Proof:
+    """The proof that ``service`` ``tag`` runs healthy in ``source``; raises
+    :class:`Unproven` saying what ``source`` runs instead."""
+    if record is None:
+        raise Unproven(f"{source} has no deploy record: glue apply has not deployed it yet")
+    running = record.services.get(service)
+    if running is None:
+        raise Unproven(f"{source}'s deploy record has no {service}: never deployed there")
+    since = _time(running.since) or _time(record.deployed_at)
+    when = running.since or record.deployed_at or "an unknown time"
+    runs = f"{source} runs {service} {running.tag or '-'}"
+    if running.digest:
+        runs += f" ({short(running.digest)})"
+    runs += f", deployed successfully {when}"
+    failed = record.failed.get(service)
+    failed_at = _time(failed.at) if failed else None
+    if failed and (since is None or failed_at is None or failed_at >= since):
+        raise Unproven(
+            f"the last deploy of {service} to {source} ({failed.tag or '-'}, {failed.at}) "
+            f"failed; {runs}"
+        )
+    if running.tag != tag:
+        raise Unproven(f"{tag} is not what {source} runs: {runs}")
+    if digest and running.digest and digest != running.digest:
+        raise Unproven(
+            f"{tag} in {source} is digest {short(running.digest)}, not {short(digest)}: "
+            "the tag was moved"
+        )
+    if since is None:
+        raise Unproven(f"{source}'s deploy record does not say when {tag} was deployed")
+    soaked = (now - since).total_seconds()
+    if soaked < rules.min_age:
+        raise Unproven(
+            f"{tag} has run in {source} for {age(soaked)}, less than the {age(rules.min_age)} "
+            f"required ({runs})"
+        )
+    return Proof(service, tag, source, since.isoformat(), soaked, rules.min_age)
+
+
+def short(digest: str) -> str:
+    """``sha256:0123456789ab`` (12 hex digits): enough to tell digests apart."""
+    algo, _, hexes = digest.partition(":")
+    return f"{algo}:{hexes[:12]}" if hexes else digest[:19]
+
+
+def cluster_records(root: Path, kubeconfig: str | None = None) -> Records:
+    """The real source: each environment's record from that environment's cluster
+    (``kube_context``/``kubeconfig`` in glue.yaml, helmfile's ``kubeContext``...)."""
+    made: dict[str, DeployRecord | None] = {}
+
+    def records(config: GlueConfig, env_name: str) -> DeployRecord | None:
+        if env_name not in made:
+            from gitops_glue.cluster import context, record
+            from gitops_glue.config import LoadedConfig
+
+            loaded = LoadedConfig(config=config, root=root, path=root / "glue.yaml")
+            env = config.environment(env_name)
+            kube = context.for_environment(loaded, env_name, kubeconfig=kubeconfig).kube()
+            made[env_name] = record.read(kube, env.record_namespace, env.name)
+        return made[env_name]
+
+    return records
