@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops_glue.config import Environment, GlueConfig
-from gitops_glue.repo import envfiles
+from gitops_glue.repo import envfiles, holds
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
@@ -23,6 +23,7 @@ class Cell:
     revision: str | None
     file: str | None  # where the tag is set
     why_empty: str | None = None  # why there is no tag: a missing file, the key set nowhere
+    hold: holds.Mark | None = None  # glue hold: who, when, why
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,15 @@ class StatusReport:
     environments: list[str]
     services: list[str]
     cells: list[Cell]
+    rejected: dict[tuple[str, str], holds.Mark] = field(default_factory=dict)
 
     def cell(self, service: str, env: str) -> Cell:
         return next(c for c in self.cells if c.service == service and c.env == env)
 
     def to_json(self) -> dict[str, object]:
+        rejected: dict[str, dict[str, object]] = {}
+        for (service, tag), mark in sorted(self.rejected.items()):
+            rejected.setdefault(service, {})[tag] = mark.to_json()
         return {
             "environments": self.environments,
             "services": {
@@ -45,27 +50,34 @@ class StatusReport:
                         "file": c.file,
                     }
                     | ({"why_empty": c.why_empty} if c.why_empty else {})
+                    | ({"hold": c.hold.to_json()} if c.hold else {})
                     for e in self.environments
                     for c in [self.cell(s, e)]
                 }
                 for s in self.services
             },
-        }
+        } | ({"rejected": rejected} if rejected else {})
 
     def table(self) -> str:
         def show(c: Cell) -> str:
             text = c.tag if c.tag is not None else f"- ({c.why_empty or 'not set'})"
             if c.revision and c.tag and not c.revision.startswith(c.tag):
                 text += f" @{c.revision[:7]}"
-            return text
+            return text + (" (held)" if c.hold else "")
 
         header = ["SERVICE", *self.environments]
         rows = [[s, *(show(self.cell(s, e)) for e in self.environments)] for s in self.services]
         widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-        return "\n".join(
+        lines = [
             "  ".join(col.ljust(w) for col, w in zip(r, widths, strict=True)).rstrip()
             for r in [header, *rows]
-        )
+        ]
+        marks = [(c.env, c.service, c.hold) for c in self.cells if c.hold]
+        if marks or self.rejected:
+            lines.append("")
+        lines += [f"held: {s} in {e} {m.text()}" for e, s, m in marks]
+        lines += [f"rejected: {s} {t} {m.text()}" for (s, t), m in sorted(self.rejected.items())]
+        return "\n".join(lines)
 
 
 def _opt(value: object) -> str | None:
@@ -80,6 +92,7 @@ def _why_empty(read: envfiles.Reader, env: Environment, key: str) -> str:
 
 
 def collect(config: GlueConfig, read: envfiles.Reader) -> StatusReport:
+    ledger = holds.load(read)
     cells = []
     for env in config.environments:
         for name, service in config.services.items():
@@ -90,8 +103,20 @@ def collect(config: GlueConfig, read: envfiles.Reader) -> StatusReport:
                 else envfiles.Found(None, None)
             )
             why = None if tag.file is not None else _why_empty(read, env, service.tag_key)
-            cells.append(Cell(env.name, name, _opt(tag.value), _opt(rev.value), tag.file, why))
-    return StatusReport(config.environment_names(), list(config.services), cells)
+            cells.append(
+                Cell(
+                    env.name,
+                    name,
+                    _opt(tag.value),
+                    _opt(rev.value),
+                    tag.file,
+                    why,
+                    ledger.hold(env.name, name),
+                )
+            )
+    return StatusReport(
+        config.environment_names(), list(config.services), cells, dict(ledger.rejected)
+    )
 
 
 # --------------------------------------------------------------------------- cluster view
