@@ -22,12 +22,14 @@ remote tip. Every commit carries trailers, one group per service, that
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from dataclasses import dataclass, field
 
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.repo import envfiles, inputs, values
+from gitops_glue.repo import proof as proven
 from gitops_glue.repo.bump import ServiceTag, revision_for
 from gitops_glue.repo.commit import (
     Change,
@@ -39,6 +41,7 @@ from gitops_glue.repo.commit import (
 )
 from gitops_glue.repo.message import MessageParts, ServiceLine, compose
 from gitops_glue.repo.policy import check_tag
+from gitops_glue.repo.proof import Proof
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class PromoteRequest:
     #: policy refuses any one service (default: promote the rest, list the refused).
     #: Services named one by one are always all or nothing.
     strict: bool = False
+    #: Promote only versions the source's deploy record proves (also the target's
+    #: ``require_deployed`` in glue.yaml); ``min_age`` seconds of soak (None: glue.yaml's).
+    require_deployed: bool = False
+    min_age: float | None = None
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,13 @@ class Promotion:
     new_tag: str
     old_revision: str | None
     new_revision: str | None
+    new_digest: str | None = None  # the source's digest, carried with the tag (digest_key)
+    proof: Proof | None = None  # what the source's deploy record proved (require_deployed)
 
     def to_json(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["proof"] = self.proof.to_json() if self.proof else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,8 @@ class Promotions:
     unchanged: tuple[str, ...]  # services already at the source's version
     #: ``--all``: services the target's policy refused, ``SERVICE TAG: why``.
     refused: tuple[str, ...] = ()
+    #: ``--all`` with require_deployed: services the source's record does not prove.
+    unproven: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -85,14 +98,20 @@ class Promotions:
             "promoted": [x.to_json() for x in self.promotions],
             "unchanged": list(self.unchanged),
             "refused": list(self.refused),
+            "unproven": list(self.unproven),
         }
 
     def _refused_lines(self) -> list[str]:
-        if not self.refused:
-            return []
-        return [f"  refused by {self.target}'s tag policy (left as they are):"] + [
-            f"    {r}" for r in self.refused
-        ]
+        lines = []
+        if self.refused:
+            lines += [f"  refused by {self.target}'s tag policy (left as they are):"] + [
+                f"    {r}" for r in self.refused
+            ]
+        if self.unproven:
+            lines += [f"  not proven in {self.source} (left as they are):"] + [
+                f"    {r}" for r in self.unproven
+            ]
+        return lines
 
     def unchanged_text(self) -> str:
         return "\n".join(
@@ -105,7 +124,9 @@ class Promotions:
 
     def changed_lines(self) -> list[str]:
         return [
-            f"  {x.service}: {x.old_tag} -> {x.new_tag}" for x in self.promotions
+            f"  {x.service}: {x.old_tag} -> {x.new_tag}"
+            + (f" ({x.proof.trailer()})" if x.proof else "")
+            for x in self.promotions
         ] + self._refused_lines()
 
     def dry_run_lines(self) -> list[str]:
@@ -160,6 +181,10 @@ def promotion_message(
             ("Glue-Previous-Tag", p.old_tag or ""),
             ("Upstream-Revision", p.new_revision or ""),
         ]
+        if p.new_digest:
+            trailers.append(("Glue-Digest", p.new_digest))
+        if p.proof:
+            trailers.append(("Glue-Proven", p.proof.trailer()))
     trailers += [("Pipeline", ci.pipeline_url), ("Triggered-By", ci.actor)]
     revisions = {p.new_revision for p in promotions}
     parts = MessageParts(
@@ -179,8 +204,18 @@ def promotion_message(
     return compose(config.git, parts)
 
 
-def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest) -> PromoteChange:
+def plan_promote(
+    config: GlueConfig,
+    read: envfiles.Reader,
+    req: PromoteRequest,
+    records: proven.Records | None = None,
+    now: dt.datetime | None = None,
+) -> PromoteChange:
     """Work out the promotion commit; touches nothing.
+
+    With proof required (``req.require_deployed`` or the target's ``require_deployed``),
+    ``records`` gives the source's deploy record and ``now`` the time the soak is
+    measured at: unproven services are refused like policy-refused ones.
 
     Services named one by one: the whole promotion is refused when the target's
     tag policy refuses any of them. Every service (``req.services`` None): the
@@ -212,6 +247,8 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
     unchanged: list[str] = []
     notes: list[str] = []
     refused: list[str] = []
+    unproven: list[str] = []
+    rules = proven.rules_for(dst, require=req.require_deployed, min_age=req.min_age)
     for name in names:
         svc = config.service(name)
         tag = _opt(envfiles.effective(read, src, svc.tag_key).value)
@@ -248,9 +285,52 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
             if svc.revision_key
             else None
         )
-        if old_tag == tag and (rev is None or old_rev == (rev or None)):
+        src_digest, old_digest = (
+            (
+                _opt(envfiles.effective(read, src, svc.digest_key).value) or None,
+                _opt(envfiles.effective(read, dst, svc.digest_key).value) or None,
+            )
+            if svc.digest_key
+            else (None, None)
+        )
+        if src_digest is not None:
+            inputs.check_line(f"{name}'s digest in {src_name} ({svc.digest_key})", src_digest)
+        if (
+            old_tag == tag
+            and (rev is None or old_rev == (rev or None))
+            and src_digest == old_digest
+        ):
             unchanged.append(name)
             continue
+        proof = None
+        if rules is not None:
+            if records is None:
+                raise UsageError(
+                    f"promotion to {dst.name!r} requires proof of deployment in {src_name!r}, "
+                    "but no deploy records were given"
+                )
+            try:
+                proof = proven.check(
+                    records(config, src_name),
+                    source=src_name,
+                    service=name,
+                    tag=tag,
+                    digest=src_digest,
+                    rules=rules,
+                    now=now or proven.utc_now(),
+                )
+            except proven.Unproven as exc:
+                unproven.append(f"{name} {tag}: {exc}")
+                continue
+        if svc.digest_key and (src_digest or old_digest):
+            new_text = values.set_value(
+                new_text,
+                svc.digest_key,
+                src_digest or "",
+                filename=own,
+                create=True,
+                force_string=True,
+            ).text
         new_text = values.set_value(
             new_text, svc.tag_key, tag, filename=own, create=True, force_string=True
         ).text
@@ -259,7 +339,15 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
                 new_text, svc.revision_key, rev, filename=own, create=True, force_string=True
             ).text
         promotions.append(
-            Promotion(name, old_tag, tag, old_rev, (rev or None) if rev is not None else old_rev)
+            Promotion(
+                name,
+                old_tag,
+                tag,
+                old_rev,
+                (rev or None) if rev is not None else old_rev,
+                src_digest,
+                proof,
+            )
         )
     if refused and (services is not None or req.strict):
         raise PolicyError(
@@ -267,12 +355,26 @@ def plan_promote(config: GlueConfig, read: envfiles.Reader, req: PromoteRequest)
             hint="promote the other services by name (or with --all, without --strict), "
             "or change the tag policy in glue.yaml",
         )
+    if unproven and (services is not None or req.strict):
+        raise PolicyError(
+            f"promotion to {dst.name!r} refused: not proven in {src_name!r}; nothing was "
+            "changed:\n  " + "\n  ".join(unproven),
+            hint=f"deploy it to {src_name} with glue apply (and let it run"
+            + (f" {proven.age(rules.min_age)}" if rules and rules.min_age else "")
+            + "), then promote again",
+        )
     edits = (FileEdit(own, text, new_text),) if promotions and new_text != text else ()
     return Change(
         edits=edits,
         message=promotion_message(config, src_name, dst.name, promotions, req.ci),
         details=Promotions(
-            src_name, dst.name, own, tuple(promotions), tuple(unchanged), tuple(refused)
+            src_name,
+            dst.name,
+            own,
+            tuple(promotions),
+            tuple(unchanged),
+            tuple(refused),
+            tuple(unproven),
         ),
         notes=tuple(notes),
     )
@@ -284,10 +386,13 @@ def promote(
     *,
     dry_run: bool = False,
     override_hold: bool = False,
+    records: proven.Records | None = None,
+    clock: proven.Clock = proven.utc_now,
 ) -> PromoteResult:
-    """``glue promote``: plan on the target's tip and commit there."""
+    """``glue promote``: plan on the target's tip and commit there (``records``: the
+    environments' deploy records, for proof; ``clock``: when the soak is measured)."""
 
     def plan(view: View) -> PromoteChange:
-        return plan_promote(view.config, view.read, req)
+        return plan_promote(view.config, view.read, req, records, clock())
 
     return commit_change(target, plan, dry_run=dry_run, override_hold=override_hold)
