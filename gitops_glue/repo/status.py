@@ -40,7 +40,7 @@ class StatusReport:
         rejected: dict[str, dict[str, object]] = {}
         for (service, tag), mark in sorted(self.rejected.items()):
             rejected.setdefault(service, {})[tag] = mark.to_json()
-        return {
+        data: dict[str, object] = {
             "environments": self.environments,
             "services": {
                 s: {
@@ -56,7 +56,10 @@ class StatusReport:
                 }
                 for s in self.services
             },
-        } | ({"rejected": rejected} if rejected else {})
+        }
+        if rejected:
+            data["rejected"] = rejected
+        return data
 
     def table(self) -> str:
         def show(c: Cell) -> str:
