@@ -7,19 +7,21 @@ checkout, or with ``--remote`` a remote branch), makes one call into
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gitops_glue.cli.app import app, loaded
+from gitops_glue.cli.app import State, app, loaded
 from gitops_glue.cli.options import (
     BranchOpt,
     DryRunOpt,
     EnvOpt,
     InsecureOpt,
     KnownHostsOpt,
+    KubeconfigOpt,
     MaxAttemptsOpt,
     Output,
     OutputOpt,
@@ -27,6 +29,7 @@ from gitops_glue.cli.options import (
     SshKeyFileOpt,
 )
 from gitops_glue.cli.render import emit, note
+from gitops_glue.durations import parse_duration
 from gitops_glue.errors import UsageError
 
 if TYPE_CHECKING:
@@ -118,6 +121,15 @@ def bump_tag_cmd(
             "branch to ENV (else do nothing, status skipped, exit 0)",
         ),
     ] = None,
+    resolve_digest: Annotated[
+        bool,
+        typer.Option(
+            "--resolve-digest",
+            envvar="GLUE_RESOLVE_DIGEST",
+            help="ask the registry for each tag's digest and write it at the service's "
+            "digest_key (always done for a service with a digest_key)",
+        ),
+    ] = False,
     override_hold: OverrideHoldOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
@@ -142,6 +154,8 @@ def bump_tag_cmd(
             ci=ctx,
             if_auto_release=if_auto_release,
         )
+        if resolve_digest:
+            req = dataclasses.replace(req, resolve_digest=True)
         result = bump(target, req, dry_run=dry_run, override_hold=override_hold)
     data = result.to_json()
     ci.write_outputs(
@@ -184,6 +198,26 @@ def promote_cmd(
     known_hosts: KnownHostsOpt = None,
     insecure_no_host_key_check: InsecureOpt = False,
     max_attempts: MaxAttemptsOpt = 20,
+    require_deployed: Annotated[
+        bool,
+        typer.Option(
+            "--require-deployed",
+            envvar="GLUE_REQUIRE_DEPLOYED",
+            help="promote only versions the source environment's deploy record (in its "
+            "cluster) shows deployed successfully (also ENV's require_deployed in glue.yaml)",
+        ),
+    ] = False,
+    min_age: Annotated[
+        str | None,
+        typer.Option(
+            "--min-age",
+            envvar="GLUE_MIN_AGE",
+            metavar="DURATION",
+            help="with proof: the version must have run in the source at least this long "
+            "(30m, 2h; default: ENV's min_age in glue.yaml); implies --require-deployed",
+        ),
+    ] = None,
+    kubeconfig: KubeconfigOpt = None,
     override_hold: OverrideHoldOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
@@ -204,11 +238,21 @@ def promote_cmd(
         source=from_env,
         ci=ci.detect(),
         strict=strict,
+        require_deployed=require_deployed,
+        min_age=None if min_age is None else parse_duration(min_age),
     )
     with _target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
-        result = promote(target, req, dry_run=dry_run, override_hold=override_hold)
+        from gitops_glue.repo.proof import cluster_records
+
+        result = promote(
+            target,
+            req,
+            dry_run=dry_run,
+            override_hold=override_hold,
+            records=cluster_records(State.directory, kubeconfig),
+        )
     _render(output, result)
 
 

@@ -7,6 +7,7 @@ lost push race it is simply run again on the new tip.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,10 @@ class BumpRequest:
     if_auto_release: str | None = None
     #: More services for the same commit (``glue bump-tag --env ENV a=1 b=1``).
     also: tuple[ServiceTag, ...] = ()
+    #: ``--resolve-digest``: ask the registry for every service's digest (a service with
+    #: a ``digest_key`` always does); :func:`bump` fills ``digests`` before planning.
+    resolve_digest: bool = False
+    digests: tuple[tuple[str, str], ...] = ()  # (service, sha256:...) from the registry
 
     @property
     def items(self) -> tuple[ServiceTag, ...]:
@@ -232,6 +237,8 @@ def message_parts(req: BumpRequest, details: TagChange) -> MessageParts:
             ("Glue-Tag", b.new_tag),
             ("Glue-Previous-Tag", b.old_tag or ""),
         ]
+        if dict(req.digests).get(b.service):
+            trailers.append(("Glue-Digest", dict(req.digests)[b.service]))
         if shared is None:
             trailers.append(("Upstream-Revision", item.revision or ""))
     trailers += [
@@ -372,9 +379,24 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
                     f"{item.service}: revision cleared ({service.revision_key}): no --revision "
                     f"for the new tag {item.tag}"
                 )
+        if service.digest_key is not None:
+            # The registry's digest next to the tag; a new tag without one clears the old.
+            digest = dict(req.digests).get(item.service)
+            old_digest = _str(envfiles.effective(read, env, service.digest_key).value) or None
+            if digest is not None:
+                inputs.check_line("digest", digest)
+            if digest != old_digest and (digest or old_tag != item.tag):
+                new_text = values.set_value(
+                    new_text,
+                    service.digest_key,
+                    digest or "",
+                    filename=own,
+                    create=True,
+                    force_string=True,
+                ).text
         bumps_out.append(ServiceBump(item.service, old_tag, item.tag, old_revision, new_revision))
     details = TagChange(env.name, own, tuple(bumps_out))
-    unchanged = not any(b.changed for b in bumps_out)
+    unchanged = not any(b.changed for b in bumps_out) and new_text == text
     edits = () if unchanged or new_text == text else (FileEdit(own, text, new_text),)
     return Change(
         edits=edits,
@@ -384,6 +406,31 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
     )
 
 
+def with_digests(config: GlueConfig, req: BumpRequest) -> BumpRequest:
+    """``req`` with the registry's digest of every service's tag that wants one."""
+    from gitops_glue.errors import OperationError
+    from gitops_glue.integrations import oci
+
+    found: list[tuple[str, str]] = []
+    for item in req.items:
+        svc = config.service(item.service)
+        if not (svc.digest_key or req.resolve_digest):
+            continue
+        if not svc.digest_key or not svc.image:
+            raise UsageError(
+                f"--resolve-digest: service {item.service!r} needs a digest_key and an image "
+                "in glue.yaml (where to write the digest, and where to ask for it)"
+            )
+        ref, digest = oci.resolve(svc.image, item.tag)
+        if digest is None:
+            raise OperationError(
+                f"{ref}:{item.tag} is not in the registry: no digest to pin; nothing was changed",
+                hint="push the image first (glue wait-image waits for it)",
+            )
+        found.append((item.service, digest))
+    return dataclasses.replace(req, digests=tuple(found)) if found else req
+
+
 def bump(
     target: CommitTarget,
     req: BumpRequest,
@@ -391,7 +438,9 @@ def bump(
     dry_run: bool = False,
     override_hold: bool = False,
 ) -> BumpResult:
-    """``glue bump-tag``: plan on the target's tip and commit there."""
+    """``glue bump-tag``: ask the registry for digests (``digest_key``/``--resolve-digest``),
+    then plan on the target's tip and commit there."""
+    req = with_digests(target.config(), req)
 
     def plan(view: View) -> BumpChange:
         return plan_bump(view.config, view.read, req)
