@@ -9,6 +9,7 @@ import typer
 from gitops_glue.cli.app import State, app
 from gitops_glue.cli.options import KubeconfigOpt, Output, OutputOpt
 from gitops_glue.cli.render import emit
+from gitops_glue.errors import UsageError
 
 
 @app.command("status")
@@ -20,15 +21,27 @@ def status_cmd(
             help="also what each environment runs (deploy records, Helm's storage); flag drift",
         ),
     ] = False,
+    verify_digests: Annotated[
+        bool,
+        typer.Option(
+            "--verify-digests",
+            help="ask the registry for each pinned tag's digest; exit 1 when a tag was "
+            "moved (re-pushed) since its digest was written",
+        ),
+    ] = False,
     kubeconfig: KubeconfigOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Show which tag (and revision) each service has in each environment."""
+    """Show which tag (and revision, short digest) each service has in each environment."""
     from gitops_glue.repo import status
 
-    view = (
-        status.cluster_status(State.directory, kubeconfig)
-        if cluster
-        else status.status(State.directory)
-    )
-    emit(output, view.to_json(), view.table())
+    if cluster and verify_digests:
+        raise UsageError("--verify-digests goes without --cluster")
+    if cluster:
+        view = status.cluster_status(State.directory, kubeconfig)
+        emit(output, view.to_json(), view.table())
+        return
+    report = status.status(State.directory, verify=verify_digests)
+    emit(output, report.to_json(), report.table())
+    if report.digest_mismatch:
+        raise typer.Exit(1)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitops_glue.config import Environment, GlueConfig
 from gitops_glue.repo import envfiles, holds
+from gitops_glue.repo.proof import short
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
@@ -24,6 +25,9 @@ class Cell:
     file: str | None  # where the tag is set
     why_empty: str | None = None  # why there is no tag: a missing file, the key set nowhere
     hold: holds.Mark | None = None  # glue hold: who, when, why
+    digest: str | None = None  # the digest pinned next to the tag (digest_key)
+    #: ``--verify-digests``: the registry's digest of the tag when it differs (moved tag)
+    registry_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class StatusReport:
                     }
                     | ({"why_empty": c.why_empty} if c.why_empty else {})
                     | ({"hold": c.hold.to_json()} if c.hold else {})
+                    | ({"digest": c.digest} if c.digest else {})
+                    | ({"digest_mismatch": c.registry_digest} if c.registry_digest else {})
                     for e in self.environments
                     for c in [self.cell(s, e)]
                 }
@@ -66,7 +72,13 @@ class StatusReport:
             text = c.tag if c.tag is not None else f"- ({c.why_empty or 'not set'})"
             if c.revision and c.tag and not c.revision.startswith(c.tag):
                 text += f" @{c.revision[:7]}"
-            return text + (" (held)" if c.hold else "")
+            if c.hold:
+                text += " (held)"
+            if c.digest:
+                text += f" {short(c.digest)}"
+            if c.registry_digest:
+                text += " DIGEST-MISMATCH"
+            return text
 
         header = ["SERVICE", *self.environments]
         rows = [[s, *(show(self.cell(s, e)) for e in self.environments)] for s in self.services]
@@ -80,7 +92,35 @@ class StatusReport:
             lines.append("")
         lines += [f"held: {s} in {e} {m.text()}" for e, s, m in marks]
         lines += [f"rejected: {s} {t} {m.text()}" for (s, t), m in sorted(self.rejected.items())]
+        lines += [
+            f"digest mismatch: {c.env}/{c.service}: the registry has {c.tag} at "
+            f"{c.registry_digest}, the files pin {c.digest}"
+            for c in self.cells
+            if c.registry_digest
+        ]
         return "\n".join(lines)
+
+    @property
+    def digest_mismatch(self) -> bool:
+        return any(c.registry_digest for c in self.cells)
+
+
+def verify_digests(config: GlueConfig, report: StatusReport) -> StatusReport:
+    """``report`` with every pinned digest checked against the registry's for its tag."""
+    import dataclasses
+
+    from gitops_glue.integrations import oci
+
+    cells = []
+    for cell in report.cells:
+        image = config.service(cell.service).image
+        if cell.digest and cell.tag and image:
+            _ref, now = oci.resolve(image, cell.tag)
+            if now != cell.digest:
+                moved = now or "(tag not in the registry)"
+                cell = dataclasses.replace(cell, registry_digest=moved)  # noqa: PLW2901
+        cells.append(cell)
+    return dataclasses.replace(report, cells=cells)
 
 
 def _opt(value: object) -> str | None:
@@ -115,6 +155,9 @@ def collect(config: GlueConfig, read: envfiles.Reader) -> StatusReport:
                     tag.file,
                     why,
                     ledger.hold(env.name, name),
+                    _opt(envfiles.effective(read, env, service.digest_key).value) or None
+                    if service.digest_key
+                    else None,
                 )
             )
     return StatusReport(
@@ -320,13 +363,15 @@ def helmfile_namespaces(root: Path) -> Callable[[str], dict[str, str]]:
     return namespaces
 
 
-def status(directory: Path) -> StatusReport:
-    """``glue status``: the deployment repo's tags, from its glue.yaml and values files."""
+def status(directory: Path, *, verify: bool = False) -> StatusReport:
+    """``glue status``: the deployment repo's tags, from its glue.yaml and values files;
+    ``verify``: pinned digests checked against the registry (``--verify-digests``)."""
     from gitops_glue.config import load_config
     from gitops_glue.repo.gitrepo import worktree_reader
 
     loaded = load_config(directory)
-    return collect(loaded.config, worktree_reader(loaded.root))
+    report = collect(loaded.config, worktree_reader(loaded.root))
+    return verify_digests(loaded.config, report) if verify else report
 
 
 def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
