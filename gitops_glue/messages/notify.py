@@ -108,6 +108,7 @@ class ServiceChange:
     old: ServiceVersion | None
     new: ServiceVersion | None
     source_repo: str | None = None
+    held: bool = False  # glue hold holds it in this environment
 
     @property
     def revision_only(self) -> bool:
@@ -131,7 +132,10 @@ class ServiceChange:
         return compare_url(self.source_repo, _git_ref(self.old), _git_ref(self.new))
 
     def summary(self) -> str:
-        """Plain text: ``a 3f9c2e1 -> 4e5f6a7``."""
+        """Plain text: ``a 3f9c2e1 -> 4e5f6a7`` (`` (held)`` when glue hold holds it)."""
+        return self._summary() + (" (held)" if self.held else "")
+
+    def _summary(self) -> str:
         o, n = self.old, self.new
         if self.status == "added":
             return f"{self.service} {n.tag if n else ''} (new)"
@@ -176,6 +180,7 @@ class ServiceChange:
             "new_url": self.new_url(),
             "compare_url": self.compare_url(),
             "source_repo": self.source_repo,
+            "held": self.held,
         }
 
 
@@ -219,6 +224,7 @@ def compute(
     *,
     sources: Mapping[str, str | None] | None = None,
     scope: Collection[str] | None = None,
+    held: Collection[str] = (),
 ) -> ChangeSet:
     """Compare the recorded versions (``old``; None: nothing recorded) with ``new``.
 
@@ -241,7 +247,7 @@ def compute(
             status = "unchanged"
         else:
             status = "changed"
-        changes.append(ServiceChange(name, status, o, n, sources.get(name)))
+        changes.append(ServiceChange(name, status, o, n, sources.get(name), name in held))
     return ChangeSet(environment, old is None, changes)
 
 
@@ -491,6 +497,8 @@ class NotifyRequest:
     template: Path | None = None
     #: Why the deploy failed (``glue apply --report`` lines), for the failed phase.
     failure: tuple[str, ...] = ()
+    #: Services held in the environment (``glue hold``): marked in the message.
+    held: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -550,7 +558,9 @@ def notify(
         old = saved.new
     else:
         old = saved.old
-    changes = compute(req.environment, old, req.new, sources=req.sources, scope=req.scope)
+    changes = compute(
+        req.environment, old, req.new, sources=req.sources, scope=req.scope, held=req.held
+    )
     notice = Notice(
         req.phase,
         changes,
@@ -743,14 +753,18 @@ def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
         )
         scope: list[str] | None = [name]
         state_release: str | None = rel
+        held: tuple[str, ...] = ()
     else:
         assert loaded is not None  # without tag, a missing glue.yaml was raised above
+        from gitops_glue.repo import holds
         from gitops_glue.repo.gitrepo import worktree_reader
 
+        read = worktree_reader(loaded.root)
         new, releases, sources, namespace = from_checkout(
-            loaded.config, worktree_reader(loaded.root), env, services=opts.services
+            loaded.config, read, env, services=opts.services
         )
         scope, state_release = (list(opts.services) if opts.services else None, None)
+        held = tuple(sorted(s for (e, s) in holds.load(read).holds if e == env))
     settings = loaded.config.notify if loaded else None
     quiet = opts.quiet_when_unchanged
     if quiet is None:
@@ -771,6 +785,7 @@ def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
         thread=thread,
         template=opts.template or (loaded.template("notify") if loaded else None),
         failure=read_apply_report(opts.apply_report) if kind == "failed" else (),
+        held=held,
     )
 
 

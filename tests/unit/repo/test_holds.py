@@ -45,3 +45,22 @@ def test_amend_message_keeps_trailers_last() -> None:
     assert ("Glue-Environment", "prod") in parse_trailers(out)
     plain = amend_message("just a title\n", ["why"], [("Glue-Hold", "dev a")])
     assert plain == "just a title\n\nwhy\n\nGlue-Hold: dev a\n"
+
+
+def test_notify_marks_a_held_service() -> None:
+    import json
+
+    from gitops_glue.cluster.record import ServiceVersion
+    from gitops_glue.messages.notify import Notice, build_message, compute
+
+    old = {"a": ServiceVersion("1.0.0"), "b": ServiceVersion("2.0.0")}
+    new = {"a": ServiceVersion("1.0.0"), "b": ServiceVersion("2.1.0")}
+    for held, marked in ((("a",), "a `1.0.0` (held)"), (("b",), "2.1.0 (held)")):
+        changes = compute("prod", old, new, held=held)
+        start = json.dumps(build_message(Notice("pre-upgrade", changes)).payload()["blocks"])
+        assert marked in start, start
+        assert start.count("(held)") == 1  # only the held service
+    short = build_message(Notice("post-upgrade", compute("prod", old, new, held=("b",))))
+    assert "b 2.0.0 → 2.1.0 (held)" in short.text
+    plain = json.dumps(build_message(Notice("pre-upgrade", compute("prod", old, new))).payload())
+    assert "(held)" not in plain
