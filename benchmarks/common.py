@@ -1,0 +1,167 @@
+"""What every benchmark script shares: timing runs, printing them, and handing them to
+``run_all.py`` (``make bench``), which writes the table in benchmarks/README.md.
+
+Nothing here passes or fails: a script prints median and min-max of several runs, the
+ratio to its peer where there is one, and the issue's target next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "Bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    median: float
+    low: float
+    high: float
+    runs: int
+
+
+@dataclass
+class Row:
+    what: str
+    median: float
+    low: float
+    high: float
+    runs: int
+    unit: str = "s"
+    ratio: str = ""
+    target: str = ""
+
+
+@dataclass
+class Report:
+    """The rows one script measured; printed as they come, written as JSON at the end."""
+
+    script: str
+    rows: list[Row] = field(default_factory=list)
+
+    def add(
+        self,
+        what: str,
+        timing: Timing,
+        *,
+        unit: str = "s",
+        peer: Timing | None = None,
+        target: str = "",
+    ) -> None:
+        ratio = f"{timing.median / peer.median:.2f}x" if peer and peer.median else ""
+        row = Row(what, timing.median, timing.low, timing.high, timing.runs, unit, ratio, target)
+        self.rows.append(row)
+        print(format_row(row), flush=True)
+
+    def write(self) -> None:
+        out = os.environ.get("GLUE_BENCH_JSON")
+        if out:
+            Path(out).write_text(
+                json.dumps({"script": self.script, "rows": [asdict(r) for r in self.rows]})
+            )
+
+
+def format_row(row: Row) -> str:
+    scale, unit = (1000.0, "ms") if row.unit == "s" else (1.0, row.unit)
+    text = (
+        f"{row.what:<58} median {row.median * scale:8.1f} {unit}"
+        f"  (min {row.low * scale:.1f}, max {row.high * scale:.1f}, {row.runs} runs)"
+    )
+    if row.ratio:
+        text += f"  {row.ratio} its peer"
+    if row.target:
+        text += f"  [target {row.target}]"
+    return text
+
+
+def timed(samples: list[float]) -> Timing:
+    return Timing(statistics.median(samples), min(samples), max(samples), len(samples))
+
+
+def side_by_side(runs: int, *steps: Callable[[int], object], warmup: bool = True) -> list[Timing]:
+    """Time each step ``runs`` times, interleaved (a, b, a, b, ...) so that load from
+    other work on the machine falls on both alike. A step gets the run number."""
+    if warmup:
+        for step in steps:
+            step(-1)
+    samples: list[list[float]] = [[] for _ in steps]
+    for i in range(runs):
+        for n, step in enumerate(steps):
+            start = time.perf_counter()
+            step(i)
+            samples[n].append(time.perf_counter() - start)
+    return [timed(s) for s in samples]
+
+
+def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **GIT_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
+
+
+def glue_command() -> list[str]:
+    """The installed ``glue`` next to this Python, else ``python -m gitops_glue``."""
+    found = shutil.which("glue")
+    return [found] if found else ["python3", "-m", "gitops_glue"]
+
+
+def example_repo(dest: Path) -> Path:
+    """A git checkout of the project's example deployment repo, one commit on main."""
+    dest.mkdir(parents=True)
+    for name in ("glue.yaml", "helmfile.yaml.gotmpl", "environments", "charts"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        else:
+            shutil.copy2(src, dest / name)
+    git_init(dest)
+    return dest
+
+
+def git_init(dest: Path) -> None:
+    run(["git", "init", "-q", "--initial-branch=main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "initial"], dest)
+
+
+def yq_command() -> tuple[str | None, str]:
+    """mikefarah's yq (the Go one teams script with), and how it was found.
+
+    Debian's ``yq`` package is a jq wrapper in Python (kislyuk/yq), another tool: it is
+    not used. ``$YQ`` or a yq built with ``go install github.com/mikefarah/yq/v4``.
+    """
+    candidates = [
+        os.environ.get("YQ", ""),
+        str(Path.home() / "go/bin/yq"),
+        str(Path.home() / ".cache/gitops-glue-bench/bin/yq"),
+        shutil.which("yq") or "",
+    ]
+    for path in candidates:
+        if not path or not Path(path).is_file():
+            continue
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+        if "mikefarah" in out.stdout + out.stderr:
+            return path, (out.stdout or out.stderr).strip()
+    return None, "mikefarah yq not found (set $YQ)"

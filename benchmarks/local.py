@@ -1,0 +1,62 @@
+"""Local commands on the example repository, as a developer or a CI job runs them.
+
+- ``glue --help`` against bare ``python -c pass``;
+- ``glue status`` on the example repo;
+- ``glue bump-tag -e dev a TAG`` against the flow teams script today: ``yq -i`` on the
+  values file, then ``git commit -am`` (mikefarah's yq; skipped when it is missing).
+
+Run: python benchmarks/local.py [--runs N]   (or `make bench`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from common import Report, example_repo, glue_command, run, side_by_side, yq_command
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=11)
+    args = parser.parse_args()
+    report = Report("local")
+    glue = glue_command()
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = example_repo(Path(tmp) / "repo")
+        bare, help_ = side_by_side(
+            args.runs,
+            lambda _: run([sys.executable, "-c", "pass"]),
+            lambda _: run([*glue, "--help"]),
+        )
+        report.add("python -c pass (for scale)", bare)
+        report.add("glue --help", help_, peer=bare, target="< 0.15 s")
+        (status,) = side_by_side(args.runs, lambda _: run([*glue, "status"], repo))
+        report.add("glue status, example repo", status, target="< 0.25 s")
+
+        yq, version = yq_command()
+        values = repo / "environments" / "dev.yaml"
+
+        def bump(i: int) -> None:
+            run([*glue, "bump-tag", "-e", "dev", "a", f"{i + 2:07x}"], repo)
+
+        if yq is None:
+            print(f"yq flow skipped: {version}")
+            (glue_bump,) = side_by_side(args.runs, bump)
+            report.add("glue bump-tag, local", glue_bump, target="< 0.3 s")
+        else:
+
+            def scripted(i: int) -> None:
+                run([yq, "-i", f'.a.image.tag = "v{i + 2}.0.0"', str(values)])
+                run(["git", "commit", "-q", "-am", f"a: v{i + 2}.0.0"], repo)
+
+            glue_bump, flow = side_by_side(args.runs, bump, scripted)
+            report.add("yq -i + git commit -am (" + version.split()[-1] + ")", flow)
+            report.add("glue bump-tag, local", glue_bump, peer=flow, target="< 0.3 s")
+    report.write()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""``make bench``: run every benchmark script and write their table into README.md.
+
+Each script prints its own lines and, with ``$GLUE_BENCH_JSON`` set, writes its rows;
+this collects them into the table between the ``bench:table`` markers of
+benchmarks/README.md, with the machine and the date. Nothing passes or fails.
+
+Run: python benchmarks/run_all.py [--quick] [--only local,values]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from common import Row
+
+HERE = Path(__file__).resolve().parent
+README = HERE / "README.md"
+START, END = "<!-- bench:table:start -->", "<!-- bench:table:end -->"
+# script, its arguments (full run, quick run)
+SCRIPTS = {
+    "local": (["--runs", "11"], ["--runs", "3"]),
+    "values": (["--runs", "7"], ["--runs", "3"]),
+    "scale": (["--runs", "7"], ["--runs", "3"]),
+    "install": (["--runs", "3"], ["--runs", "1"]),
+}
+
+
+def machine() -> str:
+    cpus = os.cpu_count()
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; load average at the start: {load}"
+    )
+
+
+def table(rows: list[tuple[str, Row]]) -> str:
+    out = [
+        "| script | what | median | min-max | runs | vs peer | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for script, r in rows:
+        scale, unit = (1000.0, "ms") if r.unit == "s" else (1.0, r.unit)
+        out.append(
+            f"| {script} | {r.what} | {r.median * scale:.1f} {unit} | "
+            f"{r.low * scale:.1f}-{r.high * scale:.1f} | {r.runs} | {r.ratio} | {r.target} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument("--only", default="", help="comma-separated script names")
+    args = parser.parse_args()
+    chosen = [s for s in SCRIPTS if not args.only or s in args.only.split(",")]
+    header = f"Machine: {machine()}. Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC."
+    rows: list[tuple[str, Row]] = []
+    for script in chosen:
+        full, quick = SCRIPTS[script]
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            print(f"== {script}.py", flush=True)
+            done = subprocess.run(
+                [sys.executable, str(HERE / f"{script}.py"), *(quick if args.quick else full)],
+                env={**os.environ, "GLUE_BENCH_JSON": out.name},
+                check=False,
+            )
+            text = Path(out.name).read_text()
+            if done.returncode != 0 or not text:
+                print(f"{script}.py failed ({done.returncode}): left out of the table")
+                continue
+            rows += [(script, Row(**r)) for r in json.loads(text)["rows"]]
+    body = f"{header}\n\n{table(rows)}\n"
+    text = README.read_text()
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    README.write_text(f"{before}{START}\n{body}{END}{after}")
+    print(f"table written to {README}")
+
+
+if __name__ == "__main__":
+    main()
