@@ -94,7 +94,7 @@ CMD ["glue", "--help"]
 FROM small AS full
 LABEL org.opencontainers.image.title="gitops-glue" \
       org.opencontainers.image.description="glue with helm 3, helmfile and helm-diff"
-USER root
+USER 0:0
 # git: helmfile and helm fetch chart dependencies with it; ca-certificates: TLS.
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -399,6 +399,8 @@ def test_dockerfile_passes_hadolint_and_runs_as_10001() -> None:
         "!pyproject.toml",
         "!README.md",
         "!gitops_glue/",
+        "!build/rootfs.tar",  # BASE=rootfs / TOOLS=context builds (scripts/build-image)
+        "!build/tools/",
         "gitops_glue/**/__pycache__",
     ]
 
