@@ -30,6 +30,11 @@ SCRIPTS = {
     "values": (["--runs", "7"], ["--runs", "3"]),
     "scale": (["--runs", "7"], ["--runs", "3"]),
     "install": (["--runs", "3"], ["--runs", "1"]),
+    "notify_hook": (["--runs", "7"], ["--runs", "3"]),
+}
+# Older scripts that print their own summary: run too, their output pasted under the table.
+PRINTING = {
+    "bump_remote": (["--runs", "5", "--races", "3"], ["--runs", "3", "--races", "1"]),
 }
 
 
@@ -78,7 +83,21 @@ def main() -> None:
                 print(f"{script}.py failed ({done.returncode}): left out of the table")
                 continue
             rows += [(script, Row(**r)) for r in json.loads(text)["rows"]]
-    body = f"{header}\n\n{table(rows)}\n"
+    printed = []
+    for script, (full, quick) in PRINTING.items():
+        if args.only and script not in args.only.split(","):
+            continue
+        print(f"== {script}.py", flush=True)
+        shown = subprocess.run(
+            [sys.executable, str(HERE / f"{script}.py"), *(quick if args.quick else full)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(shown.stdout, end="")
+        state = "" if shown.returncode == 0 else f" (exit {shown.returncode})"
+        printed.append(f"`{script}.py`{state}:\n\n```\n{shown.stdout.strip()}\n```\n")
+    body = f"{header}\n\n{table(rows)}\n" + "".join(f"\n{p}" for p in printed)
     text = README.read_text()
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]

@@ -1,0 +1,127 @@
+"""``glue notify`` as a Helm hook Job runs it: no checkout, ``--service`` and ``--tag``,
+against the testbed's API server (deploy record and thread state in ConfigMaps) and the
+Slack stand-in. Wall time and peak RSS of each command, start and finish messages.
+
+Starts its own testbed cluster (scripts/testbed up; needs the tools built, see
+scripts/TESTBED.md) and takes it down at the end. ``python -c "import ssl"`` is
+printed for scale: a Python that opens one TLS connection starts at about that.
+
+glue runs from a fresh venv with only its runtime dependencies (as in the hook image):
+a development environment carries more (trio, for one, which httpcore2 imports when it
+is installed: +0.06 s at every start). ``--dev-glue`` times the glue on PATH instead.
+
+Run: python benchmarks/notify_hook.py [--runs N] [--dev-glue]   (or `make bench`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, Report, Timing, glue_command, timed
+
+sys.path.insert(0, str(ROOT))
+from tests.support.slackserver import start_slack
+
+TESTBED = ROOT / "scripts" / "testbed"
+
+
+def testbed_env(name: str, state: Path) -> dict[str, str]:
+    """The environment after ``eval "$(scripts/testbed env NAME)"``."""
+    env = {**os.environ, "GLUE_TESTBED_STATE": str(state)}
+    out = subprocess.run(
+        ["bash", "-c", f'eval "$("{TESTBED}" env {name})" && env -0'],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+def measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def fresh_glue(state: Path) -> list[str]:
+    """glue installed with its runtime dependencies only, in a new venv."""
+    venv = state / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", str(ROOT)],
+        check=True,
+    )
+    return [str(venv / "bin/glue")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--dev-glue", action="store_true", help="the glue on PATH")
+    args = parser.parse_args()
+    report = Report("notify_hook")
+    state = Path(tempfile.mkdtemp(prefix="glue-bench-notify-"))
+    name = f"bench-notify-{os.getpid()}"
+    base = {**os.environ, "GLUE_TESTBED_STATE": str(state)}
+    print(f"starting testbed cluster {name}", file=sys.stderr, flush=True)
+    subprocess.run([str(TESTBED), "up", name], env=base, check=True, capture_output=True)
+    slack, running = start_slack()
+    try:
+        env = testbed_env(name, state)
+        ns = "bench-notify"
+        subprocess.run(["kubectl", "create", "namespace", ns], env=env, check=True)
+        work = state / "empty"  # a hook Job has no checkout
+        work.mkdir()
+        env |= {
+            "SLACK_WEBHOOK_URL": slack.webhook_url,
+            "GLUE_RECORD_NAMESPACE": ns,
+            "GLUE_NOTIFY_SERVICE": "a",
+        }
+        glue = [*(glue_command() if args.dev_glue else fresh_glue(state)), "notify", "-e", "dev"]
+        walls: dict[str, list[float]] = {"start": [], "finish": [], "python": []}
+        rss: dict[str, list[float]] = {"start": [], "finish": [], "python": []}
+        for i in range(-1, args.runs):  # run -1 warms the caches, untimed
+            tag = f"{i + 2:07x}"
+            steps = {
+                "python": [sys.executable, "-c", "import ssl"],
+                "start": [*glue, "--phase", "pre-upgrade", "--tag", tag],
+                "finish": [*glue, "--phase", "post-upgrade", "--tag", tag],
+            }
+            for kind, cmd in steps.items():
+                wall, peak = measured(cmd, work, env)
+                if i >= 0:
+                    walls[kind].append(wall)
+                    rss[kind].append(peak)
+        scale = timed(walls["python"])
+        report.add('python -c "import ssl" (for scale)', scale)
+        for kind, phase in (("start", "pre-upgrade"), ("finish", "post-upgrade")):
+            report.add(f"glue notify --phase {phase} --tag, wall", timed(walls[kind]),
+                       target="< 0.35 s")  # fmt: skip
+            t: Timing = timed(rss[kind])
+            report.add(f"glue notify --phase {phase} --tag, peak RSS", t, unit="MB",
+                       target="< 80 MB")  # fmt: skip
+        print(f"Slack stand-in got {len(slack.webhook_requests())} messages", file=sys.stderr)
+    finally:
+        running.stop()
+        subprocess.run([str(TESTBED), "down", name], env=base, check=False, capture_output=True)
+    report.write()
+
+
+if __name__ == "__main__":
+    main()
