@@ -109,6 +109,8 @@ class ServiceChange:
     new: ServiceVersion | None
     source_repo: str | None = None
     held: bool = False  # glue hold holds it in this environment
+    #: The soak its promotion passed (``45m in staging``), from the ``Glue-Proven`` trailer.
+    proven: str | None = None
 
     @property
     def revision_only(self) -> bool:
@@ -133,7 +135,8 @@ class ServiceChange:
 
     def summary(self) -> str:
         """Plain text: ``a 3f9c2e1 -> 4e5f6a7`` (`` (held)`` when glue hold holds it)."""
-        return self._summary() + (" (held)" if self.held else "")
+        proven = f" (proven: {self.proven})" if self.proven else ""
+        return self._summary() + proven + (" (held)" if self.held else "")
 
     def _summary(self) -> str:
         o, n = self.old, self.new
@@ -155,7 +158,7 @@ class ServiceChange:
         def side(v: ServiceVersion | None) -> dict[str, Any] | None:
             return None if v is None else {"tag": v.tag, "revision": v.revision}
 
-        return {
+        data = {
             "service": self.service,
             "status": self.status,
             "old": side(self.old),
@@ -165,6 +168,9 @@ class ServiceChange:
             "new_url": self.new_url(),
             "compare_url": self.compare_url(),
         }
+        if self.proven:
+            data["proven"] = self.proven
+        return data
 
     def template_vars(self) -> dict[str, Any]:
         o, n = self.old, self.new
@@ -181,6 +187,7 @@ class ServiceChange:
             "compare_url": self.compare_url(),
             "source_repo": self.source_repo,
             "held": self.held,
+            "proven": self.proven,
         }
 
 
@@ -225,6 +232,7 @@ def compute(
     sources: Mapping[str, str | None] | None = None,
     scope: Collection[str] | None = None,
     held: Collection[str] = (),
+    proven: Mapping[str, str] | None = None,
 ) -> ChangeSet:
     """Compare the recorded versions (``old``; None: nothing recorded) with ``new``.
 
@@ -247,7 +255,8 @@ def compute(
             status = "unchanged"
         else:
             status = "changed"
-        changes.append(ServiceChange(name, status, o, n, sources.get(name), name in held))
+        soak = (proven or {}).get(name) if status in ("changed", "added") else None
+        changes.append(ServiceChange(name, status, o, n, sources.get(name), name in held, soak))
     return ChangeSet(environment, old is None, changes)
 
 
@@ -499,6 +508,8 @@ class NotifyRequest:
     failure: tuple[str, ...] = ()
     #: Services held in the environment (``glue hold``): marked in the message.
     held: tuple[str, ...] = ()
+    #: ``(service, "45m in staging")``: the soak each promoted version passed.
+    proven: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -559,7 +570,13 @@ def notify(
     else:
         old = saved.old
     changes = compute(
-        req.environment, old, req.new, sources=req.sources, scope=req.scope, held=req.held
+        req.environment,
+        old,
+        req.new,
+        sources=req.sources,
+        scope=req.scope,
+        held=req.held,
+        proven=dict(req.proven),
     )
     notice = Notice(
         req.phase,
@@ -754,6 +771,7 @@ def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
         scope: list[str] | None = [name]
         state_release: str | None = rel
         held: tuple[str, ...] = ()
+        proven: tuple[tuple[str, str], ...] = ()
     else:
         assert loaded is not None  # without tag, a missing glue.yaml was raised above
         from gitops_glue.repo import holds
@@ -765,6 +783,7 @@ def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
         )
         scope, state_release = (list(opts.services) if opts.services else None, None)
         held = tuple(sorted(s for (e, s) in holds.load(read).holds if e == env))
+        proven = _proven_in_checkout(loaded.root, env, {k: v.tag for k, v in new.items() if v.tag})
     settings = loaded.config.notify if loaded else None
     quiet = opts.quiet_when_unchanged
     if quiet is None:
@@ -786,7 +805,28 @@ def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
         template=opts.template or (loaded.template("notify") if loaded else None),
         failure=read_apply_report(opts.apply_report) if kind == "failed" else (),
         held=held,
+        proven=proven,
     )
+
+
+def _proven_in_checkout(
+    root: Path, env: str, tags: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """The soak each version in ``tags`` passed when promoted into ``env`` (from the
+    checkout's history); nothing when the folder is not a git checkout."""
+    import pygit2
+
+    from gitops_glue.repo.gitrepo import GitHistory
+    from gitops_glue.repo.proof import proven_in_history
+
+    try:
+        repo = pygit2.Repository(str(root))
+        tip = repo.head.peel(pygit2.Commit)
+    except (pygit2.GitError, KeyError, ValueError):
+        return ()
+    prefix = Path(repo.workdir or root).resolve()
+    rel = root.resolve().relative_to(prefix).as_posix() if root.resolve() != prefix else ""
+    return tuple(sorted(proven_in_history(GitHistory(repo, tip, rel), env, tags).items()))
 
 
 def run(

@@ -15,7 +15,8 @@ time without sleeping. :func:`cluster_records` is the real record source.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,7 @@ from gitops_glue.durations import parse_duration
 if TYPE_CHECKING:
     from gitops_glue.cluster.record import DeployRecord
     from gitops_glue.config import Environment, GlueConfig
+    from gitops_glue.repo.commit import History
 
 #: ``records(config, env)``: the environment's deploy record, or None before its first deploy.
 Records = Callable[["GlueConfig", str], "DeployRecord | None"]
@@ -64,9 +66,13 @@ class Proof:
     min_age: float
 
     def trailer(self) -> str:
-        """``deployed in staging since T, 2h05m (min 30m)``."""
+        """``a 1.4.0 deployed in staging since T, 2h05m (min 30m)``: one per service, so
+        ``glue notify`` can say which promoted version passed which soak."""
         need = f" (min {age(self.min_age)})" if self.min_age else ""
-        return f"deployed in {self.source} since {self.since}, {age(self.soaked)}{need}"
+        return (
+            f"{self.service} {self.tag} deployed in {self.source} since {self.since}, "
+            f"{age(self.soaked)}{need}"
+        )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -151,6 +157,32 @@ def check(
             f"required ({runs})"
         )
     return Proof(service, tag, source, since.isoformat(), soaked, rules.min_age)
+
+
+TRAILER = "Glue-Proven"
+_TRAILER_TEXT = re.compile(r"(\S+) (\S+) deployed in (\S+) since \S+, (\S+)")
+
+
+def proven_in_history(
+    history: History, env: str, tags: Mapping[str, str], *, limit: int = 200
+) -> dict[str, str]:
+    """``{service: "45m in staging"}`` for each service whose current tag in ``env``
+    (``tags``) was promoted there with proof: the newest ``Glue-Proven`` trailer of a
+    commit into ``env`` that names that service and tag, within ``limit`` commits."""
+    from gitops_glue.repo.commit import parse_trailers
+
+    found: dict[str, str] = {}
+    for n, commit in enumerate(history.first_parents()):
+        if n >= limit or len(found) == len(tags):
+            break
+        trailers = parse_trailers(commit.message)
+        if ("Glue-Environment", env) not in trailers:
+            continue
+        for key, value in trailers:
+            m = _TRAILER_TEXT.match(value) if key == TRAILER else None
+            if m and m[1] not in found and tags.get(m[1]) == m[2]:
+                found[m[1]] = f"{m[4]} in {m[3]}"
+    return found
 
 
 def short(digest: str) -> str:

@@ -79,4 +79,12 @@ def test_promote_requires_what_staging_runs_and_its_soak_time(
     assert code == 0, err + out
     assert prod_tag(repo) == "4e5f6a7"
     message = git(repo, "log", "-1", "--format=%B")
-    assert "Glue-Proven: deployed in staging since" in message and "(min 30m)" in message
+    assert "Glue-Proven: a 4e5f6a7 deployed in staging since" in message and "(min 30m)" in message
+    # The deploy's start message says which soak the promoted version passed.
+    code, out, err = run(
+        testbed, repo, "notify", "--phase", "pre-upgrade", "--env", "prod", "--dry-run"
+    )
+    assert code == 0, err
+    assert "a 4e5f6a7 (new) (proven: 1h00m in staging), b 1d2e3f4 (new)" in out, out
+    [line] = [x for x in out.splitlines() if x.startswith("• *a*")]
+    assert line.endswith("|4e5f6a7> (new) (proven: 1h00m in staging)"), out

@@ -72,7 +72,8 @@ def test_soaked_long_enough_is_promoted_with_digest_and_proof_trailer() -> None:
     message = plan(rec, T0 + dt.timedelta(minutes=45))
     assert f"Glue-Digest: {DIGEST}" in message
     assert (
-        "Glue-Proven: deployed in staging since 2026-12-02T10:00:00+00:00, 45m (min 30m)" in message
+        "Glue-Proven: a 1.3.0 deployed in staging since 2026-12-02T10:00:00+00:00, 45m (min 30m)"
+        in message
     )
 
 
@@ -134,3 +135,38 @@ def test_without_require_deployed_the_digest_travels_with_the_tag() -> None:
     assert change.edits[0].new_text.startswith(
         f"a:\n  image:\n    tag: 1.3.0\n    digest: {DIGEST}"
     )
+
+
+def test_the_newest_proof_of_the_current_tag_is_found_in_history(tmp_path: Path) -> None:
+    import pygit2
+
+    from gitops_glue.repo.gitrepo import GitHistory
+    from gitops_glue.repo.proof import proven_in_history
+    from tests.support.helpers import git
+
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+
+    def commit(message: str) -> None:
+        git(repo, "commit", "-q", "--allow-empty", "-m", message)
+
+    since = "2026-12-02T10:00:00+00:00"
+    commit(
+        f"p1\n\nGlue-Environment: prod\nGlue-Proven: a 1.2.0 deployed in staging since {since}, 2h"
+    )
+    commit(
+        "p2\n\nGlue-Environment: prod\n"
+        f"Glue-Proven: a 1.3.0 deployed in staging since {since}, 45m (min 30m)\n"
+        f"Glue-Proven: b 2.0.0 deployed in staging since {since}, 3d01h"
+    )
+    commit(
+        "other env\n\nGlue-Environment: staging\n"
+        f"Glue-Proven: c 9 deployed in dev since {since}, 1m"
+    )
+    r = pygit2.Repository(str(repo))
+    history = GitHistory(r, r.head.peel(pygit2.Commit))
+    tags = {"a": "1.3.0", "b": "2.0.1", "c": "9"}
+    # b runs another tag than the one proven; c's proof was for another environment.
+    assert proven_in_history(history, "prod", tags) == {"a": "45m in staging"}
+    assert proven_in_history(history, "prod", {"a": "1.2.0"}) == {"a": "2h in staging"}
