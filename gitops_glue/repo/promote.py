@@ -184,7 +184,7 @@ def promotion_message(
         if p.new_digest:
             trailers.append(("Glue-Digest", p.new_digest))
         if p.proof:
-            trailers.append(("Glue-Proven", p.proof.trailer()))
+            trailers.append((proven.TRAILER, p.proof.trailer()))
     trailers += [("Pipeline", ci.pipeline_url), ("Triggered-By", ci.actor)]
     revisions = {p.new_revision for p in promotions}
     parts = MessageParts(
