@@ -59,6 +59,15 @@ def values_file(lines: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def libyaml() -> bool:
+    """Whether glue parses with libyaml here (the ``fast-yaml`` extra is installed)."""
+    try:
+        from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
@@ -66,6 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     report = Report("values")
     glue = glue_command()
+    parser_name = "libyaml parser" if libyaml() else "pure-Python parser"
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "values.yaml"
         file.write_text(values_file(args.lines))
@@ -82,7 +92,8 @@ def main() -> None:
         if yq is None:
             print(f"yq side skipped: {version}")
             set_, get = side_by_side(args.runs, glue_set, glue_get)
-            report.add(f"glue set, {count}-line values file", set_, target="< 0.3 s")
+            label = f"glue set, {count}-line values file ({parser_name})"
+            report.add(label, set_, target="< 0.3 s")
         else:
 
             def yq_set(i: int) -> None:
@@ -91,12 +102,12 @@ def main() -> None:
             set_, get, peer = side_by_side(args.runs, glue_set, glue_get, yq_set)
             report.add(f"yq -i, {count}-line values file", peer)
             report.add(
-                f"glue set, {count}-line values file",
+                f"glue set, {count}-line values file ({parser_name})",
                 set_,
                 peer=peer,
                 target="< 0.3 s and <= 3x yq",
             )
-        report.add(f"glue get, {count}-line values file", get)
+        report.add(f"glue get, {count}-line values file ({parser_name})", get)
     report.write()
 
 
