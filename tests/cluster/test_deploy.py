@@ -92,9 +92,11 @@ def test_diff_exit_codes_and_apply_writes_the_record(testbed: Testbed, tmp_path:
     assert statuses(testbed, ns, "a") == ["deployed"]
     rec = record(testbed, ns)
     assert rec is not None
+    # since: when this tag was first deployed successfully (here: this deploy).
+    since = rec["deployed-at"]
     assert json.loads(str(rec["services.json"])) == {
-        "a": {"release": "a", "revision": "3f9c2e1", "tag": "3f9c2e1"},
-        "b": {"release": "b", "revision": "1d2e3f4", "tag": "1d2e3f4"},
+        "a": {"release": "a", "revision": "3f9c2e1", "tag": "3f9c2e1", "since": since},
+        "b": {"release": "b", "revision": "1d2e3f4", "tag": "1d2e3f4", "since": since},
     }
     assert rec["git-revision"] == git(repo, "rev-parse", "HEAD").strip()
     assert lease(testbed, ns) is None  # released
