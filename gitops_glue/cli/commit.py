@@ -53,7 +53,7 @@ def _progress(message: str) -> None:
     note(f"glue: {message}")
 
 
-def _target(
+def commit_target(
     remote: str | None,
     branch: str,
     ssh_key_file: Path | None,
@@ -74,7 +74,7 @@ def _target(
     return RemoteBranch(options, os.environ, _progress)
 
 
-def _render(output: Output, result: CommitResult[D]) -> None:
+def render_result(output: Output, result: CommitResult[D]) -> None:
     for text in result.change.warnings:
         note(f"glue: warning: {text}")
     for text in result.change.notes:
@@ -139,7 +139,7 @@ def bump_tag_cmd(
     Without --revision (or @REVISION), a tag that is a commit SHA is its own revision and
     any other new tag clears the service's old revision (revision_key).
     """
-    with _target(
+    with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         target.start(push=not dry_run)  # a remote's fetch runs while the rest of glue loads
@@ -166,7 +166,7 @@ def bump_tag_cmd(
         },
         dotenv=str(dotenv) if dotenv else None,
     )
-    _render(output, result)
+    render_result(output, result)
 
 
 @app.command("promote")
@@ -241,7 +241,7 @@ def promote_cmd(
         require_deployed=require_deployed,
         min_age=None if min_age is None else parse_duration(min_age),
     )
-    with _target(
+    with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         from gitops_glue.repo.proof import cluster_records
@@ -253,7 +253,7 @@ def promote_cmd(
             override_hold=override_hold,
             records=cluster_records(State.directory, kubeconfig),
         )
-    _render(output, result)
+    render_result(output, result)
 
 
 SourceBranchOpt = Annotated[
@@ -319,11 +319,11 @@ def release_cmd(
         ci=ctx,
         also=also,
     )
-    with _target(
+    with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         result = release(target, req, dry_run=dry_run, override_hold=override_hold)
-    _render(output, result)
+    render_result(output, result)
 
 
 @app.command("rollback")
@@ -377,11 +377,11 @@ def rollback_cmd(
         reject_reason=(reason or "") if reject else None,
         actor=actor,
     )
-    with _target(
+    with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         result = rollback(target, req, dry_run=dry_run, override_hold=override_hold)
-    _render(output, result)
+    render_result(output, result)
 
 
 @app.command("should-release")
@@ -400,6 +400,8 @@ def should_release_cmd(
 
     if not source_branch:
         raise UsageError("--source-branch BRANCH is required: the image's source branch")
-    with _target(remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check) as target:
+    with commit_target(
+        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check
+    ) as target:
         decision = should_release(target, source_branch, env)
     emit(output, decision.to_json(), decision.summary())

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from gitops_glue.cli.app import app
-from gitops_glue.cli.commit import _render, _target
+from gitops_glue.cli.commit import commit_target, render_result
 from gitops_glue.cli.options import (
     BranchOpt,
     DryRunOpt,
@@ -60,11 +60,11 @@ def hold_cmd(
     from gitops_glue.repo.holds import HoldRequest, hold
 
     req = HoldRequest(service, env, reason=reason, actor=actor, ci=ci.detect())
-    with _target(
+    with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         result = hold(target, req, dry_run=dry_run)
-    _render(output, result)
+    render_result(output, result)
 
 
 @app.command("unhold")
@@ -85,11 +85,11 @@ def unhold_cmd(
     from gitops_glue.repo.holds import HoldRequest, hold
 
     req = HoldRequest(service, env, release=True, ci=ci.detect())
-    with _target(
+    with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         result = hold(target, req, dry_run=dry_run)
-    _render(output, result)
+    render_result(output, result)
 
 
 @app.command("reject")
@@ -113,8 +113,8 @@ def reject_cmd(
     from gitops_glue.repo.holds import RejectRequest, reject
 
     req = RejectRequest(service, tag, reason, actor=actor, ci=ci.detect())
-    with _target(
+    with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
         result = reject(target, req, dry_run=dry_run)
-    _render(output, result)
+    render_result(output, result)

@@ -152,10 +152,10 @@ def notify_cmd(
 
         note(f"glue: warning: no notification sent (--best-effort): {redact(str(exc))}")
         return
-    _render(result, output)
+    render_result(result, output)
 
 
-def _render(result: NotifyResult, output: MessageOutput) -> None:
+def render_result(result: NotifyResult, output: MessageOutput) -> None:
     for text in result.notes:
         note(f"glue: note: {text}")
     if output is MessageOutput.json:

@@ -21,7 +21,7 @@ from ruamel.yaml import YAML
 from gitops_glue.cluster import record
 from gitops_glue.cluster.kube import Kube
 from gitops_glue.cluster.record import DeployRecord, ServiceVersion
-from tests.cluster.hookplay import held_helm, host_runner
+from tests.cluster.hookplay import held_helm, host_runner, sa_kubeconfig
 from tests.support.helpers import ROOT, Run, copy_example, glue
 from tests.support.slackserver import BOT_TOKEN, SlackServer
 from tests.support.testbed import Testbed
@@ -70,32 +70,6 @@ def hook_job(manifest: str, suffix: str) -> dict[str, Any]:
         if d["kind"] == "Job" and d["metadata"]["name"] == f"a-glue-notify-{suffix}"
     ]
     return job
-
-
-def sa_kubeconfig(bed: Testbed, ns: str, sa: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as ServiceAccount ``sa``, as a Pod of it would."""
-    token = bed.kubectl("create", "token", sa, "-n", ns, "--duration", "10m").out.strip()
-    ca = base64.b64encode((bed.state_dir / "pki" / "ca.crt").read_bytes()).decode()
-    path.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "current-context": "sa",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": bed.server, "certificate-authority-data": ca},
-                    }
-                ],
-                "users": [{"name": "sa", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "sa", "context": {"cluster": "c", "user": "sa", "namespace": ns}}
-                ],
-            }
-        )
-    )
-    return path
 
 
 def run_like_job(
