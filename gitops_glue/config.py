@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gitops_glue.cluster import record
 from gitops_glue.errors import ConfigError, UsageError
 from gitops_glue.files import CONFIG_NAME, find_config
 from gitops_glue.repo import inputs, keypath
@@ -41,11 +42,6 @@ DEFAULT_BRANCH_TAGS = r"{branch}-(?P<order>[0-9]+)-(?P<revision>[0-9a-f]{7,40})"
 _ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 TemplateName = Literal["announce", "notify"]
-
-
-def default_record_namespace(env: str) -> str:
-    """Namespace of an environment's deploy record and lock when glue.yaml names none."""
-    return f"glue-{env}"
 
 
 class _Model(BaseModel):
@@ -149,7 +145,7 @@ class Environment(_Model):
 
     @property
     def record_namespace(self) -> str:
-        return self.namespace or default_record_namespace(self.name)
+        return self.namespace or record.default_namespace(self.name)
 
     @property
     def own_file(self) -> str:

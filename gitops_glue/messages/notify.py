@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from gitops_glue.cluster import record
 from gitops_glue.cluster.record import ServiceVersion
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import commit_url
@@ -735,25 +736,32 @@ class NotifyOptions:
     channel: str | None = None
 
 
-def _config_for(opts: NotifyOptions) -> LoadedConfig | None:
-    """The deployment repo's glue.yaml; in hook mode (``tag``) it may be missing."""
-    from gitops_glue.config import load_config
+def config_for(opts: NotifyOptions) -> LoadedConfig | None:
+    """The deployment repo's glue.yaml; in hook mode (``tag``) it may be missing.
+
+    A hook Job has no checkout: when no glue.yaml is found the config module (the
+    pydantic model, ~0.07 s to build) is never imported.
+    """
     from gitops_glue.errors import ConfigError
+    from gitops_glue.files import find_config
 
     try:
-        return load_config(opts.directory)
+        find_config(opts.directory)
     except ConfigError:
         if opts.tag is None:
             raise
         return None
+    from gitops_glue.config import load_config
+
+    return load_config(opts.directory)
 
 
-def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
-    """The request: hook mode (one service's ``tag``) or the checkout's versions of ``env``."""
-    from gitops_glue.config import default_record_namespace
+def build_request(opts: NotifyOptions, ci: CiContext, loaded: LoadedConfig | None) -> NotifyRequest:
+    """The request: hook mode (one service's ``tag``) or the checkout's versions of ``env``.
 
+    ``loaded``: :func:`config_for` ``opts``.
+    """
     kind = phase_kind(opts.phase)
-    loaded = _config_for(opts)
     env = opts.environment
     if opts.tag is not None:
         if len(opts.services) != 1:
@@ -766,7 +774,7 @@ def build_request(opts: NotifyOptions, ci: CiContext) -> NotifyRequest:
         namespace = (
             loaded.config.environment(env).record_namespace
             if loaded
-            else default_record_namespace(env)
+            else record.default_namespace(env)
         )
         scope: list[str] | None = [name]
         state_release: str | None = rel
@@ -840,8 +848,9 @@ def run(
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.integrations import ci
 
-    req = build_request(opts, ci.detect())
-    loaded = _config_for(opts)
+    phase_kind(opts.phase)  # an unknown phase is refused before anything is read
+    loaded = config_for(opts)
+    req = build_request(opts, ci.detect(), loaded)
     kube = (
         context.for_environment(
             loaded, opts.environment, kubeconfig=opts.kubeconfig, context=opts.kube_context

@@ -163,3 +163,25 @@ def test_cli_modules_do_not_touch_pygit2_kube_client_or_requests() -> None:
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} loads a heavy module")
     assert offenders == []
+
+
+def test_a_hook_job_notify_without_glue_yaml_does_not_build_the_config_model(
+    tmp_path: Path,
+) -> None:
+    """A hook Job has no checkout: ``glue notify --tag`` there must not pay for pydantic."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from gitops_glue.messages import notify\n"
+        "from gitops_glue.integrations.ci import detect\n"
+        "opts = notify.NotifyOptions(phase='pre-upgrade', environment='dev',\n"
+        f"    directory=Path({str(tmp_path)!r}), services=('a',), tag='v1')\n"
+        "req = notify.build_request(opts, detect(), notify.config_for(opts))\n"
+        "heavy = ('pydantic', 'gitops_glue.config')\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(heavy))\n"
+        "print(json.dumps([req.record_namespace, loaded]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert json.loads(proc.stdout) == ["glue-dev", []]

@@ -28,8 +28,12 @@ def hook(directory: Path, **kw: object) -> notify.NotifyOptions:
     return notify.NotifyOptions(**{**base, **kw})  # type: ignore[arg-type]
 
 
+def build(opts: notify.NotifyOptions) -> notify.NotifyRequest:
+    return notify.build_request(opts, CI, notify.config_for(opts))
+
+
 def test_hook_mode_needs_no_glue_yaml_and_defaults_to_glue_env(tmp_path: Path) -> None:
-    req = notify.build_request(hook(tmp_path, revision="abc1234", release="a-api"), CI)
+    req = build(hook(tmp_path, revision="abc1234", release="a-api"))
     assert req.record_namespace == "glue-prod"
     assert req.new == {"a": V("v1.2.3", "abc1234", "a-api")}
     assert (req.releases, req.scope, req.state_release) == ({"a": "a-api"}, ["a"], "a-api")
@@ -39,36 +43,36 @@ def test_hook_mode_needs_no_glue_yaml_and_defaults_to_glue_env(tmp_path: Path) -
 
 def test_hook_mode_takes_the_namespace_from_glue_yaml_when_there_is_one(tmp_path: Path) -> None:
     repo = copy_example(tmp_path / "deploy")
-    assert notify.build_request(hook(repo), CI).record_namespace == "example-prod"
-    given = notify.build_request(hook(repo, record_namespace="mine", actor="me"), CI)
+    assert build(hook(repo)).record_namespace == "example-prod"
+    given = build(hook(repo, record_namespace="mine", actor="me"))
     assert (given.record_namespace, given.actor) == ("mine", "me")
 
 
 def test_hook_mode_is_for_exactly_one_service(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="exactly one --service"):
-        notify.build_request(hook(tmp_path, services=("a", "b")), CI)
+        build(hook(tmp_path, services=("a", "b")))
     with pytest.raises(UsageError, match="exactly one --service"):
-        notify.build_request(hook(tmp_path, services=()), CI)
+        build(hook(tmp_path, services=()))
 
 
 def test_without_a_tag_the_checkout_is_needed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no glue\.yaml"):
-        notify.build_request(hook(tmp_path, tag=None), CI)
+        build(hook(tmp_path, tag=None))
 
 
 def test_unknown_phase_is_refused_before_anything_is_read(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="unknown phase"):
-        notify.build_request(hook(tmp_path, phase="mid-upgrade", tag=None), CI)
+        notify.run(hook(tmp_path, phase="mid-upgrade", tag=None), dry_run=True)
 
 
 def test_from_a_checkout_every_service_of_the_environment(tmp_path: Path) -> None:
     repo = copy_example(tmp_path / "deploy")
-    req = notify.build_request(hook(repo, tag=None, services=(), environment="dev"), CI)
+    req = build(hook(repo, tag=None, services=(), environment="dev"))
     assert req.new == {"a": V("3f9c2e1", "3f9c2e1", "a"), "b": V("9a8b7c6", "9a8b7c6", "b")}
     assert req.record_namespace == "example-dev"
     assert req.sources == {"a": "https://github.com/example/a", "b": "https://gitlab.com/example/b"}
     assert (req.scope, req.state_release) == (None, None)
-    only_b = notify.build_request(hook(repo, tag=None, services=("b",), environment="dev"), CI)
+    only_b = build(hook(repo, tag=None, services=("b",), environment="dev"))
     assert list(only_b.new) == ["b"] and only_b.scope == ["b"]
 
 
@@ -82,13 +86,11 @@ def test_glue_yaml_settings_and_template_are_defaults_the_options_override(
         + "notify:\n  thread: update\n  quiet_when_unchanged: true\n"
         + "templates:\n  notify: messages/notify.md.j2\n"
     )
-    req = notify.build_request(hook(repo), CI)
+    req = build(hook(repo))
     assert (req.thread, req.quiet_when_unchanged) == ("update", True)
     assert req.template == repo / "messages" / "notify.md.j2"
     mine = tmp_path / "mine.j2"
-    req = notify.build_request(
-        hook(repo, thread="reply", quiet_when_unchanged=False, template=mine), CI
-    )
+    req = build(hook(repo, thread="reply", quiet_when_unchanged=False, template=mine))
     assert (req.thread, req.quiet_when_unchanged, req.template) == ("reply", False, mine)
 
 
@@ -109,14 +111,12 @@ def test_failed_phase_names_the_failing_pods_from_the_apply_report(tmp_path: Pat
             }
         )
     )
-    failed = notify.build_request(hook(tmp_path, phase="failed", apply_report=report), CI)
+    failed = build(hook(tmp_path, phase="failed", apply_report=report))
     assert failed.failure == ("prod/a-1 [app]: CrashLoopBackOff | last log: boom",)
-    started = notify.build_request(hook(tmp_path, apply_report=report), CI)
+    started = build(hook(tmp_path, apply_report=report))
     assert started.failure == ()
-    missing = notify.build_request(
-        hook(tmp_path, phase="failed", apply_report=tmp_path / "none.json"), CI
-    )
+    missing = build(hook(tmp_path, phase="failed", apply_report=tmp_path / "none.json"))
     assert missing.failure == ()
     report.write_text("not json")
     with pytest.raises(UsageError, match="not a glue apply report"):
-        notify.build_request(hook(tmp_path, phase="failed", apply_report=report), CI)
+        build(hook(tmp_path, phase="failed", apply_report=report))
