@@ -227,6 +227,27 @@ def test_dry_run_and_unchanged_push_nothing(
     assert ssh_remote.head() == before
 
 
+def test_one_bump_opens_two_ssh_connections(
+    ssh_git_server: SshGitServer, ssh_remote: BareRemote, tmp_path: Path
+) -> None:
+    # The fetch and the push connection, opened at once; reading glue.yaml (for
+    # digest_key) uses that fetch. Each connection costs the server ~0.2 s.
+    before = ssh_git_server.log_text().count("Accepted publickey")
+    run = glue(
+        "bump-tag",
+        "a",
+        "4e5f6a7",
+        "--env",
+        "dev",
+        "--remote",
+        ssh_remote.url,
+        cwd=tmp_path,
+        env=ssh_env(ssh_git_server),
+    )
+    assert run.code == 0, run.err
+    assert ssh_git_server.log_text().count("Accepted publickey") - before == 2
+
+
 def test_policy_is_read_from_the_remote_config(
     ssh_git_server: SshGitServer, ssh_remote: BareRemote, tmp_path: Path
 ) -> None:
