@@ -408,14 +408,15 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
 
 def with_digests(config: GlueConfig, req: BumpRequest) -> BumpRequest:
     """``req`` with the registry's digest of every service's tag that wants one."""
+    wanted = [i for i in req.items if req.resolve_digest or config.service(i.service).digest_key]
+    if not wanted:
+        return req  # the registry client is not even imported (remote bumps wait for this)
     from gitops_glue.errors import OperationError
     from gitops_glue.integrations import oci
 
     found: list[tuple[str, str]] = []
-    for item in req.items:
+    for item in wanted:
         svc = config.service(item.service)
-        if not (svc.digest_key or req.resolve_digest):
-            continue
         if not svc.digest_key or not svc.image:
             raise UsageError(
                 f"--resolve-digest: service {item.service!r} needs a digest_key and an image "
