@@ -1,18 +1,24 @@
-"""What `glue apply` adds over a bare `helmfile apply`, on the example repo.
+"""glue apply's own time: what glue spends before helmfile apply starts and after it
+ends, on a chart whose pods take 5 s to become Ready.
 
-Starts its own testbed cluster (scripts/testbed up), deploys the example
-repository's staging environment, then alternates runs of
+Starts its own testbed cluster with GLUE_TESTBED_POD_READY_DELAY=5s (kwok makes each
+pod Running+Ready 5 s after it is scheduled), deploys the example repository's staging
+environment (services a and b) once, then alternates
 
-    helmfile -e staging apply --detailed-exitcode --suppress-secrets
-    glue apply --env staging
+    glue apply --env staging                     (glue: lock first, then helmfile apply)
+    helmfile -e staging apply --detailed-exitcode --suppress-secrets   (bare, for scale)
 
-each after a fresh tag bump (so every run really upgrades both releases), and
-prints the median wall time of each and the overhead. With --releases N the
-example's helmfile is widened to N releases to show how the overhead grows.
+each after a fresh `glue set` of a's tag (so every run really upgrades a and waits for
+its new pod). glue runs helmfile through a wrapper (GLUE_HELMFILE) that writes down when
+each helmfile run starts and ends; glue's own time is glue's wall time minus the
+`helmfile apply` run's span (so the other helmfile runs glue makes, listed in the
+output, count as glue's), split into before helmfile apply starts and after it ends
+(the wrapper's timestamps against the moments glue was started and exited). Prints
+median and min-max of glue's own time, of the whole deploy and of own time as a share
+of it.
 
-Run: python benchmarks/apply_overhead.py [--runs 5] [--releases 2]
-Target: glue's overhead under 5%, and no per-release work that grows faster
-than the number of releases.
+Run: python benchmarks/apply_overhead.py [--runs 5] [--quick] [--delay 5s]
+Target (issue 17): glue's own time under 0.3 s, printed also as a % of the deploy.
 """
 
 from __future__ import annotations
@@ -21,74 +27,20 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
+from collections import Counter
 
-ROOT = Path(__file__).resolve().parent.parent
-TESTBED = ROOT / "scripts" / "testbed"
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def sh(args: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    took = time.perf_counter() - start
-    if proc.returncode not in (0, 2):
-        raise SystemExit(
-            f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
-    return took
-
-
-def testbed_env(name: str, state: Path) -> dict[str, str]:
-    """The environment after ``eval "$(scripts/testbed env NAME)"``."""
-    env = {**os.environ, "GLUE_TESTBED_STATE": str(state)}
-    out = subprocess.run(
-        ["bash", "-c", f'eval "$("{TESTBED}" env {name})" && env -0'],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
-
-
-def make_repo(dest: Path, releases: int, namespace: str) -> Path:
-    dest.mkdir(parents=True)
-    for name in ("glue.yaml", "helmfile.yaml.gotmpl", "environments", "charts"):
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dest / name)
-    staging = dest / "environments/staging.yaml"
-    staging.write_text(staging.read_text().replace("example-staging", namespace))
-    config = dest / "glue.yaml"
-    config.write_text(config.read_text().replace("example-staging", namespace))
-    if releases > 2:
-        extra = [f"s{i}" for i in range(releases - 2)]
-        helmfile = dest / "helmfile.yaml.gotmpl"
-        names = " ".join(f'"{n}"' for n in ["a", "b", *extra])
-        helmfile.write_text(helmfile.read_text().replace('list "a" "b"', f"list {names}"))
-        base = dest / "environments/base.yaml"
-        base.write_text(
-            base.read_text()
-            + "".join(
-                f"\n{n}:\n  image:\n    repository: registry.example.com/team/{n}\n"
-                f'    tag: "0000000"\n'
-                for n in extra
-            )
-        )
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["add", "-A"],
-        ["-c", "user.name=b", "-c", "user.email=b@example.com", "commit", "-qm", "i"],
-    ):
-        subprocess.run(["git", *args], cwd=dest, check=True)
-    return dest
+from cluster_bench import (
+    HelmfileClock,
+    git,
+    load_line,
+    log,
+    make_repo,
+    run,
+    run_between,
+    testbed,
+    wrapper_cost,
+)
+from common import Report, glue_command, timed
 
 
 def main() -> None:
@@ -96,55 +48,82 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--releases", type=int, nargs="+", default=[2, 8])
+    parser.add_argument("--quick", action="store_true", help="3 runs")
+    parser.add_argument("--delay", default="5s", help="pod ready delay (default 5s)")
     opts = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="glue-bench-apply-"))
-    name = f"bench-{os.getpid()}"
-    base_env = {**os.environ, "GLUE_TESTBED_STATE": str(state)}
-    log(f"starting testbed cluster {name} (first use builds the tools)")
-    subprocess.run([str(TESTBED), "up", name], env=base_env, check=True)
-    try:
-        env = testbed_env(name, state)
-        results = []
-        for count in opts.releases:
-            repo = make_repo(state / f"repo{count}", count, f"bench-{count}")
-            glue = [sys.executable, "-m", "gitops_glue"]
-            helmfile = [
-                "helmfile",
-                "-e",
-                "staging",
-                "apply",
-                "--detailed-exitcode",
-                "--suppress-secrets",
-            ]
-            sh(helmfile, repo, env)  # first install, untimed
-            times: dict[str, list[float]] = {"helmfile": [], "glue": []}
-            for run in range(opts.runs):
-                for kind in ("glue", "helmfile") if run % 2 else ("helmfile", "glue"):
-                    tag = f"{run:03d}{len(times[kind]):02d}{'a' if kind == 'glue' else 'b'}0"
-                    subprocess.run(
-                        [*glue, "set", "environments/staging.yaml", "a.image.tag", tag],
-                        cwd=repo,
-                        env=env,
-                        check=True,
-                        capture_output=True,
-                    )
-                    args = [*glue, "apply", "--env", "staging"] if kind == "glue" else helmfile
-                    took = sh(args, repo, env)
-                    times[kind].append(took)
-                    log(f"releases={count} run {run + 1}/{opts.runs} {kind:8s} {took:6.2f} s")
-            h, g = statistics.median(times["helmfile"]), statistics.median(times["glue"])
-            results.append((count, h, g))
-        print("median wall time of an apply that upgrades one release:")
-        for count, h, g in results:
-            print(
-                f"  {count:3d} releases: helmfile {h:6.2f} s   glue apply {g:6.2f} s   "
-                f"overhead {g - h:+5.2f} s ({(g / h - 1) * 100:+5.1f}%)"
-            )
-        print("target: overhead < 5%, growing no faster than the number of releases")
-    finally:
-        subprocess.run([str(TESTBED), "down", name], env=base_env, check=False)
-        shutil.rmtree(state, ignore_errors=True)
+    runs = 3 if opts.quick else opts.runs
+    load_start = os.getloadavg()
+    report = Report("apply_overhead")
+    with testbed("apply", opts.delay) as (env, scratch):
+        real = shutil.which("helmfile", path=env["PATH"])
+        assert real, "no helmfile on the testbed's PATH"
+        clock = HelmfileClock(scratch, real)
+        cost = wrapper_cost(scratch)
+        repo = make_repo(scratch / "repo", 2, "bench-apply")
+        glue = glue_command()
+        glue_env = {**env, "GLUE_HELMFILE": str(clock.path)}
+        helmfile = ["helmfile", "-e", "staging", "apply", "--detailed-exitcode"]
+        helmfile.append("--suppress-secrets")
+        log("first deploy (untimed)")
+        run([*glue, "apply", "--env", "staging"], repo, glue_env)
+        own: list[float] = []
+        walls: list[float] = []
+        shares: list[float] = []
+        bare: list[float] = []
+        calls: Counter[str] = Counter()
+        other_runs: list[float] = []
+        before: list[float] = []
+        after: list[float] = []
+        for i in range(runs):
+            for kind in ("glue", "helmfile") if i % 2 == 0 else ("helmfile", "glue"):
+                tag = f"{i:03d}{'a' if kind == 'glue' else 'b'}000"
+                set_tag = [*glue, "set", "environments/staging.yaml", "a.image.tag", tag]
+                run(set_tag, repo, env)
+                git(repo, "commit", "-qam", f"a {tag}")
+                if kind == "helmfile":
+                    bare.append(run(helmfile, repo, env))
+                    log(f"run {i + 1}/{runs} helmfile apply {bare[-1]:6.2f} s")
+                    continue
+                clock.reset()
+                start, end = run_between([*glue, "apply", "--env", "staging"], repo, glue_env)
+                spans = clock.spans()
+                applied = [s for s in spans if s.args.startswith("apply")]
+                assert len(applied) == 1, spans
+                calls.update(s.args for s in spans)
+                other_runs.append(sum(s.seconds for s in spans) - applied[0].seconds)
+                walls.append(end - start)
+                own.append(walls[-1] - applied[0].seconds)
+                before.append(applied[0].start - start)
+                after.append(end - applied[0].end)
+                shares.append(own[-1] / walls[-1] * 100)
+                log(
+                    f"run {i + 1}/{runs} glue apply     {walls[-1]:6.2f} s "
+                    f"(helmfile apply {applied[0].seconds:.2f} s, glue's own {own[-1]:.3f} s: "
+                    f"{before[-1]:.3f} before, {after[-1]:.3f} after)"
+                )
+    print(load_line(load_start))
+    print(
+        f"glue apply on the example repo (2 releases, a upgraded each run), pods Ready "
+        f"{opts.delay} after scheduling; {runs} runs, alternating with bare helmfile apply"
+    )
+    print(
+        "helmfile runs glue made per apply: "
+        + ", ".join(f"{name} x{n // runs}" for name, n in calls.items())
+        + "; glue itself also runs `helm version` once (not wrapped, counted as glue's)"
+    )
+    report.add("glue apply: glue's own time (wall - helmfile apply)", timed(own), target="< 0.3 s")
+    report.add("  of it: before helmfile apply starts", timed(before))
+    report.add("  of it: after helmfile apply ends", timed(after))
+    report.add("  of it: glue's other helmfile runs (build, list)", timed(other_runs))
+    report.add("glue apply: whole deploy (wall)", timed(walls), peer=timed(bare))
+    report.add("bare helmfile apply of the same change (wall)", timed(bare))
+    report.add("glue's own time as a share of the whole deploy", timed(shares), unit="%")
+    gap = statistics.median(walls) - statistics.median(bare)
+    print(
+        f"wrapper cost per helmfile run (bash start, counted as glue's): {cost * 1000:.1f} ms; "
+        f"glue wall - bare helmfile wall (medians): {gap:+.2f} s"
+    )
+    report.write()
 
 
 if __name__ == "__main__":
