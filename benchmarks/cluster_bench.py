@@ -170,6 +170,16 @@ class HelmfileClock:
         return out
 
 
+def covered(spans: list[Span]) -> float:
+    """Seconds during which at least one of ``spans`` ran (glue may run two at once)."""
+    total, reach = 0.0, float("-inf")
+    for span in sorted(spans, key=lambda s: s.start):
+        if span.end > reach:
+            total += span.end - max(span.start, reach)
+            reach = span.end
+    return total
+
+
 def short(args: str) -> str:
     """``--helm-binary helm -e staging --selector name=a apply --detailed-exitcode``
     -> ``apply (--selector name=a)``: the subcommand, and the selectors."""
