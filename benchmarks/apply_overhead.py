@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 from collections import Counter
 
 from cluster_bench import (
-    HelmfileClock,
+    HELMFILE_APPLY,
+    clocked_glue_env,
     git,
     load_line,
     log,
@@ -38,7 +38,6 @@ from cluster_bench import (
     run,
     run_between,
     testbed,
-    wrapper_cost,
 )
 from common import Report, glue_command, timed
 
@@ -55,15 +54,10 @@ def main() -> None:
     load_start = os.getloadavg()
     report = Report("apply_overhead")
     with testbed("apply", opts.delay) as (env, scratch):
-        real = shutil.which("helmfile", path=env["PATH"])
-        assert real, "no helmfile on the testbed's PATH"
-        clock = HelmfileClock(scratch, real)
-        cost = wrapper_cost(scratch)
+        clock, cost, glue_env = clocked_glue_env(env, scratch)
         repo = make_repo(scratch / "repo", 2, "bench-apply")
         glue = glue_command()
-        glue_env = {**env, "GLUE_HELMFILE": str(clock.path)}
-        helmfile = ["helmfile", "-e", "staging", "apply", "--detailed-exitcode"]
-        helmfile.append("--suppress-secrets")
+        helmfile = HELMFILE_APPLY
         log("first deploy (untimed)")
         run([*glue, "apply", "--env", "staging"], repo, glue_env)
         own: list[float] = []

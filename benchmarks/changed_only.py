@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 from collections import defaultdict
 
 from cluster_bench import (
-    HelmfileClock,
+    HELMFILE_APPLY,
+    clocked_glue_env,
     covered,
     git,
     load_line,
@@ -38,7 +38,6 @@ from cluster_bench import (
     release_names,
     run,
     testbed,
-    wrapper_cost,
 )
 from common import Report, glue_command, timed
 
@@ -57,16 +56,11 @@ def main() -> None:
     load_start = os.getloadavg()
     report = Report("changed_only")
     with testbed("changed", opts.delay) as (env, scratch):
-        real = shutil.which("helmfile", path=env["PATH"])
-        assert real, "no helmfile on the testbed's PATH"
-        clock = HelmfileClock(scratch, real)
-        cost = wrapper_cost(scratch)
+        clock, cost, glue_env = clocked_glue_env(env, scratch)
         repo = make_repo(scratch / "repo", opts.releases, "bench-changed")
         glue = glue_command()
-        glue_env = {**env, "GLUE_HELMFILE": str(clock.path)}
         apply_changed = [*glue, "apply", "--env", "staging", "--changed-only"]
-        helmfile = ["helmfile", "-e", "staging", "apply", "--detailed-exitcode"]
-        helmfile.append("--suppress-secrets")
+        helmfile = HELMFILE_APPLY
         log(f"first deploy of {opts.releases} releases with glue apply (untimed)")
         run([*glue, "apply", "--env", "staging"], repo, glue_env)
         times: dict[str, list[float]] = {"glue": [], "helmfile": []}

@@ -1,6 +1,6 @@
-"""What the cluster benchmarks (apply_overhead.py, changed_only.py) share: their own
-testbed cluster, a deployment repo with N releases, and a helmfile wrapper that writes
-down when each helmfile run starts and ends.
+"""What the cluster benchmarks (apply_overhead.py, changed_only.py, notify_hook.py)
+share: their own testbed cluster, a deployment repo with N releases, and a helmfile
+wrapper that writes down when each helmfile run starts and ends.
 """
 
 from __future__ import annotations
@@ -217,3 +217,18 @@ def wrapper_cost(folder: Path, runs: int = 9) -> float:
     took.sort()
     shutil.rmtree(calibrate)
     return took[len(took) // 2]
+
+
+#: What a team runs without glue: helmfile's own apply of the staging environment.
+HELMFILE_APPLY = ["helmfile", "-e", "staging", "apply", "--detailed-exitcode", "--suppress-secrets"]
+
+
+def clocked_glue_env(
+    env: dict[str, str], scratch: Path
+) -> tuple[HelmfileClock, float, dict[str, str]]:
+    """A HelmfileClock around the testbed's helmfile, the wrapper's measured cost, and
+    ``env`` with GLUE_HELMFILE pointing at the wrapper (for the glue commands)."""
+    real = shutil.which("helmfile", path=env["PATH"])
+    assert real, "no helmfile on the testbed's PATH"
+    clock = HelmfileClock(scratch, real)
+    return clock, wrapper_cost(scratch), {**env, "GLUE_HELMFILE": str(clock.path)}
