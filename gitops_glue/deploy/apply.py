@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -368,6 +368,15 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
     env = loaded.config.environment(req.target.env)
     if req.changed_only and req.target.selectors:
         raise UsageError("--changed-only picks the releases itself: drop --selector")
+    # The environment's cluster: the lock, recovery, record and helmfile all go there.
+    where = context.for_environment(
+        loaded,
+        env.name,
+        kubeconfig=req.kubeconfig,
+        context=req.kube_context,
+        tools=req.target.tools,
+    )
+    target = replace(req.target, kube_args=where.args)
     kube: Kube | None = None
 
     def cluster() -> Kube:
@@ -377,33 +386,14 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         return kube
 
     selection = None
-    with ExitStack() as stack:
-        checkout = None
-        if req.changed_only:
-            from concurrent.futures import ThreadPoolExecutor
+    if req.changed_only:
+        from gitops_glue.deploy import changed
 
-            from gitops_glue.deploy import changed
-
-            # The checkout's releases render (helmfile build) while glue finds the cluster.
-            pool = stack.enter_context(ThreadPoolExecutor(max_workers=1))
-            checkout = changed.render_checkout(pool, loaded, env.name, req.target.tools)
-        # The environment's cluster: the lock, recovery, record and helmfile all go there.
-        where = context.for_environment(
-            loaded,
-            env.name,
-            kubeconfig=req.kubeconfig,
-            context=req.kube_context,
-            tools=req.target.tools,
-        )
-        target = replace(req.target, kube_args=where.args)
-        if checkout is not None:
-            selection = changed.report(
-                loaded, env.name, target.tools, since=None, kube=cluster, checkout=checkout
-            )
-            if not selection.selectors:
-                return ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
-            say(f"glue: --changed-only: deploying {', '.join(selection.changed)}")
-            target = replace(target, selectors=tuple(selection.selectors))
+        selection = changed.report(loaded, env.name, target.tools, since=None, kube=cluster)
+        if not selection.selectors:
+            return ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
+        say(f"glue: --changed-only: deploying {', '.join(selection.changed)}")
+        target = replace(target, selectors=tuple(selection.selectors))
     if req.dry_run:
         from gitops_glue.deploy.diff import diff
 

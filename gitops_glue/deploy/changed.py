@@ -25,7 +25,6 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,8 +37,6 @@ if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.config import LoadedConfig
     from gitops_glue.deploy.helmfile import Tools
-
-Fingerprints = dict[str, tuple[str, str]]  # namespace/name -> (release name, fingerprint)
 
 #: Top-level keys of ``helmfile build`` that are not shared release inputs.
 _NOT_GLOBAL = {"releases", "renderedvalues", "environments", "filepath", "templates"}
@@ -191,41 +188,14 @@ def changed_releases(
     *,
     since: str | None,
     since_source: str,
-    checkout: Future[Fingerprints] | None = None,
 ) -> ChangedReport:
-    """Compare every release's inputs at ``since`` with the checkout (``checkout``: its
-    fingerprints already being rendered). The two sides render side by side: each is a
-    ``helmfile build`` of its own."""
-    loaded.config.environment(env)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        now = checkout or pool.submit(fingerprints, loaded.root, env, tools)
-        try:
-            old, resolved = _old_side(loaded, env, tools, since, since_source)
-        except GlueError:
-            now.result()  # the checkout's own error first, as when they ran in turn
-            raise
-        return compare(
-            env,
-            now.result(),
-            None if since is None else old,
-            resolved,
-            since_source if since is not None else "none",
-        )
-
-
-def _old_side(
-    loaded: LoadedConfig,
-    env: str,
-    tools: Tools,
-    since: str | None,
-    since_source: str,
-) -> tuple[Fingerprints, str | None]:
-    """The fingerprints at ``since`` and the commit it resolved to ({} and None without
-    ``since``)."""
+    """Compare every release's inputs at ``since`` with the checkout."""
     import pygit2
 
+    loaded.config.environment(env)
     root = loaded.root
-    old: Fingerprints = {}
+    now = fingerprints(root, env, tools)
+    old: dict[str, tuple[str, str]] = {}
     resolved: str | None = None
     if since is not None:
         repo = pygit2.Repository(str(root))
@@ -248,7 +218,16 @@ def _old_side(
                 ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return old, resolved
+    return compare(
+        env,
+        now,
+        None if since is None else old,
+        resolved,
+        since_source if since is not None else "none",
+    )
+
+
+Fingerprints = dict[str, tuple[str, str]]  # namespace/name -> (release name, fingerprint)
 
 
 def compare(
@@ -281,36 +260,17 @@ def report(
     *,
     since: str | None,
     kube: Callable[[], Kube],
-    checkout: Future[Fingerprints] | None = None,
 ) -> ChangedReport:
     """``glue changed``: compare with ``since``, or with what the deploy record says is
-    deployed (``kube()`` is only called then). ``checkout``: the checkout's fingerprints
-    already being rendered (:func:`render_checkout`)."""
+    deployed (``kube()`` is only called then)."""
     loaded.config.environment(env)
     if since is not None:
-        return changed_releases(
-            loaded, env, tools, since=since, since_source="--since", checkout=checkout
-        )
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The checkout renders while the cluster client starts and reads the record.
-        checkout = checkout or pool.submit(fingerprints, loaded.root, env, tools)
-        try:
-            deployed = deployed_revision(loaded, env, kube())
-        except GlueError as exc:
-            # No cluster at hand (no kubeconfig, unreachable, no right to read the record):
-            # the comparison does not need one when told the revision.
-            also = "or compare with a revision instead of the deploy record: --since REV"
-            hint = f"{exc.hint}; {also}" if exc.hint else also
-            raise type(exc)(exc.message, hint=hint) from None
-        return changed_releases(
-            loaded, env, tools, since=deployed, since_source="record", checkout=checkout
-        )
-
-
-def render_checkout(
-    pool: Executor, loaded: LoadedConfig, env: str, tools: Tools
-) -> Future[Fingerprints]:
-    """Start rendering the checkout's side of the comparison in ``pool`` (it reads no
-    cluster), for :func:`report`: ``glue apply --changed-only`` starts it first and finds
-    the environment's cluster meanwhile."""
-    return pool.submit(fingerprints, loaded.root, env, tools)
+        return changed_releases(loaded, env, tools, since=since, since_source="--since")
+    try:
+        deployed = deployed_revision(loaded, env, kube())
+    except GlueError as exc:
+        # No cluster at hand (no kubeconfig, unreachable, no right to read the record):
+        # the comparison does not need one when told the revision.
+        also = "or compare with a revision instead of the deploy record: --since REV"
+        raise type(exc)(exc.message, hint=f"{exc.hint}; {also}" if exc.hint else also) from None
+    return changed_releases(loaded, env, tools, since=deployed, since_source="record")
