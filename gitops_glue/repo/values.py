@@ -100,33 +100,39 @@ def _check_unique_keys(mapping: Node, filename: str) -> None:
             )
 
 
-def _events(text: str) -> Iterator[Any]:
-    """The parse events of ``text``, with libyaml's parser when it is installed
-    (``ruamel.yaml.clibz``: ~50x faster on a 4,700-line file, same events and marks),
-    else the pure-Python one. One at a time: the caller's limits stop a hostile file
-    early. Where libyaml gives up, the pure parser takes over at the same event (both
-    emit the same events), so what glue accepts and its errors do not change.
+class _LibyamlGaveUp(Exception):
+    """libyaml refused the text: parse it again, whole, with the pure-Python parser."""
+
+
+def _events(text: str, fast: bool) -> Iterator[Any]:
+    """The parse events of ``text``; with ``fast``, libyaml's parser (``ruamel.yaml.clibz``:
+    ~50x faster on a 4,700-line file, same events and marks) when it is installed, else the
+    pure-Python one. One at a time: the caller's limits stop a hostile file early. Where
+    libyaml gives up this raises _LibyamlGaveUp: the events it sent just before may already
+    differ from the pure parser's (``{a: 0?}`` gives a scalar ``0``, then an error), so the
+    caller starts again with the pure parser, and what glue accepts and its errors do not
+    change.
     """
-    from ruamel.yaml.error import YAMLError
+    if fast:
+        from ruamel.yaml.error import YAMLError
 
-    done = 0
-    try:
-        from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
-
-        parser = CParser(text)
-        while True:
-            event = parser.get_event()
-            if getattr(event, "style", None) == "":
-                event.style = None  # libyaml's plain style; the pure parser's is None
-            done += 1
-            yield event
-            if type(event).__name__ == "StreamEndEvent":
-                return
-    except (ImportError, YAMLError):
-        pass
-    for n, event in enumerate(_yaml().parse(io.StringIO(text))):
-        if n >= done:
-            yield event
+        try:
+            from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            parser = CParser(text)
+            while True:
+                try:
+                    event = parser.get_event()
+                except YAMLError:
+                    raise _LibyamlGaveUp from None
+                if getattr(event, "style", None) == "":
+                    event.style = None  # libyaml's plain style; the pure parser's is None
+                yield event
+                if type(event).__name__ == "StreamEndEvent":
+                    return
+    yield from _yaml().parse(io.StringIO(text))
 
 
 def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
@@ -138,6 +144,13 @@ def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
     are expanded (alias bombs), aliases of a collection inside itself, and
     duplicate keys in any mapping.
     """
+    try:
+        return _parse_documents(text, filename, fast=True)
+    except _LibyamlGaveUp:
+        return _parse_documents(text, filename, fast=False)
+
+
+def _parse_documents(text: str, filename: str, fast: bool) -> list[Document]:
     from ruamel.yaml import events as ev
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -177,7 +190,7 @@ def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
             p.last_end = max(p.last_end, node.last_end)
 
     try:
-        for e in _events(text):
+        for e in _events(text, fast):
             sm, em = e.start_mark, e.end_mark
             in_flow = bool(stack) and stack[-1].flow
             if isinstance(e, ev.DocumentStartEvent):

@@ -99,6 +99,14 @@ def test_set_changes_exactly_one_line(path: str, value: str, old_line: str, new_
     assert values.get_value(result.text, path) == expected.get(path, value)
 
 
+def test_a_flow_value_libyaml_reads_differently_is_set_and_read_back() -> None:
+    # libyaml (the fast-yaml extra) reads the plain `0?` in a flow mapping as `0` and then
+    # gives up; glue parses such a file again with the pure parser (found by hypothesis).
+    result = values.set_value("# generated\n{a: A}\n", "a", "0?")
+    assert values.get_value(result.text, "a") == "0?"
+    assert values.parse_documents("{a: 0?, b: 1}\n")[0].root is not None
+
+
 def test_block_scalars_anchors_and_markers_survive_an_edit() -> None:
     before = read("platform.yaml")
     after = values.set_value(before, "worker.image.tag", "abc1234").text
