@@ -31,6 +31,8 @@ SCRIPTS = {
     "scale": (["--runs", "7"], ["--runs", "3"]),
     "install": (["--runs", "3"], ["--runs", "1"]),
     "notify_hook": (["--runs", "7"], ["--runs", "3"]),
+    "apply_overhead": (["--runs", "5"], ["--quick"]),
+    "changed_only": (["--runs", "5"], ["--quick"]),
 }
 # Older scripts that print their own summary: run too, their output pasted under the table.
 PRINTING = {
