@@ -12,6 +12,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -134,9 +135,15 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = No
 
 
 def glue_command() -> list[str]:
-    """The installed ``glue`` next to this Python, else ``python -m gitops_glue``."""
-    found = shutil.which("glue")
-    return [found] if found else ["python3", "-m", "gitops_glue"]
+    """The installed ``glue`` next to this Python, else ``python -m gitops_glue``.
+
+    Not the first ``glue`` on PATH: that can be a version manager's shim (pyenv's is a
+    shell script that costs ~0.05 s a run), which is not glue's time.
+    """
+    beside = Path(sys.executable).parent / "glue"
+    if beside.is_file():
+        return [str(beside)]
+    return [sys.executable, "-m", "gitops_glue"]
 
 
 def example_repo(dest: Path) -> Path:
