@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import msgspec
+from msgspec import UNSET, UnsetType, field
 
 from gitops_glue.cluster import record
 from gitops_glue.errors import ConfigError, UsageError
@@ -44,20 +46,30 @@ _ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 TemplateName = Literal["announce", "notify"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Invalid(ValueError):
+    """A field's value is refused; ``field`` names it (msgspec reports only the struct)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
 
 
-class Author(_Model):
+class _Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Structure, types, unknown and missing keys: msgspec (it comes with lightkube, and
+    validates without building a schema at import); value rules: ``__post_init__``.
+    Subclasses repeat ``frozen`` and ``kw_only`` for type checkers (msgspec inherits them)."""
+
+
+class Author(_Model, frozen=True, kw_only=True):
     name: str = "glue-bot"
     email: str = "glue-bot@localhost"
 
 
-class GitSettings(_Model):
+class GitSettings(_Model, frozen=True, kw_only=True):
     #: The deployment repository's branch that bumps are committed to.
     branch: str = "main"
     #: The bot identity of commits glue makes.
-    author: Author = Author()
+    author: Author = field(default_factory=Author)
     #: Jinja2 template of the commit message's title (first line) and body; glue's
     #: ``Glue-*`` trailers are always appended. See docs/config.md for the variables.
     commit_template: str | None = None
@@ -65,34 +77,57 @@ class GitSettings(_Model):
     skip_ci: bool = False
 
 
-class TagPolicy(_Model):
+class TagPolicy(_Model, frozen=True, kw_only=True):
     #: A regular expression the whole tag must match (``None``: any valid tag).
     allow: str | None = None
     #: Tags that move (``latest``...). Refused unless ``allow_mutable``.
-    mutable_tags: list[str] = Field(default_factory=lambda: list(DEFAULT_MUTABLE_TAGS))
+    mutable_tags: list[str] = field(default_factory=lambda: list(DEFAULT_MUTABLE_TAGS))
     allow_mutable: bool = False
 
-    @field_validator("allow")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a valid regular expression: {exc}") from None
-            inputs.check_regex_cost(value)
-        return value
+    def __post_init__(self) -> None:
+        _check_allow(self.allow)
+
+
+class PolicyOverride(_Model, frozen=True, kw_only=True):
+    """An environment's ``tag_policy``: the keys it sets replace the global policy's."""
+
+    allow: str | UnsetType | None = UNSET
+    mutable_tags: list[str] | UnsetType = UNSET
+    allow_mutable: bool | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.allow, UnsetType):
+            _check_allow(self.allow)
 
     def merged_over(self, base: TagPolicy) -> TagPolicy:
-        """This policy's explicitly set fields on top of ``base``."""
-        return base.model_copy(update={k: getattr(self, k) for k in self.model_fields_set})
+        """This override's keys on top of ``base``."""
+        return msgspec.structs.replace(
+            base,
+            **{
+                name: value
+                for name in self.__struct_fields__
+                if not isinstance(value := getattr(self, name), UnsetType)
+            },
+        )
 
 
-class Environment(_Model):
+def _check_allow(value: str | None) -> None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise _Invalid("allow", f"not a valid regular expression: {exc}") from None
+        try:
+            inputs.check_regex_cost(value)
+        except ValueError as exc:
+            raise _Invalid("allow", str(exc)) from None
+
+
+class Environment(_Model, frozen=True, kw_only=True):
     name: str
     #: Values files, merged in order like helm does; glue edits the last one.
     values: list[str]
-    tag_policy: TagPolicy | None = None
+    tag_policy: PolicyOverride | None = None
     #: Kubernetes namespace of the deploy record and the deploy lock
     #: (default: ``glue-<name>``).
     namespace: str | None = None
@@ -109,39 +144,21 @@ class Environment(_Model):
     #: at least this long (a duration like ``30m``; ``--min-age``).
     min_age: str | None = None
 
-    @field_validator("min_age")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
+    def __post_init__(self) -> None:
+        if not _ENV_NAME.fullmatch(self.name):
+            raise _Invalid("name", "use lower-case letters, digits and dashes (like prod-eu)")
+        if not self.values:
+            raise _Invalid("values", "name at least one values file")
+        for item in self.values:
+            if Path(item).is_absolute() or ".." in Path(item).parts:
+                raise _Invalid("values", f"{item!r}: values files are paths inside the repository")
+        if self.min_age is not None:
             from gitops_glue.durations import parse_duration
 
             try:
-                parse_duration(value)
+                parse_duration(self.min_age)
             except UsageError as exc:
-                raise ValueError(f"{exc.message}; use forms like 90s, 30m or 1h") from None
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _ENV_NAME.fullmatch(value):
-            raise ValueError("use lower-case letters, digits and dashes (like prod-eu)")
-        return value
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("values")
-    @classmethod
-    def _relative(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("name at least one values file")
-        for item in value:
-            if Path(item).is_absolute() or ".." in Path(item).parts:
-                raise ValueError(f"{item!r}: values files are paths inside the repository")
-        return value
+                raise _Invalid("min_age", f"{exc.message}; use forms like 90s, 30m or 1h") from None
 
     @property
     def record_namespace(self) -> str:
@@ -153,7 +170,7 @@ class Environment(_Model):
         return self.values[-1]
 
 
-class Service(_Model):
+class Service(_Model, frozen=True, kw_only=True):
     #: Key path of the image tag inside the values files, e.g. ``a.image.tag``.
     tag_key: str
     #: Key path of the source revision (git SHA) the image was built from.
@@ -175,49 +192,51 @@ class Service(_Model):
     #: an optional group ``revision`` is the source commit.
     branch_tags: str = DEFAULT_BRANCH_TAGS
 
-    @field_validator("branch_tags")
-    @classmethod
-    def _scheme(cls, value: str) -> str:
-        if "{branch}" not in value:
-            raise ValueError("the scheme must contain {branch}")
-        try:
-            pattern = re.compile(value.replace("{branch}", "x"))
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if "order" not in pattern.groupindex:
-            raise ValueError("the scheme needs a named group (?P<order>...) to sort builds")
-        inputs.check_regex_cost(value.replace("{branch}", "x"))
-        return value
+    def __post_init__(self) -> None:
+        for name in ("tag_key", "revision_key", "digest_key"):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    keypath.parse(value)
+                except UsageError as exc:
+                    raise _Invalid(name, exc.message) from None
+        if self.source_repo is not None:
+            if not re.fullmatch(r"https?://[^/\s]+/\S+", self.source_repo):
+                raise _Invalid(
+                    "source_repo", "use the repository's web URL, like https://github.com/org/repo"
+                )
+            msgspec.structs.force_setattr(self, "source_repo", self.source_repo.rstrip("/"))
+        _check_scheme(self.branch_tags)
 
     def release_name(self, service: str) -> str:
         return self.release or service
 
-    @field_validator("tag_key", "revision_key", "digest_key")
-    @classmethod
-    def _key_path(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                keypath.parse(value)
-            except UsageError as exc:
-                raise ValueError(exc.message) from None
-        return value
 
-    @field_validator("source_repo")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https?://[^/\s]+/\S+", value):
-            raise ValueError("use the repository's web URL, like https://github.com/org/repo")
-        return value.rstrip("/") if value else value
+def _check_scheme(value: str) -> None:
+    if "{branch}" not in value:
+        raise _Invalid("branch_tags", "the scheme must contain {branch}")
+    try:
+        pattern = re.compile(value.replace("{branch}", "x"))
+    except re.error as exc:
+        raise _Invalid("branch_tags", f"not a valid regular expression: {exc}") from None
+    if "order" not in pattern.groupindex:
+        raise _Invalid(
+            "branch_tags", "the scheme needs a named group (?P<order>...) to sort builds"
+        )
+    try:
+        inputs.check_regex_cost(value.replace("{branch}", "x"))
+    except ValueError as exc:
+        raise _Invalid("branch_tags", str(exc)) from None
 
 
-class Templates(_Model):
+class Templates(_Model, frozen=True, kw_only=True):
     """Repository overrides of glue's message templates (paths from the repo root)."""
 
     announce: str | None = None
     notify: str | None = None
 
 
-class NotifySettings(_Model):
+class NotifySettings(_Model, frozen=True, kw_only=True):
     """``glue notify`` defaults for this repository."""
 
     #: Send nothing when a deployment changes no service's tag or revision.
@@ -227,7 +246,7 @@ class NotifySettings(_Model):
     thread: Literal["reply", "update"] = "reply"
 
 
-class AutoRelease(_Model):
+class AutoRelease(_Model, frozen=True, kw_only=True):
     """New tags built from ``branch`` go to environment ``to`` without a person."""
 
     #: Source branch name; shell-style wildcards allowed (``release/*``).
@@ -235,43 +254,41 @@ class AutoRelease(_Model):
     to: str
 
 
-class GlueConfig(_Model):
+class GlueConfig(_Model, frozen=True, kw_only=True):
     version: Literal[1] = 1
-    git: GitSettings = GitSettings()
-    templates: Templates = Templates()
-    notify: NotifySettings = NotifySettings()
-    tag_policy: TagPolicy = TagPolicy()
+    git: GitSettings = field(default_factory=GitSettings)
+    templates: Templates = field(default_factory=Templates)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    tag_policy: TagPolicy = field(default_factory=TagPolicy)
     #: In promotion order: the first is where new versions land first.
     environments: list[Environment]
     services: dict[str, Service]
     #: Which source branches' new tags are bumped automatically, and where to.
-    auto_release: list[AutoRelease] = Field(default_factory=list)
+    auto_release: list[AutoRelease] = field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> GlueConfig:
+    def __post_init__(self) -> None:
         if not self.environments:
-            raise ValueError("environments: list at least one environment")
+            raise _Invalid("environments", "list at least one environment")
         names = [e.name for e in self.environments]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"environments: {', '.join(dupes)} listed more than once")
+            raise _Invalid("environments", f"{', '.join(dupes)} listed more than once")
         if not self.services:
-            raise ValueError("services: describe at least one service")
+            raise _Invalid("services", "describe at least one service")
         for name in self.services:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-                raise ValueError(f"services: {name!r} is not a valid service name")
+                raise _Invalid("services", f"{name!r} is not a valid service name")
             if self.services[name].digest_key and not self.services[name].image:
-                raise ValueError(
-                    f"services: {name!r} has a digest_key but no image (REGISTRY/NAME) "
-                    "to ask for the digest"
+                raise _Invalid(
+                    "services",
+                    f"{name!r} has a digest_key but no image (REGISTRY/NAME) to ask for the digest",
                 )
         for rule in self.auto_release:
             if rule.to not in names:
-                raise ValueError(
-                    f"auto_release: environment {rule.to!r} is not in environments "
-                    f"({', '.join(names)})"
+                raise _Invalid(
+                    "auto_release",
+                    f"environment {rule.to!r} is not in environments ({', '.join(names)})",
                 )
-        return self
 
     def auto_release_allows(self, branch: str, env: str) -> bool:
         """Whether a new tag of source ``branch`` goes to ``env`` automatically.
@@ -312,10 +329,9 @@ class GlueConfig(_Model):
         return env.tag_policy.merged_over(self.tag_policy) if env.tag_policy else self.tag_policy
 
 
-class LoadedConfig(BaseModel):
+@dataclass(frozen=True)
+class LoadedConfig:
     """A config together with where it came from."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
     config: GlueConfig
     root: Path  # the deployment repository root (folder of glue.yaml)
@@ -360,9 +376,130 @@ def parse_config(text: str, filename: str = CONFIG_NAME) -> GlueConfig:
             hint="see the example glue.yaml in the gitops-glue README",
         )
     try:
-        return GlueConfig.model_validate(_plain(data))
-    except ValidationError as exc:
-        raise ConfigError(_describe_errors(exc, data, filename)) from None
+        return _build(_plain(data))
+    except _Refused as exc:
+        lines = []
+        for loc, message in exc.problems:
+            number = _line_of(data, loc)
+            key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+            where = f"{filename}:{number}" if number else filename
+            lines.append(f"{where}: {key or '(top level)'}: {message}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+_Loc = list[int | str]
+
+
+class _Refused(Exception):
+    """What is wrong, and where: keys and list positions from the top."""
+
+    def __init__(self, problems: list[tuple[_Loc, str]]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+
+_T = TypeVar("_T")
+_AT = re.compile(r"(?P<msg>.*) - at `\$(?P<path>[^`]*)`", re.S)
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_UNKNOWN = re.compile(r"Object contains unknown field `(.+)`")
+_MISSING = re.compile(r"Object missing required field `(.+)`")
+_UNKNOWN_KEY = "unknown key (check the spelling)"
+
+
+def _build(data: Any) -> GlueConfig:
+    """The model of plain ``data``. Services are converted one by one, so that an error
+    names the service (msgspec's paths leave mapping keys out)."""
+    environments = data.get("environments")
+    if isinstance(environments, list):  # ``values: one.yaml`` is a list of one
+        data = {
+            **data,
+            "environments": [
+                {**e, "values": [e["values"]]}
+                if isinstance(e, dict) and isinstance(e.get("values"), str)
+                else e
+                for e in environments
+            ],
+        }
+    services = data.get("services")
+    if isinstance(services, dict):
+        built: dict[str, Service] = {}
+        problems: list[tuple[_Loc, str]] = []
+        for name, raw in services.items():
+            try:
+                built[name] = _convert(raw, Service, ["services", name])
+            except _Refused as exc:
+                problems += exc.problems
+        if problems:
+            raise _Refused(problems)
+        data = {**data, "services": built}
+    return _convert(data, GlueConfig, [])
+
+
+def _convert(data: Any, kind: type[_T], prefix: _Loc) -> _T:
+    """``data`` as ``kind``. msgspec stops at the first problem; an unknown key (a typo)
+    is dropped and the rest checked again, so that a misspelt required key is reported
+    both as unknown and as missing."""
+    problems: list[tuple[_Loc, str]] = []
+    while True:
+        try:
+            result = msgspec.convert(data, kind)
+        except msgspec.ValidationError as exc:
+            loc, message = _problem(exc, kind)
+            problems.append(([*prefix, *loc], message))
+            if message != _UNKNOWN_KEY or len(problems) >= 10:
+                raise _Refused(problems) from None
+            data = _without(data, loc)
+            continue
+        if problems:
+            raise _Refused(problems)
+        return result
+
+
+def _without(data: Any, loc: _Loc) -> Any:
+    """A copy of ``data`` without the key at ``loc``."""
+    head, *rest = loc
+    if not rest:
+        return {k: v for k, v in data.items() if k != head}
+    copy = list(data) if isinstance(data, list) else dict(data)
+    copy[head] = _without(data[head], rest)  # type: ignore[index]
+    return copy
+
+
+def _problem(exc: msgspec.ValidationError, kind: Any) -> tuple[_Loc, str]:
+    found = _AT.fullmatch(str(exc))
+    message, path = (found["msg"], found["path"]) if found else (str(exc), "")
+    loc: _Loc = [key if key else int(index) for key, index in _STEP.findall(path)]
+    if isinstance(exc.__cause__, _Invalid):
+        return [*loc, exc.__cause__.field], str(exc.__cause__)
+    if unknown := _UNKNOWN.fullmatch(message):
+        return [*loc, unknown[1]], _UNKNOWN_KEY
+    if missing := _MISSING.fullmatch(message):
+        return [*loc, missing[1]], "required key is missing"
+    if message.startswith("Invalid enum value"):
+        return loc, f"use one of {', '.join(map(repr, _choices(kind, loc)))}"
+    # "Expected `str`, got `int`", in YAML's words
+    message = _TYPES.sub(
+        lambda m: " or ".join(_YAML_NAMES.get(t, t) for t in m[1].split(" | ")), message
+    )
+    return loc, message[:1].lower() + message[1:]
+
+
+_YAML_NAMES = {"object": "a mapping", "array": "a list", "str": "a string", "int": "an integer",
+               "float": "a number", "bool": "true or false", "null": "null"}  # fmt: skip
+_TYPES = re.compile(r"`([a-z |]+)`")
+
+
+def _choices(kind: Any, loc: Sequence[int | str]) -> tuple[Any, ...]:
+    """The values a ``Literal`` field at ``loc`` (below ``kind``) allows."""
+    import msgspec.inspect as mi
+
+    info: Any = mi.type_info(kind)
+    for step in loc:
+        if isinstance(info, mi.StructType):
+            info = next(f.type for f in info.fields if f.name == step)
+        elif isinstance(info, (mi.ListType, mi.DictType)):
+            info = info.item_type if isinstance(info, mi.ListType) else info.value_type
+    return tuple(info.values) if isinstance(info, mi.LiteralType) else ()
 
 
 def _plain(data: Any) -> Any:
@@ -391,22 +528,6 @@ def _line_of(data: Any, loc: Sequence[int | str]) -> int | None:
     if line is None and hasattr(data, "lc"):
         line = int(data.lc.line) + 1
     return line
-
-
-def _describe_errors(exc: ValidationError, data: Any, filename: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        line = _line_of(data, loc)
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        where = f"{filename}:{line}" if line else filename
-        lines.append(f"{where}: {key or '(top level)'}: {msg}")
-    return "\n".join(lines)
 
 
 def load_config(directory: Path) -> LoadedConfig:

@@ -740,7 +740,7 @@ def config_for(opts: NotifyOptions) -> LoadedConfig | None:
     """The deployment repo's glue.yaml; in hook mode (``tag``) it may be missing.
 
     A hook Job has no checkout: when no glue.yaml is found the config module (the
-    pydantic model, ~0.07 s to build) is never imported.
+    glue.yaml model) is never imported.
     """
     from gitops_glue.errors import ConfigError
     from gitops_glue.files import find_config

@@ -168,7 +168,7 @@ def test_cli_modules_do_not_touch_pygit2_kube_client_or_requests() -> None:
 def test_a_hook_job_notify_without_glue_yaml_does_not_build_the_config_model(
     tmp_path: Path,
 ) -> None:
-    """A hook Job has no checkout: ``glue notify --tag`` there must not pay for pydantic."""
+    """A hook Job has no checkout: ``glue notify --tag`` there must not pay for the model."""
     code = (
         "import json, sys\n"
         "from pathlib import Path\n"
@@ -177,7 +177,7 @@ def test_a_hook_job_notify_without_glue_yaml_does_not_build_the_config_model(
         "opts = notify.NotifyOptions(phase='pre-upgrade', environment='dev',\n"
         f"    directory=Path({str(tmp_path)!r}), services=('a',), tag='v1')\n"
         "req = notify.build_request(opts, detect(), notify.config_for(opts))\n"
-        "heavy = ('pydantic', 'gitops_glue.config')\n"
+        "heavy = ('msgspec', 'gitops_glue.config')\n"
         "loaded = sorted(m for m in sys.modules if m.startswith(heavy))\n"
         "print(json.dumps([req.record_namespace, loaded]))\n"
     )

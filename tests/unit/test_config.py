@@ -85,6 +85,18 @@ def test_environment_policy_merges_over_the_global_one() -> None:
             ("  a:\n    tag_key: a.image.tag\n", "  a:\n    source_repo: https://x.example/a\n"),
             "glue.yaml:9: services.a.tag_key: required key is missing",
         ),
+        (
+            ("version: 1\n", "version: 1\ngit: {branch: 3}\n"),
+            "glue.yaml:2: git.branch: expected a string, got an integer",
+        ),
+        (
+            ("version: 1\n", "version: 1\nnotify: {thread: sideways}\n"),
+            "glue.yaml:2: notify.thread: use one of 'reply', 'update'",
+        ),
+        (
+            ("    namespace: team-prod\n", "    namespace: team-prod\n    tag_policy: [x]\n"),
+            "glue.yaml:8: environments[1].tag_policy: expected a mapping or null, got a list",
+        ),
     ],
 )
 def test_validation_errors_name_file_line_and_key(change: tuple[str, str], expected: str) -> None:

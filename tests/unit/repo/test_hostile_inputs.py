@@ -198,7 +198,8 @@ def test_an_exponential_branch_tag_scheme_is_refused() -> None:
 def test_usual_policy_patterns_load(pattern: str) -> None:
     inputs.check_regex_cost(pattern)
     text = GLUE_YAML.replace("'^v[0-9]+\\.[0-9]+\\.[0-9]+$'", f"'{pattern}'", 1)
-    assert parse_config(text).environments[2].tag_policy == TagPolicy(allow=pattern)
+    config = parse_config(text)
+    assert config.policy_for(config.environments[2]) == TagPolicy(allow=pattern)
 
 
 # --------------------------------------------------------------------------- item 10: limits
