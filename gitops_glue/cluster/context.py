@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.config import LoadedConfig
-    from gitops_glue.deploy.helmfile import Tools
+    from gitops_glue.deploy.helmfile import Started, Tools
 
 
 @dataclass(frozen=True)
@@ -75,22 +75,25 @@ def _expand(root: Path, path: str) -> str:
 
 def helmfile_kube_context(root: Path, env: str, tools: Tools) -> str | None:
     """The kube context helmfile uses for ``env``, from ``helmfile -e ENV build``."""
+    return start_helmfile_kube_context(root, env, tools)()
+
+
+def start_helmfile_kube_context(root: Path, env: str, tools: Tools) -> Callable[[], str | None]:
+    """:func:`helmfile_kube_context` with ``helmfile build`` started now; calling what
+    this returns waits for it."""
+    from gitops_glue.deploy.helmfile import Started, helmfile_env
+
+    args = [tools.helmfile, "--helm-binary", tools.helm, "-e", env, "build"]
+    build = Started(args, cwd=root, timeout=120, env=helmfile_env())
+    return lambda: _built_kube_context(build, env)
+
+
+def _built_kube_context(build: Started, env: str) -> str | None:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from gitops_glue.deploy.helmfile import helmfile_env
-
-    args = [tools.helmfile, "--helm-binary", tools.helm, "-e", env, "build"]
     try:
-        proc = subprocess.run(
-            args,
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env=helmfile_env(),
-        )
+        proc = build.result()
     except (OSError, subprocess.TimeoutExpired):
         return None  # no helmfile here (a hook Job, a laptop without it): no default
     if proc.returncode != 0:
@@ -130,18 +133,38 @@ def for_environment(
     tools: Tools | None = None,
 ) -> ClusterRef:
     """The cluster of ``env_name`` (see the module's docstring for the order)."""
+    return start_for_environment(
+        loaded, env_name, kubeconfig=kubeconfig, context=context, tools=tools
+    )()
+
+
+def start_for_environment(
+    loaded: LoadedConfig,
+    env_name: str,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    tools: Tools | None = None,
+) -> Callable[[], ClusterRef]:
+    """:func:`for_environment` with the ``helmfile build`` it may need started now;
+    calling what this returns waits for it."""
     env = loaded.config.environment(env_name)
     file = _expand(loaded.root, env.kubeconfig) if env.kubeconfig else kubeconfig
     if context:
-        return ClusterRef(file, context, "--kube-context")
+        ref = ClusterRef(file, context, "--kube-context")
+        return lambda: ref
     if env.kube_context:
-        return ClusterRef(file, env.kube_context, "glue.yaml")
+        ref = ClusterRef(file, env.kube_context, "glue.yaml")
+        return lambda: ref
     from gitops_glue.deploy.helmfile import Tools
 
-    found = helmfile_kube_context(loaded.root, env.name, tools or Tools.from_env())
-    if found:
-        return ClusterRef(file, found, "helmfile kubeContext")
-    return ClusterRef(file)
+    found = start_helmfile_kube_context(loaded.root, env.name, tools or Tools.from_env())
+
+    def resolved() -> ClusterRef:
+        context = found()
+        return ClusterRef(file, context, "helmfile kubeContext") if context else ClusterRef(file)
+
+    return resolved
 
 
 def per_environment(

@@ -369,14 +369,26 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
     if req.changed_only and req.target.selectors:
         raise UsageError("--changed-only picks the releases itself: drop --selector")
     # The environment's cluster: the lock, recovery, record and helmfile all go there.
-    where = context.for_environment(
+    # The tools a deploy waits for are started first; glue works while they run.
+    resolve = context.start_for_environment(
         loaded,
         env.name,
         kubeconfig=req.kubeconfig,
         context=req.kube_context,
         tools=req.target.tools,
     )
+    check = None if req.dry_run else req.target.tools.start_check()
+    if not req.dry_run:
+        from gitops_glue.cluster.kube import preload
+
+        preload()
+    where = resolve()
     target = replace(req.target, kube_args=where.args)
+    listing = None
+    if not req.dry_run and not req.changed_only:
+        from gitops_glue.deploy.helmfile import start_list_releases
+
+        listing = start_list_releases(target)
     kube: Kube | None = None
 
     def cluster() -> Kube:
@@ -400,7 +412,7 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         result = ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
         result.diff = diff(target, where)
         return result
-    return _deploy(loaded, target, cluster(), req.options, say, selection, where)
+    return _deploy(loaded, target, cluster(), req.options, say, selection, where, check, listing)
 
 
 def _deploy(
@@ -411,14 +423,18 @@ def _deploy(
     say: Progress,
     selection: ChangedReport | None,
     where: ClusterRef,
+    check: Callable[[], int] | None = None,
+    listing: Callable[[], list[Release]] | None = None,
 ) -> ApplyResult:
+    """Deploy; ``check`` and ``listing``: the tool check and the release list when they
+    were started already."""
     from gitops_glue.cluster import diagnose
     from gitops_glue.cluster.lock import DeployLock
     from gitops_glue.deploy.helmfile import list_releases, tail
 
     env = loaded.config.environment(target.env)
-    major = target.tools.check()
-    items = list_releases(target)
+    major = check() if check else target.tools.check()
+    items = listing() if listing else list_releases(target)
     names = [r.name for r in items]
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
     forwarder = _SignalForwarder()

@@ -42,7 +42,9 @@ class Tools:
         return cls(os.environ.get("GLUE_HELMFILE", "helmfile"), os.environ.get("GLUE_HELM", "helm"))
 
     def helm_major(self) -> int:
-        out = _run_quiet([self.helm, "version", "--template", "{{.Version}}"])
+        return self._major(_run_quiet([self.helm, "version", "--template", "{{.Version}}"]))
+
+    def _major(self, out: str) -> int:
         match = re.match(r"v?(\d+)\.", out.strip())
         if not match:
             raise OperationError(
@@ -58,7 +60,15 @@ class Tools:
 
     def check(self) -> int:
         """The helm major version; refuse combinations that cannot work."""
-        major = self.helm_major()
+        return self.start_check()()
+
+    def start_check(self) -> Callable[[], int]:
+        """:meth:`check` with ``helm version`` started now: glue can work while it runs,
+        and calling what this returns waits for it (and raises what ``check`` raises)."""
+        version = Started([self.helm, "version", "--template", "{{.Version}}"], timeout=60)
+        return lambda: self._checked(self._major(_quiet(version)))
+
+    def _checked(self, major: int) -> int:
         if major < 3:
             raise OperationError(
                 f"{self.helm} is Helm {major}", hint=f"glue supports {SUPPORTED_TOOLS}"
@@ -90,14 +100,61 @@ def helm_diff_env(helm_major: int) -> dict[str, str]:
     return {"HELM_DIFF_USE_UPGRADE_DRY_RUN": "true"} if helm_major >= 4 else {}
 
 
-def _run_quiet(args: list[str], env: dict[str, str] | None = None) -> str:
+class Started:
+    """A tool started now whose output is collected later, so that glue's own work
+    overlaps the tool's run: ``subprocess.run(args, capture_output=True, text=True,
+    timeout=timeout)`` split in two. What starting it raises (FileNotFoundError) is
+    raised by :meth:`result`, so errors still surface in the order they used to."""
+
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        timeout: float,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.args = args
+        self.timeout = timeout
+        self._proc: subprocess.Popen[str] | None = None
+        self._error: OSError | None = None
+        try:
+            self._proc = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=cwd,
+            )
+        except OSError as exc:
+            self._error = exc
+
+    def result(self) -> subprocess.CompletedProcess[str]:
+        """Wait for the tool; its exit code and output (TimeoutExpired: it was killed)."""
+        if self._proc is None:
+            assert self._error is not None
+            raise self._error
+        with self._proc as proc:
+            try:
+                out, err = proc.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+        return subprocess.CompletedProcess(self.args, proc.returncode, out, err)
+
+
+def _quiet(started: Started) -> str:
     try:
-        proc = subprocess.run(
-            args, capture_output=True, text=True, timeout=60, check=False, env=env
-        )
+        proc = started.result()
     except FileNotFoundError:
-        raise missing_tool(args[0]) from None
+        raise missing_tool(started.args[0]) from None
     return proc.stdout + proc.stderr
+
+
+def _run_quiet(args: list[str], env: dict[str, str] | None = None) -> str:
+    return _quiet(Started(args, timeout=60, env=env))
 
 
 @dataclass(frozen=True)
@@ -129,16 +186,24 @@ class Target:
 
 def list_releases(target: Target) -> list[Release]:
     """The releases helmfile would touch (``helmfile list --output json``)."""
+    return start_list_releases(target)()
+
+
+def start_list_releases(target: Target) -> Callable[[], list[Release]]:
+    """:func:`list_releases` with ``helmfile list`` started now; calling what this
+    returns waits for it."""
+    listing = Started(
+        target.helmfile_args("list", "--output", "json"),
+        env=helmfile_env(),
+        cwd=target.root,
+        timeout=300,
+    )
+    return lambda: _listed(target, listing)
+
+
+def _listed(target: Target, listing: Started) -> list[Release]:
     try:
-        proc = subprocess.run(
-            target.helmfile_args("list", "--output", "json"),
-            env=helmfile_env(),
-            cwd=target.root,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
+        proc = listing.result()
     except FileNotFoundError:
         raise missing_tool(target.tools.helmfile) from None
     out, err = proc.stdout, proc.stderr
