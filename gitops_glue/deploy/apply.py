@@ -228,9 +228,14 @@ def _run_helmfile(
                 say("glue: helmfile ran past the deploy timeout; stopping it")
                 stop(term=True)
                 break
-            # Wakes as soon as helmfile exits; the timeout only paces the checks above.
-            with suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.1)
+            # Wakes as soon as helmfile closes its output (it exits): a thread's join
+            # does, where Popen.wait(timeout) polls at 50 ms steps. The timeout only
+            # paces the checks above.
+            if pump.is_alive():
+                pump.join(timeout=0.1)
+            else:
+                with suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.1)
     finally:
         stop(term=True)  # only acts when glue itself is being torn down mid-run
         pump.join(timeout=5)
