@@ -437,6 +437,13 @@ def _deploy(
     from gitops_glue.cluster.lock import DeployLock
     from gitops_glue.deploy.helmfile import list_releases, tail
 
+    # What deployed_versions() imports, imported now: it loads while helm and helmfile
+    # (started by apply()) run, instead of after them.
+    from gitops_glue.repo import envfiles, gitrepo  # noqa: F401
+
+    with suppress(ImportError):
+        import pygit2  # noqa: F401
+
     env = loaded.config.environment(target.env)
     major = check() if check else target.tools.check()
     items = listing() if listing else list_releases(target)
