@@ -66,6 +66,9 @@ class ApplyRequest:
     kube_context: str | None = None  # overrides the environment's (glue.yaml, helmfile)
     changed_only: bool = False  # deploy only the releases whose inputs changed
     dry_run: bool = False  # diff instead of deploying
+    #: ``target.tools.start_check()`` when the caller started it already (it runs
+    #: while glue.yaml loads); apply starts it otherwise.
+    tools_check: Callable[[], int] | None = None
 
 
 @dataclass
@@ -382,7 +385,7 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         context=req.kube_context,
         tools=req.target.tools,
     )
-    check = None if req.dry_run else req.target.tools.start_check()
+    check = None if req.dry_run else req.tools_check or req.target.tools.start_check()
     if not req.dry_run:
         from gitops_glue.cluster.kube import preload
 
