@@ -16,7 +16,10 @@ up to the new commit, so the next glue run again sees exactly one changed releas
 glue runs helmfile through a wrapper that times each helmfile run it makes; their
 medians are printed to show where glue's time goes.
 
-Run: python benchmarks/changed_only.py [--runs 5] [--quick] [--releases 20] [--delay 0]
+Helm 3 (with helmfile 0.166) by default; ``--helm 4`` runs Helm 4 with helmfile v1.
+
+Run: python benchmarks/changed_only.py [--runs 5] [--quick] [--releases 20] [--delay 5s]
+     [--helm 3|4]
 Target (issue 17): glue's wall time at most 0.25 of helmfile's.
 """
 
@@ -32,6 +35,7 @@ from cluster_bench import (
     clocked_glue_env,
     covered,
     git,
+    helm_major,
     load_line,
     log,
     make_repo,
@@ -50,17 +54,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 runs")
     parser.add_argument("--releases", type=int, default=20)
     parser.add_argument("--delay", default="", help="pod ready delay, e.g. 5s (default none)")
+    parser.add_argument(
+        "--helm", type=int, choices=(3, 4), default=3, help="Helm major version (default 3)"
+    )
     opts = parser.parse_args()
     runs = 3 if opts.quick else opts.runs
     names = release_names(opts.releases)
     load_start = os.getloadavg()
     report = Report("changed_only")
-    with testbed("changed", opts.delay) as (env, scratch):
-        clock, cost, glue_env = clocked_glue_env(env, scratch)
+    with testbed("changed", opts.delay) as (testbed_env, scratch):
+        env, helmfile_bin = helm_major(testbed_env, opts.helm)
+        clock, cost, glue_env = clocked_glue_env(env, scratch, helmfile_bin)
         repo = make_repo(scratch / "repo", opts.releases, "bench-changed")
         glue = glue_command()
         apply_changed = [*glue, "apply", "--env", "staging", "--changed-only"]
-        helmfile = HELMFILE_APPLY
+        helmfile = [helmfile_bin, *HELMFILE_APPLY[1:]]
         log(f"first deploy of {opts.releases} releases with glue apply (untimed)")
         run([*glue, "apply", "--env", "staging"], repo, glue_env)
         times: dict[str, list[float]] = {"glue": [], "helmfile": []}
@@ -97,15 +105,16 @@ def main() -> None:
     print(
         f"{opts.releases} releases, one changed per run (a new commit each), pods Ready "
         f"{'at once' if not opts.delay else opts.delay + ' after scheduling'}; "
-        f"{runs} runs each, alternating"
+        f"{runs} runs each, alternating; Helm {opts.helm}, {helmfile_bin}"
     )
+    helm = f"Helm {opts.helm}"
+    report.add(f"helmfile apply, all {opts.releases} releases ({helm})", h)
     report.add(
-        f"glue apply --changed-only, 1 of {opts.releases} changed",
+        f"glue apply --changed-only, 1 of {opts.releases} changed ({helm})",
         g,
         peer=h,
         target="<= 0.25x helmfile",
     )
-    report.add(f"helmfile apply, all {opts.releases} releases", h)
     print(f"ratio glue / helmfile (medians): {g.median / h.median:.2f} (target <= 0.25)")
     alone = statistics.median(spans["apply"])
     print(

@@ -223,12 +223,22 @@ def wrapper_cost(folder: Path, runs: int = 9) -> float:
 HELMFILE_APPLY = ["helmfile", "-e", "staging", "apply", "--detailed-exitcode", "--suppress-secrets"]
 
 
+def helm_major(env: dict[str, str], major: int) -> tuple[dict[str, str], str]:
+    """``env`` running Helm ``major`` (the testbed's ``helm`` follows GLUE_TESTBED_HELM),
+    and the helmfile that drives it: 0.166 for Helm 3, v1 (``helmfile1``) for Helm 4.
+    Under Helm 4, helm-diff needs HELM_DIFF_USE_UPGRADE_DRY_RUN (glue sets it itself; a
+    bare helmfile run needs it from the environment)."""
+    if major == 3:
+        return {**env, "GLUE_TESTBED_HELM": "3"}, "helmfile"
+    return {**env, "GLUE_TESTBED_HELM": "4", "HELM_DIFF_USE_UPGRADE_DRY_RUN": "true"}, "helmfile1"
+
+
 def clocked_glue_env(
-    env: dict[str, str], scratch: Path
+    env: dict[str, str], scratch: Path, helmfile: str = "helmfile"
 ) -> tuple[HelmfileClock, float, dict[str, str]]:
-    """A HelmfileClock around the testbed's helmfile, the wrapper's measured cost, and
-    ``env`` with GLUE_HELMFILE pointing at the wrapper (for the glue commands)."""
-    real = shutil.which("helmfile", path=env["PATH"])
+    """A HelmfileClock around the testbed's ``helmfile``, the wrapper's measured cost,
+    and ``env`` with GLUE_HELMFILE pointing at the wrapper (for the glue commands)."""
+    real = shutil.which(helmfile, path=env["PATH"])
     assert real, "no helmfile on the testbed's PATH"
     clock = HelmfileClock(scratch, real)
     return clock, wrapper_cost(scratch), {**env, "GLUE_HELMFILE": str(clock.path)}
