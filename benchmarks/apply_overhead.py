@@ -15,9 +15,10 @@ each helmfile run starts and ends; glue's own time is glue's wall time minus the
 output, count as glue's), split into before helmfile apply starts and after it ends
 (the wrapper's timestamps against the moments glue was started and exited). Prints
 median and min-max of glue's own time, of the whole deploy and of own time as a share
-of it.
+of it. glue runs from a fresh venv, installed as a user would (``--dev-glue``: the
+development environment's, whose extra packages can slow its imports).
 
-Run: python benchmarks/apply_overhead.py [--runs 5] [--quick] [--delay 5s]
+Run: python benchmarks/apply_overhead.py [--runs 5] [--quick] [--delay 5s] [--dev-glue]
 Target (issue 17): glue's own time under 0.3 s, printed also as a % of the deploy.
 """
 
@@ -39,7 +40,7 @@ from cluster_bench import (
     run_between,
     testbed,
 )
-from common import Report, glue_command, timed
+from common import Report, fresh_glue, glue_command, timed, user_env
 
 
 def main() -> None:
@@ -49,6 +50,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="3 runs")
     parser.add_argument("--delay", default="5s", help="pod ready delay (default 5s)")
+    parser.add_argument(
+        "--dev-glue", action="store_true", help="run the development glue, not a fresh venv's"
+    )
     opts = parser.parse_args()
     runs = 3 if opts.quick else opts.runs
     load_start = os.getloadavg()
@@ -56,7 +60,10 @@ def main() -> None:
     with testbed("apply", opts.delay) as (env, scratch):
         clock, cost, glue_env = clocked_glue_env(env, scratch)
         repo = make_repo(scratch / "repo", 2, "bench-apply")
-        glue = glue_command()
+        if opts.dev_glue:
+            glue = glue_command()
+        else:
+            glue, glue_env = fresh_glue(scratch), user_env(glue_env)
         helmfile = HELMFILE_APPLY
         log("first deploy (untimed)")
         run([*glue, "apply", "--env", "staging"], repo, glue_env)

@@ -16,10 +16,11 @@ up to the new commit, so the next glue run again sees exactly one changed releas
 glue runs helmfile through a wrapper that times each helmfile run it makes; their
 medians are printed to show where glue's time goes.
 
-Helm 3 (with helmfile 0.166) by default; ``--helm 4`` runs Helm 4 with helmfile v1.
+Helm 3 (with helmfile 0.166) by default; ``--helm 4`` runs Helm 4 with helmfile v1. glue
+runs from a fresh venv, installed as a user would (``--dev-glue``: the development one).
 
 Run: python benchmarks/changed_only.py [--runs 5] [--quick] [--releases 20] [--delay 5s]
-     [--helm 3|4]
+     [--helm 3|4] [--dev-glue]
 Target (issue 17): glue's wall time at most 0.25 of helmfile's.
 """
 
@@ -43,7 +44,7 @@ from cluster_bench import (
     run,
     testbed,
 )
-from common import Report, glue_command, timed
+from common import Report, fresh_glue, glue_command, timed, user_env
 
 
 def main() -> None:
@@ -57,6 +58,9 @@ def main() -> None:
     parser.add_argument(
         "--helm", type=int, choices=(3, 4), default=3, help="Helm major version (default 3)"
     )
+    parser.add_argument(
+        "--dev-glue", action="store_true", help="run the development glue, not a fresh venv's"
+    )
     opts = parser.parse_args()
     runs = 3 if opts.quick else opts.runs
     names = release_names(opts.releases)
@@ -66,7 +70,10 @@ def main() -> None:
         env, helmfile_bin = helm_major(testbed_env, opts.helm)
         clock, cost, glue_env = clocked_glue_env(env, scratch, helmfile_bin)
         repo = make_repo(scratch / "repo", opts.releases, "bench-changed")
-        glue = glue_command()
+        if opts.dev_glue:
+            glue = glue_command()
+        else:
+            glue, glue_env = fresh_glue(scratch), user_env(glue_env)
         apply_changed = [*glue, "apply", "--env", "staging", "--changed-only"]
         helmfile = [helmfile_bin, *HELMFILE_APPLY[1:]]
         log(f"first deploy of {opts.releases} releases with glue apply (untimed)")

@@ -134,6 +134,26 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = No
     return done.stdout
 
 
+def fresh_glue(state: Path) -> list[str]:
+    """glue as a user installs it: runtime dependencies only, in a new venv under
+    ``state`` (not the development environment, whose extra packages glue's imports can
+    pick up: httpcore2 imports trio, ~40 ms, whenever it is installed). Run it with
+    :func:`user_env`."""
+    venv = state / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", str(ROOT)],
+        check=True,
+    )
+    return [str(venv / "bin/glue")]
+
+
+def user_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a :func:`fresh_glue`: the bytecode pip wrote into its venv is used
+    (the benchmarks' cache prefix would hide it, and glue would compile at every run)."""
+    return {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"}
+
+
 def glue_command() -> list[str]:
     """The installed ``glue`` next to this Python, else ``python -m gitops_glue``.
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster_bench import testbed
-from common import ROOT, Report, Timing, glue_command, timed
+from common import ROOT, Report, Timing, fresh_glue, glue_command, timed, user_env
 
 sys.path.insert(0, str(ROOT))
 from tests.support.slackserver import start_slack
@@ -45,17 +45,6 @@ def measured(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, flo
     return wall, usage.ru_maxrss / 1024
 
 
-def fresh_glue(state: Path) -> list[str]:
-    """glue installed with its runtime dependencies only, in a new venv."""
-    venv = state / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check", str(ROOT)],
-        check=True,
-    )
-    return [str(venv / "bin/glue")]
-
-
 def measure(
     args: argparse.Namespace, report: Report, env: dict[str, str], scratch: Path, slack: Any
 ) -> None:
@@ -64,8 +53,7 @@ def measure(
     subprocess.run(["kubectl", "create", "namespace", ns], env=env, check=True)
     work = scratch / "empty"  # a hook Job has no checkout
     work.mkdir()
-    # The fresh venv has the bytecode pip wrote; a cache prefix would hide it (0.6 s a run).
-    env = {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"} | {
+    env = user_env(env) | {
         "SLACK_WEBHOOK_URL": slack.webhook_url,
         "GLUE_RECORD_NAMESPACE": ns,
         "GLUE_NOTIFY_SERVICE": "a",
