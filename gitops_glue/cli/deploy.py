@@ -144,9 +144,8 @@ def apply_cmd(
     from gitops_glue.durations import parse_duration
     from gitops_glue.integrations import ci
 
-    target = commit_target(env, selector, extra)
     request = apply.ApplyRequest(
-        target=target,
+        target=commit_target(env, selector, extra),
         options=apply.ApplyOptions(
             timeout=parse_duration(timeout),
             lock_timeout=parse_duration(lock_timeout),
@@ -157,8 +156,6 @@ def apply_cmd(
         kube_context=kube_context,
         changed_only=changed_only,
         dry_run=dry_run,
-        # helm version runs while glue.yaml loads.
-        tools_check=None if dry_run else target.tools.start_check(),
     )
     say = note if output is Output.json else typer.echo
     try:

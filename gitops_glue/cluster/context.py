@@ -73,14 +73,9 @@ def _expand(root: Path, path: str) -> str:
     return str(expanded if expanded.is_absolute() else root / expanded)
 
 
-def helmfile_kube_context(root: Path, env: str, tools: Tools) -> str | None:
-    """The kube context helmfile uses for ``env``, from ``helmfile -e ENV build``."""
-    return start_helmfile_kube_context(root, env, tools)()
-
-
 def start_helmfile_kube_context(root: Path, env: str, tools: Tools) -> Callable[[], str | None]:
-    """:func:`helmfile_kube_context` with ``helmfile build`` started now; calling what
-    this returns waits for it."""
+    """The kube context helmfile uses for ``env``, from ``helmfile -e ENV build``, which
+    starts now; calling what this returns waits for it."""
     from gitops_glue.deploy.helmfile import Started, helmfile_env
 
     args = [tools.helmfile, "--helm-binary", tools.helm, "-e", env, "build"]

@@ -65,21 +65,6 @@ class Lease:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def warm_up() -> None:
-    """Start importing the Kubernetes client on a background thread.
-
-    A command that will need the client may call this first thing, so the
-    import overlaps with its own start-up work instead of following it.
-    """
-    import threading
-
-    def load() -> None:
-        import lightkube  # noqa: F401
-        from lightkube.resources import coordination_v1, core_v1  # noqa: F401
-
-    threading.Thread(target=load, daemon=True).start()
-
-
 def preload() -> None:
     """Import the Kubernetes client now (about 0.1 s of glue's start-up), e.g. while a
     tool runs that glue waits for before it can make the client."""

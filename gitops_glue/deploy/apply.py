@@ -66,9 +66,6 @@ class ApplyRequest:
     kube_context: str | None = None  # overrides the environment's (glue.yaml, helmfile)
     changed_only: bool = False  # deploy only the releases whose inputs changed
     dry_run: bool = False  # diff instead of deploying
-    #: ``target.tools.start_check()`` when the caller started it already (it runs
-    #: while glue.yaml loads); apply starts it otherwise.
-    tools_check: Callable[[], int] | None = None
 
 
 @dataclass
@@ -385,7 +382,7 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         context=req.kube_context,
         tools=req.target.tools,
     )
-    check = None if req.dry_run else req.tools_check or req.target.tools.start_check()
+    check = None if req.dry_run else req.target.tools.start_check()
     if not req.dry_run:
         from gitops_glue.cluster.kube import preload
 
@@ -414,12 +411,16 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
             return ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
         say(f"glue: --changed-only: deploying {', '.join(selection.changed)}")
         target = replace(target, selectors=tuple(selection.selectors))
-    if req.dry_run:
+    if check is None:  # --dry-run
         from gitops_glue.deploy.diff import diff
 
         result = ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
         result.diff = diff(target, where)
         return result
+    if listing is None:  # --changed-only: the releases are known now
+        from gitops_glue.deploy.helmfile import start_list_releases
+
+        listing = start_list_releases(target)
     return _deploy(loaded, target, cluster(), req.options, say, selection, where, check, listing)
 
 
@@ -431,14 +432,14 @@ def _deploy(
     say: Progress,
     selection: ChangedReport | None,
     where: ClusterRef,
-    check: Callable[[], int] | None = None,
-    listing: Callable[[], list[Release]] | None = None,
+    check: Callable[[], int],
+    listing: Callable[[], list[Release]],
 ) -> ApplyResult:
-    """Deploy; ``check`` and ``listing``: the tool check and the release list when they
-    were started already."""
+    """Deploy; ``check`` and ``listing`` wait for the tool check and the release list
+    that apply() started."""
     from gitops_glue.cluster import diagnose
     from gitops_glue.cluster.lock import DeployLock
-    from gitops_glue.deploy.helmfile import list_releases, tail
+    from gitops_glue.deploy.helmfile import tail
 
     # What deployed_versions() imports, imported now: it loads while helm and helmfile
     # (started by apply()) run, instead of after them.
@@ -448,8 +449,8 @@ def _deploy(
         import pygit2  # noqa: F401
 
     env = loaded.config.environment(target.env)
-    major = check() if check else target.tools.check()
-    items = listing() if listing else list_releases(target)
+    major = check()
+    items = listing()
     names = [r.name for r in items]
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
     forwarder = _SignalForwarder()

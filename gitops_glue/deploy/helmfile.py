@@ -41,18 +41,6 @@ class Tools:
     def from_env(cls) -> Tools:
         return cls(os.environ.get("GLUE_HELMFILE", "helmfile"), os.environ.get("GLUE_HELM", "helm"))
 
-    def helm_major(self) -> int:
-        return self._major(_run_quiet([self.helm, "version", "--template", "{{.Version}}"]))
-
-    def _major(self, out: str) -> int:
-        match = re.match(r"v?(\d+)\.", out.strip())
-        if not match:
-            raise OperationError(
-                f"cannot tell the version of {self.helm}: {out.strip()[:200]}",
-                hint=f"glue supports {SUPPORTED_TOOLS}",
-            )
-        return int(match.group(1))
-
     def helmfile_version(self) -> tuple[int, ...]:
         out = _run_quiet([self.helmfile, "version", "-o", "short"], helmfile_env())
         match = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
@@ -66,9 +54,16 @@ class Tools:
         """:meth:`check` with ``helm version`` started now: glue can work while it runs,
         and calling what this returns waits for it (and raises what ``check`` raises)."""
         version = Started([self.helm, "version", "--template", "{{.Version}}"], timeout=60)
-        return lambda: self._checked(self._major(_quiet(version)))
+        return lambda: self._checked(_quiet(version))
 
-    def _checked(self, major: int) -> int:
+    def _checked(self, version: str) -> int:
+        match = re.match(r"v?(\d+)\.", version.strip())
+        if not match:
+            raise OperationError(
+                f"cannot tell the version of {self.helm}: {version.strip()[:200]}",
+                hint=f"glue supports {SUPPORTED_TOOLS}",
+            )
+        major = int(match.group(1))
         if major < 3:
             raise OperationError(
                 f"{self.helm} is Helm {major}", hint=f"glue supports {SUPPORTED_TOOLS}"
