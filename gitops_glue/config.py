@@ -113,14 +113,20 @@ class PolicyOverride(_Model, frozen=True, kw_only=True):
 
 def _check_allow(value: str | None) -> None:
     if value is not None:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise _Invalid("allow", f"not a valid regular expression: {exc}") from None
-        try:
-            inputs.check_regex_cost(value)
-        except ValueError as exc:
-            raise _Invalid("allow", str(exc)) from None
+        _pattern("allow", value)
+
+
+def _pattern(field_name: str, value: str) -> re.Pattern[str]:
+    """``value`` compiled; refused when it is no regular expression or can take
+    exponential time to match."""
+    try:
+        pattern = re.compile(value)
+        inputs.check_regex_cost(value)
+    except re.error as exc:
+        raise _Invalid(field_name, f"not a valid regular expression: {exc}") from None
+    except ValueError as exc:
+        raise _Invalid(field_name, str(exc)) from None
+    return pattern
 
 
 class Environment(_Model, frozen=True, kw_only=True):
@@ -215,18 +221,11 @@ class Service(_Model, frozen=True, kw_only=True):
 def _check_scheme(value: str) -> None:
     if "{branch}" not in value:
         raise _Invalid("branch_tags", "the scheme must contain {branch}")
-    try:
-        pattern = re.compile(value.replace("{branch}", "x"))
-    except re.error as exc:
-        raise _Invalid("branch_tags", f"not a valid regular expression: {exc}") from None
+    pattern = _pattern("branch_tags", value.replace("{branch}", "x"))
     if "order" not in pattern.groupindex:
         raise _Invalid(
             "branch_tags", "the scheme needs a named group (?P<order>...) to sort builds"
         )
-    try:
-        inputs.check_regex_cost(value.replace("{branch}", "x"))
-    except ValueError as exc:
-        raise _Invalid("branch_tags", str(exc)) from None
 
 
 class Templates(_Model, frozen=True, kw_only=True):
