@@ -40,7 +40,7 @@ from cluster_bench import (
     run_between,
     testbed,
 )
-from common import Report, fresh_glue, glue_command, timed, user_env
+from common import Report, glue_to_time, timed
 
 
 def main() -> None:
@@ -60,10 +60,7 @@ def main() -> None:
     with testbed("apply", opts.delay) as (env, scratch):
         clock, cost, glue_env = clocked_glue_env(env, scratch)
         repo = make_repo(scratch / "repo", 2, "bench-apply")
-        if opts.dev_glue:
-            glue = glue_command()
-        else:
-            glue, glue_env = fresh_glue(scratch), user_env(glue_env)
+        glue, glue_env = glue_to_time(opts.dev_glue, scratch, glue_env)
         helmfile = HELMFILE_APPLY
         log("first deploy (untimed)")
         run([*glue, "apply", "--env", "staging"], repo, glue_env)

@@ -44,7 +44,7 @@ from cluster_bench import (
     run,
     testbed,
 )
-from common import Report, fresh_glue, glue_command, timed, user_env
+from common import Report, glue_to_time, timed
 
 
 def main() -> None:
@@ -70,10 +70,7 @@ def main() -> None:
         env, helmfile_bin = helm_major(testbed_env, opts.helm)
         clock, cost, glue_env = clocked_glue_env(env, scratch, helmfile_bin)
         repo = make_repo(scratch / "repo", opts.releases, "bench-changed")
-        if opts.dev_glue:
-            glue = glue_command()
-        else:
-            glue, glue_env = fresh_glue(scratch), user_env(glue_env)
+        glue, glue_env = glue_to_time(opts.dev_glue, scratch, glue_env)
         apply_changed = [*glue, "apply", "--env", "staging", "--changed-only"]
         helmfile = [helmfile_bin, *HELMFILE_APPLY[1:]]
         log(f"first deploy of {opts.releases} releases with glue apply (untimed)")

@@ -154,6 +154,12 @@ def user_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k != "PYTHONPYCACHEPREFIX"}
 
 
+def glue_to_time(dev: bool, state: Path, env: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The glue a benchmark times and its environment: with ``dev`` the development one
+    and ``env``, else a :func:`fresh_glue` under ``state`` and :func:`user_env`."""
+    return (glue_command(), env) if dev else (fresh_glue(state), user_env(env))
+
+
 def glue_command() -> list[str]:
     """The installed ``glue`` next to this Python, else ``python -m gitops_glue``.
 
