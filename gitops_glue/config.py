@@ -131,8 +131,9 @@ def _pattern(field_name: str, value: str) -> re.Pattern[str]:
 
 class Environment(_Model, frozen=True, kw_only=True):
     name: str
-    #: Values files, merged in order like helm does; glue edits the last one.
-    values: list[str]
+    #: The environment's values files (helmfile's ``environments.ENV.values``), in
+    #: helmfile's order: where services without ``values`` of their own keep their tags.
+    values: list[str] = field(default_factory=list)
     tag_policy: PolicyOverride | None = None
     #: Kubernetes namespace of the deploy record and the deploy lock
     #: (default: ``glue-<name>``).
@@ -153,11 +154,8 @@ class Environment(_Model, frozen=True, kw_only=True):
     def __post_init__(self) -> None:
         if not _ENV_NAME.fullmatch(self.name):
             raise _Invalid("name", "use lower-case letters, digits and dashes (like prod-eu)")
-        if not self.values:
-            raise _Invalid("values", "name at least one values file")
         for item in self.values:
-            if Path(item).is_absolute() or ".." in Path(item).parts:
-                raise _Invalid("values", f"{item!r}: values files are paths inside the repository")
+            _check_path("values", item)
         if self.min_age is not None:
             from gitops_glue.durations import parse_duration
 
@@ -170,15 +168,34 @@ class Environment(_Model, frozen=True, kw_only=True):
     def record_namespace(self) -> str:
         return self.namespace or record.default_namespace(self.name)
 
-    @property
-    def own_file(self) -> str:
-        """The file glue edits for this environment (the last, most specific one)."""
-        return self.values[-1]
+
+#: What a service's ``values`` patterns may name.
+PLACEHOLDERS = ("env", "service", "release")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def _check_path(field_name: str, item: str) -> None:
+    """A values file is a normalised path inside the repository (git names it so)."""
+    parts = item.split("/")
+    if item.startswith("/") or any(p in ("", ".", "..") for p in parts) or "\\" in item:
+        raise _Invalid(
+            field_name,
+            f"{item!r}: values files are paths inside the repository, written like "
+            "config/dev/values.yaml (no ./, .., // or absolute paths)",
+        )
+    if any(c in item for c in "*?["):
+        raise _Invalid(
+            field_name, f"{item!r}: list the files a glob matches (glue init expands globs)"
+        )
 
 
 class Service(_Model, frozen=True, kw_only=True):
     #: Key path of the image tag inside the values files, e.g. ``a.image.tag``.
     tag_key: str
+    #: The release's own values files (helmfile's ``releases[].values``), in helmfile's
+    #: order, with ``{env}``, ``{service}`` and ``{release}`` filled in: the tag is read
+    #: from these instead of the environment's values files. None: the environment's.
+    values: list[str] | None = None
     #: Key path of the source revision (git SHA) the image was built from.
     revision_key: str | None = None
     #: Key path of the image digest (``sha256:...``) next to the tag, e.g.
@@ -213,6 +230,16 @@ class Service(_Model, frozen=True, kw_only=True):
                 )
             msgspec.structs.force_setattr(self, "source_repo", self.source_repo.rstrip("/"))
         _check_scheme(self.branch_tags)
+        for item in self.values or ():
+            _check_path("values", item)
+            for name in _PLACEHOLDER.findall(item):
+                if name not in PLACEHOLDERS:
+                    raise _Invalid(
+                        "values",
+                        f"{item!r}: unknown placeholder {{{name}}} (use "
+                        + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS)
+                        + ")",
+                    )
 
     def release_name(self, service: str) -> str:
         return self.release or service
@@ -253,8 +280,19 @@ class AutoRelease(_Model, frozen=True, kw_only=True):
     to: str
 
 
+class ServiceDefaults(_Model, frozen=True, kw_only=True):
+    """What every service has unless it says otherwise (``service_defaults``)."""
+
+    tag_key: str | None = None
+    revision_key: str | None = None
+    digest_key: str | None = None
+    values: list[str] | None = None
+
+
 class GlueConfig(_Model, frozen=True, kw_only=True):
     version: Literal[1] = 1
+    #: Keys every service takes unless it sets its own (one layout, many services).
+    service_defaults: ServiceDefaults = field(default_factory=ServiceDefaults)
     git: GitSettings = field(default_factory=GitSettings)
     templates: Templates = field(default_factory=Templates)
     notify: NotifySettings = field(default_factory=NotifySettings)
@@ -281,6 +319,15 @@ class GlueConfig(_Model, frozen=True, kw_only=True):
                 raise _Invalid(
                     "services",
                     f"{name!r} has a digest_key but no image (REGISTRY/NAME) to ask for the digest",
+                )
+        from_env = [n for n, s in self.services.items() if s.values is None]
+        for env in self.environments:
+            if from_env and not env.values:
+                raise _Invalid(
+                    "environments",
+                    f"{env.name!r} lists no values files, but service {from_env[0]!r} keeps "
+                    "its tag there (give the environment its values, or the service values "
+                    "of its own)",
                 )
         for rule in self.auto_release:
             if rule.to not in names:
@@ -423,7 +470,14 @@ def _build(data: Any) -> GlueConfig:
     if isinstance(services, dict):
         built: dict[str, Service] = {}
         problems: list[tuple[_Loc, str]] = []
-        for name, raw in services.items():
+        defaults = _convert(
+            data.get("service_defaults") or {}, ServiceDefaults, ["service_defaults"]
+        )
+        inherited = msgspec.structs.asdict(defaults)
+        for name, given in services.items():
+            raw = given
+            if given is None or isinstance(given, dict):  # ``svc:`` alone takes every default
+                raw = {k: v for k, v in inherited.items() if v is not None} | (given or {})
             try:
                 built[name] = _convert(raw, Service, ["services", name])
             except _Refused as exc:

@@ -288,7 +288,7 @@ def deployed_versions(
 ) -> tuple[dict[str, ServiceVersion], str]:
     """The tag and revision of every deployed service, from the files; the git HEAD."""
     from gitops_glue.cluster import record
-    from gitops_glue.repo import envfiles, gitrepo
+    from gitops_glue.repo import gitrepo, versions
 
     env = loaded.config.environment(env_name)
     read = gitrepo.worktree_reader(loaded.root)
@@ -297,17 +297,8 @@ def deployed_versions(
         release = svc.release_name(name)
         if release not in deployed:
             continue
-        tag = envfiles.effective(read, env, svc.tag_key).value
-        revision = (
-            envfiles.effective(read, env, svc.revision_key).value if svc.revision_key else None
-        )
-        digest = envfiles.effective(read, env, svc.digest_key).value if svc.digest_key else None
-        services[name] = record.ServiceVersion(
-            None if tag is None else str(tag),
-            None if revision is None else str(revision),
-            release,
-            str(digest) if digest else None,
-        )
+        v = versions.read_version(read, loaded.config, env, name)
+        services[name] = record.ServiceVersion(v.tag, v.revision, release, v.digest)
     try:
         import pygit2
 
@@ -443,7 +434,8 @@ def _deploy(
 
     # What deployed_versions() imports, imported now: it loads while helm and helmfile
     # (started by apply()) run, instead of after them.
-    from gitops_glue.repo import envfiles, gitrepo  # noqa: F401
+    from gitops_glue.repo import gitrepo  # noqa: F401
+    from gitops_glue.repo import versions as _versions  # noqa: F401
 
     with suppress(ImportError):
         import pygit2  # noqa: F401

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.config import GlueConfig, LoadedConfig
     from gitops_glue.integrations.ci import CiContext
-    from gitops_glue.repo.envfiles import Reader
+    from gitops_glue.repo.versions import Reader
 
 START_PHASES = ("pre-install", "pre-upgrade")
 FINISH_PHASES = ("post-install", "post-upgrade")
@@ -649,27 +649,22 @@ def from_checkout(
 
     Returns ``(new, releases, sources, record_namespace)``; ``services`` limits them.
     """
-    from gitops_glue.repo.envfiles import effective, require_files
+    from gitops_glue.repo import versions
 
     environment = config.environment(env)
-    require_files(read, environment)
+    versions.require_files(read, config, environment)
     names = list(services) or list(config.services)
     new: dict[str, ServiceVersion] = {}
     releases: dict[str, str] = {}
     sources: dict[str, str | None] = {}
     for name in names:
         svc = config.service(name)
-        tag = effective(read, environment, svc.tag_key).value
-        revision = (
-            effective(read, environment, svc.revision_key).value if svc.revision_key else None
-        )
+        v = versions.read_version(read, config, environment, name)
         releases[name] = svc.release_name(name)
         sources[name] = svc.source_repo
-        if tag is None:
+        if v.tag is None:
             continue  # not deployed to this environment
-        new[name] = ServiceVersion(
-            str(tag), str(revision) if revision else None, svc.release_name(name)
-        )
+        new[name] = ServiceVersion(v.tag, v.revision, svc.release_name(name))
     return new, releases, sources, environment.record_namespace
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import check, envfiles, inputs, values
+from gitops_glue.repo import inputs, versions
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -127,6 +127,7 @@ class ServiceBump:
     new_tag: str
     old_revision: str | None
     new_revision: str | None
+    file: str = ""  # the values file the tag is written to
 
     @property
     def changed(self) -> bool:
@@ -139,6 +140,7 @@ class ServiceBump:
             "new_tag": self.new_tag,
             "old_revision": self.old_revision,
             "new_revision": self.new_revision,
+            "file": self.file,
         }
 
 
@@ -150,7 +152,7 @@ class TagChange:
     """
 
     env: str
-    file: str
+    file: str  # the first service's file
     bumps: tuple[ServiceBump, ...]
 
     @property
@@ -192,13 +194,13 @@ class TagChange:
         if len(self.bumps) == 1:
             b = self.bumps[0]
             return f"unchanged: {b.service} is already {b.new_tag} in {self.env} ({self.file})"
-        return f"unchanged: {', '.join(self.names())} already as asked in {self.env} ({self.file})"
+        return f"unchanged: {', '.join(self.names())} already as asked in {self.env}"
 
     def changed_lines(self) -> list[str]:
         return [
-            f"  {self.file}: {b.old_tag} -> {b.new_tag}"
+            f"  {b.file}: {b.old_tag} -> {b.new_tag}"
             if len(self.bumps) == 1
-            else f"  {self.file}: {b.service} {b.old_tag} -> {b.new_tag}"
+            else f"  {b.file}: {b.service} {b.old_tag} -> {b.new_tag}"
             for b in self.bumps
             if b.changed
         ]
@@ -294,7 +296,7 @@ def revision_for(item: ServiceTag, old_tag: str | None, old_revision: str | None
     return ""
 
 
-def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> BumpChange:
+def plan_bump(config: GlueConfig, read: versions.Reader, req: BumpRequest) -> BumpChange:
     """Work out the edits for a bump of one or more services; touches nothing.
 
     All or nothing: any refused service (unknown, policy, missing key) refuses
@@ -309,12 +311,11 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
         raise UsageError(f"service {', '.join(dupes)} named more than once")
     for item in items:
         config.service(item.service)
-    own = env.own_file
     if req.if_auto_release is not None and not config.auto_release_allows(
         req.if_auto_release, env.name
     ):
         bumps = tuple(ServiceBump(x.service, None, x.tag, None, x.revision) for x in items)
-        details = TagChange(env.name, own, bumps)
+        details = TagChange(env.name, "", bumps)
         return Change(
             edits=(),
             message=compose(config.git, message_parts(req, details)),
@@ -333,71 +334,58 @@ def plan_bump(config: GlueConfig, read: envfiles.Reader, req: BumpRequest) -> Bu
                 f"service {item.service!r}: {exc.message}; nothing was changed",
                 hint=exc.hint,
             ) from None
-    envfiles.require_files(read, env)
-
-    text = read(own)
-    assert text is not None  # require_files checked it
-    new_text = text
+    versions.require_files(read, config, env)
+    texts: dict[str, str] = {}
     notes: list[str] = []
     bumps_out: list[ServiceBump] = []
     for item in items:
         service = config.service(item.service)
-        current = envfiles.effective(read, env, service.tag_key)
+        current = versions.read_version(read, config, env, item.service)
         if current.file is None:
+            files = versions.sources(config, env, item.service)
             raise UsageError(
-                f"service {item.service!r}: key {service.tag_key} is in none of environment "
-                f"{env.name!r}'s values files ({', '.join(env.values)})"
+                f"service {item.service!r}: key {service.tag_key} is in none of its values "
+                f"files in {env.name!r} ({', '.join(files) or 'none'})"
                 + ("; nothing was changed" if len(items) > 1 else ""),
                 hint=f"fix services.{item.service}.tag_key in glue.yaml, or add the key",
             )
-        check.refuse_overridden_key(read, env, service.tag_key, env.own_file)
-        old_tag = _str(current.value)
-        old_revision: str | None = None
         revision: str | None = None
         if item.revision is not None and service.revision_key is None:
             notes.append(f"--revision ignored: service {item.service!r} has no revision_key")
         elif service.revision_key is not None:
-            old_revision = _str(envfiles.effective(read, env, service.revision_key).value) or None
-            revision = revision_for(item, old_tag, old_revision)
-        new_text = values.set_value(
-            new_text, service.tag_key, item.tag, filename=own, create=True, force_string=True
-        ).text
-        new_revision = old_revision
-        if revision is not None and service.revision_key is not None:
+            revision = revision_for(item, current.tag, current.revision)
+        digest: str | None = None
+        if service.digest_key is not None:
+            # The registry's digest next to the tag; a new tag without one clears the old.
+            digest = dict(req.digests).get(item.service)
+            if digest is not None:
+                inputs.check_line("digest", digest)
+            elif current.tag == item.tag:
+                digest = None  # the same tag keeps its digest
+            else:
+                digest = ""
+        written = versions.write(
+            read, config, env, item.service, texts, tag=item.tag, revision=revision, digest=digest
+        )
+        new_revision = current.revision
+        if revision is not None:
             new_revision = revision or None
-            if revision or old_revision:
-                new_text = values.set_value(
-                    new_text,
-                    service.revision_key,
-                    revision,
-                    filename=own,
-                    create=True,
-                    force_string=True,
-                ).text
-            if not revision:
+            if not revision and current.revision:
                 notes.append(
                     f"{item.service}: revision cleared ({service.revision_key}): no --revision "
                     f"for the new tag {item.tag}"
                 )
-        if service.digest_key is not None:
-            # The registry's digest next to the tag; a new tag without one clears the old.
-            digest = dict(req.digests).get(item.service)
-            old_digest = _str(envfiles.effective(read, env, service.digest_key).value) or None
-            if digest is not None:
-                inputs.check_line("digest", digest)
-            if digest != old_digest and (digest or old_tag != item.tag):
-                new_text = values.set_value(
-                    new_text,
-                    service.digest_key,
-                    digest or "",
-                    filename=own,
-                    create=True,
-                    force_string=True,
-                ).text
-        bumps_out.append(ServiceBump(item.service, old_tag, item.tag, old_revision, new_revision))
-    details = TagChange(env.name, own, tuple(bumps_out))
-    unchanged = not any(b.changed for b in bumps_out) and new_text == text
-    edits = () if unchanged or new_text == text else (FileEdit(own, text, new_text),)
+        bumps_out.append(
+            ServiceBump(
+                item.service, current.tag, item.tag, current.revision, new_revision, written.file
+            )
+        )
+    edits = tuple(
+        FileEdit(name, original, text)
+        for name, text in texts.items()
+        if (original := read(name)) is not None and text != original
+    )
+    details = TagChange(env.name, bumps_out[0].file, tuple(bumps_out))
     return Change(
         edits=edits,
         message=compose(config.git, message_parts(req, details)),

@@ -9,9 +9,6 @@ Two kinds of checks:
   each environment's values files and their order are what helmfile merges,
   each service's release is deployed in each environment.
 
-:func:`refuse_overridden_key` is the bump guard: a new key in a file that
-helmfile merges before another file that sets the same key changes nothing that
-is deployed, so it is refused.
 """
 
 from __future__ import annotations
@@ -20,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from gitops_glue.config import Environment, GlueConfig
-from gitops_glue.errors import UsageError, YamlEditError
-from gitops_glue.repo import envfiles, keypath, values
+from gitops_glue.config import GlueConfig
+from gitops_glue.errors import UsageError
+from gitops_glue.repo import keypath, values, versions
 
 if TYPE_CHECKING:
-    from gitops_glue.config import LoadedConfig
     from gitops_glue.deploy.helmfile import Tools
 
 Severity = Literal["error", "note"]
@@ -118,9 +114,10 @@ def key_line(text: str, filename: str, key: str) -> int | None:
 
 
 def file_problems(
-    config: GlueConfig, read: envfiles.Reader, config_name: str, config_text: str = ""
+    config: GlueConfig, read: versions.Reader, config_name: str, config_text: str = ""
 ) -> list[Problem]:
-    """Checks on files only: values files exist, tag keys resolve in each environment."""
+    """Checks on files only: environment values files exist, and every service's tag
+    is set, and can be written without a leak, in each environment."""
     problems: list[Problem] = []
     for env in config.environments:
         missing = [name for name in env.values if read(name) is None]
@@ -133,36 +130,29 @@ def file_problems(
                 )
             )
         for svc_name, svc in config.services.items():
+            line = config_line(config_text, service=svc_name)
             try:
-                found = envfiles.effective(read, env, svc.tag_key)
-            except YamlEditError as exc:  # e.g. a parent of the key is a single value
+                found = versions.read_version(read, config, env, svc_name)
+            except UsageError as exc:  # e.g. a parent of the key is a single value
                 problems.append(Problem(f"environment {env.name!r}: {exc}", config_name))
                 continue
+            try:
+                versions.target(read, config, env, svc_name)
+            except UsageError as exc:  # no values file can take a new tag without a leak
+                problems.append(Problem(f"{exc.message}: {exc.hint}", config_name, line))
             if found.file is None:
-                present = [n for n in env.values if n not in missing]
+                files = versions.sources(config, env, svc_name)
+                present = [n for n in files if read(n) is not None]
                 where = ", ".join(present) if present else "no existing file"
                 problems.append(
                     Problem(
-                        f"service {svc_name!r}: tag key {svc.tag_key} is set in none of "
-                        f"environment {env.name!r}'s values files ({where})",
+                        f"service {svc_name!r}: tag key {svc.tag_key} is set in none of its "
+                        f"values files in environment {env.name!r} ({where})",
                         config_name,
-                        config_line(config_text, service=svc_name),
+                        line,
                     )
                 )
     return problems
-
-
-def cheap_warnings(loaded: LoadedConfig) -> list[str]:
-    """What writing commands print as ``glue: warning:`` lines before they start."""
-    from gitops_glue.files import read_text
-    from gitops_glue.repo.gitrepo import worktree_reader
-
-    try:
-        text = read_text(loaded.path)
-        found = file_problems(loaded.config, worktree_reader(loaded.root), loaded.path.name, text)
-    except UsageError:
-        return []  # the command itself reports what it cannot read
-    return [p.text() for p in found]
 
 
 # --------------------------------------------------------------------------- helmfile's view
@@ -255,36 +245,3 @@ def check(directory: Path, *, use_helmfile: bool = True) -> CheckReport:
         "values files": len({v for e in config.environments for v in e.values}),
     }
     return CheckReport(name, tuple(problems), ran, checked)
-
-
-# --------------------------------------------------------------------------- bump guard
-
-
-def refuse_overridden_key(read: envfiles.Reader, env: Environment, key: str, file: str) -> None:
-    """Refuse to create ``key`` in ``file`` when the helmfile merges a later file that
-    sets it: the new value would be overridden, a commit that deploys nothing new.
-
-    The merge order is read statically from the helmfile (and its ``bases:``),
-    which is cheap and works on a fetched remote tree; an environment whose
-    values list is templated is not guarded here (``glue check`` asks helmfile).
-    """
-    from gitops_glue.deploy.helmfile import declared_environments
-
-    text = read(file)
-    if text is not None and key_line(text, file, key) is not None:
-        return  # not created: the key is already in the file
-    order = [v.removeprefix("./") for v in declared_environments(read).get(env.name, [])]
-    own = file.removeprefix("./")
-    if own not in order:
-        return
-    for later in order[order.index(own) + 1 :]:
-        later_text = read(later)
-        line = key_line(later_text, later, key) if later_text is not None else None
-        if line is not None:
-            raise UsageError(
-                f"environment {env.name!r}: {key} would be created in {own}, but helmfile "
-                f"merges {later} after it, which sets it ({later}:{line}): the new value "
-                "would never be deployed",
-                hint=f"list the values files in glue.yaml in helmfile's order (glue edits the "
-                f"last one, here {later}); `glue check` compares them",
-            )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from gitops_glue.config import GlueConfig
-    from gitops_glue.repo.envfiles import Reader
+    from gitops_glue.repo.versions import Reader
 
 
 # --------------------------------------------------------------------------- change

@@ -23,7 +23,7 @@ from gitops_glue.repo.commit import HistoryCommit, Reverted
 if TYPE_CHECKING:
     import pygit2
 
-    from gitops_glue.repo.envfiles import Reader
+    from gitops_glue.repo.versions import Reader
 
 
 def open_checkout(root: Path) -> pygit2.Repository:

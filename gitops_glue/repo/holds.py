@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import envfiles, inputs
+from gitops_glue.repo import inputs, versions
 from gitops_glue.repo.commit import Change, CommitResult, CommitTarget, FileEdit, View
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def parse(text: str | None) -> Ledger:
     return Ledger(marks("holds"), marks("rejected"))
 
 
-def load(read: envfiles.Reader) -> Ledger:
+def load(read: versions.Reader) -> Ledger:
     return parse(read(PATH))
 
 
@@ -180,7 +180,7 @@ class Move:
     new_tag: str | None
 
 
-def moves(config: GlueConfig, read: envfiles.Reader, files: Mapping[str, str]) -> list[Move]:
+def moves(config: GlueConfig, read: versions.Reader, files: Mapping[str, str]) -> list[Move]:
     """Every (environment, service) whose effective tag ``files`` would change."""
 
     def after(path: str) -> str | None:
@@ -188,20 +188,13 @@ def moves(config: GlueConfig, read: envfiles.Reader, files: Mapping[str, str]) -
 
     out: list[Move] = []
     for env in config.environments:
-        if not any(name in files for name in env.values):
-            continue
-        for name, service in config.services.items():
-            old = envfiles.effective(read, env, service.tag_key).value
-            new = envfiles.effective(after, env, service.tag_key).value
+        for name in config.services:
+            if not any(f in files for f in versions.sources(config, env, name)):
+                continue
+            old = versions.tag_of(read, config, env, name)
+            new = versions.tag_of(after, config, env, name)
             if old != new:
-                out.append(
-                    Move(
-                        env.name,
-                        name,
-                        None if old is None else str(old),
-                        None if new is None else str(new),
-                    )
-                )
+                out.append(Move(env.name, name, old, new))
     return out
 
 
@@ -351,7 +344,7 @@ def _need_reason(reason: str, command: str) -> None:
         )
 
 
-def _edit(read: envfiles.Reader, ledger: Ledger) -> tuple[FileEdit, ...]:
+def _edit(read: versions.Reader, ledger: Ledger) -> tuple[FileEdit, ...]:
     old = read(PATH)
     new = ledger.render()
     return () if old == new else (FileEdit(PATH, old or "", new),)
@@ -426,11 +419,11 @@ def plan_reject(view: View, req: RejectRequest) -> Change[HoldChange]:
     if old is not None and old.reason == mark.reason:
         mark = old
     rejected[(req.service, req.tag)] = mark
-    service = view.config.service(req.service)
+    view.config.service(req.service)
     notes = tuple(
         f"{req.service} {req.tag} is still in {env.name}: bump or roll it back there"
         for env in view.config.environments
-        if str(envfiles.effective(view.read, env, service.tag_key).value) == req.tag
+        if versions.tag_of(view.read, view.config, env, req.service) == req.tag
     )
     trailers = [
         ("Glue-Reject", f"{req.service} {req.tag}"),

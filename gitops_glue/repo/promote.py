@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import envfiles, inputs, values
+from gitops_glue.repo import inputs, versions
 from gitops_glue.repo import proof as proven
 from gitops_glue.repo.bump import ServiceTag, revision_for
 from gitops_glue.repo.commit import (
@@ -69,6 +69,7 @@ class Promotion:
     new_revision: str | None
     new_digest: str | None = None  # the source's digest, carried with the tag (digest_key)
     proof: Proof | None = None  # what the source's deploy record proved (require_deployed)
+    file: str = ""  # the values file the tag is written to
 
     def to_json(self) -> dict[str, object]:
         data = dataclasses.asdict(self)
@@ -82,7 +83,7 @@ class Promotions:
 
     source: str
     target: str
-    file: str
+    file: str  # the first promotion's file
     promotions: tuple[Promotion, ...]  # the services that change
     unchanged: tuple[str, ...]  # services already at the source's version
     #: ``--all``: services the target's policy refused, ``SERVICE TAG: why``.
@@ -156,10 +157,6 @@ def source_of(config: GlueConfig, target: str, source: str | None) -> str:
     return names[index - 1]
 
 
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
 def promotion_message(
     config: GlueConfig, source: str, target: str, promotions: list[Promotion], ci: CiContext
 ) -> str:
@@ -206,7 +203,7 @@ def promotion_message(
 
 def plan_promote(
     config: GlueConfig,
-    read: envfiles.Reader,
+    read: versions.Reader,
     req: PromoteRequest,
     records: proven.Records | None = None,
     now: dt.datetime | None = None,
@@ -234,15 +231,12 @@ def plan_promote(
     target, services, source = req.target, req.services, req.source
     src_name = source_of(config, target, source)
     src, dst = config.environment(src_name), config.environment(target)
-    envfiles.require_files(read, src)
-    envfiles.require_files(read, dst)
+    versions.require_files(read, config, src)
+    versions.require_files(read, config, dst)
     names = list(config.services) if services is None else services
     for name in names:
         config.service(name)
-    own = dst.own_file
-    text = read(own)
-    assert text is not None
-    new_text = text
+    texts: dict[str, str] = {}
     promotions: list[Promotion] = []
     unchanged: list[str] = []
     notes: list[str] = []
@@ -251,7 +245,8 @@ def plan_promote(
     rules = proven.rules_for(dst, require=req.require_deployed, min_age=req.min_age)
     for name in names:
         svc = config.service(name)
-        tag = _opt(envfiles.effective(read, src, svc.tag_key).value)
+        have = versions.read_version(read, config, src, name)
+        tag = have.tag
         if tag is None:
             if services is not None:
                 raise UsageError(
@@ -265,19 +260,13 @@ def plan_promote(
         except PolicyError as exc:
             refused.append(f"{name} {tag}: {exc.message}")
             continue
-        src_rev = (
-            _opt(envfiles.effective(read, src, svc.revision_key).value) or None
-            if svc.revision_key
-            else None
-        )
+        src_rev, src_digest = have.revision, have.digest
         if src_rev is not None:
             inputs.check_line(f"{name}'s revision in {src_name} ({svc.revision_key})", src_rev)
-        old_tag = _opt(envfiles.effective(read, dst, svc.tag_key).value)
-        old_rev = (
-            _opt(envfiles.effective(read, dst, svc.revision_key).value) or None
-            if svc.revision_key
-            else None
-        )
+        if src_digest is not None:
+            inputs.check_line(f"{name}'s digest in {src_name} ({svc.digest_key})", src_digest)
+        old = versions.read_version(read, config, dst, name)
+        old_tag, old_rev, old_digest = old.tag, old.revision, old.digest
         # The source's revision; else the same rule as a bump without --revision (a SHA
         # tag is its own revision, another new tag clears the old one): never stale.
         rev = (
@@ -285,16 +274,6 @@ def plan_promote(
             if svc.revision_key
             else None
         )
-        src_digest, old_digest = (
-            (
-                _opt(envfiles.effective(read, src, svc.digest_key).value) or None,
-                _opt(envfiles.effective(read, dst, svc.digest_key).value) or None,
-            )
-            if svc.digest_key
-            else (None, None)
-        )
-        if src_digest is not None:
-            inputs.check_line(f"{name}'s digest in {src_name} ({svc.digest_key})", src_digest)
         if (
             old_tag == tag
             and (rev is None or old_rev == (rev or None))
@@ -322,22 +301,16 @@ def plan_promote(
             except proven.Unproven as exc:
                 unproven.append(f"{name} {tag}: {exc}")
                 continue
-        if svc.digest_key and (src_digest or old_digest):
-            new_text = values.set_value(
-                new_text,
-                svc.digest_key,
-                src_digest or "",
-                filename=own,
-                create=True,
-                force_string=True,
-            ).text
-        new_text = values.set_value(
-            new_text, svc.tag_key, tag, filename=own, create=True, force_string=True
-        ).text
-        if svc.revision_key and rev is not None:
-            new_text = values.set_value(
-                new_text, svc.revision_key, rev, filename=own, create=True, force_string=True
-            ).text
+        written = versions.write(
+            read,
+            config,
+            dst,
+            name,
+            texts,
+            tag=tag,
+            revision=rev,
+            digest=(src_digest or "") if svc.digest_key and (src_digest or old_digest) else None,
+        )
         promotions.append(
             Promotion(
                 name,
@@ -347,6 +320,7 @@ def plan_promote(
                 (rev or None) if rev is not None else old_rev,
                 src_digest,
                 proof,
+                written.file,
             )
         )
     if refused and (services is not None or req.strict):
@@ -363,14 +337,18 @@ def plan_promote(
             + (f" {proven.age(rules.min_age)}" if rules and rules.min_age else "")
             + "), then promote again",
         )
-    edits = (FileEdit(own, text, new_text),) if promotions and new_text != text else ()
+    edits = tuple(
+        FileEdit(file, original, text)
+        for file, text in texts.items()
+        if (original := read(file)) is not None and text != original
+    )
     return Change(
         edits=edits,
         message=promotion_message(config, src_name, dst.name, promotions, req.ci),
         details=Promotions(
             src_name,
             dst.name,
-            own,
+            promotions[0].file if promotions else "",
             tuple(promotions),
             tuple(unchanged),
             tuple(refused),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import envfiles, inputs
+from gitops_glue.repo import inputs, versions
 from gitops_glue.repo.bump import (
     BumpChange,
     BumpRequest,
@@ -87,7 +87,7 @@ def release_message(config: GlueConfig, req: ReleaseRequest, details: TagChange)
     return compose(config.git, parts)
 
 
-def plan_release(config: GlueConfig, read: envfiles.Reader, req: ReleaseRequest) -> BumpChange:
+def plan_release(config: GlueConfig, read: versions.Reader, req: ReleaseRequest) -> BumpChange:
     """A bump (same edit, same policy checks) with a release commit message.
 
     ``req.tag`` must be set (see :func:`release` for picking a branch's tag).

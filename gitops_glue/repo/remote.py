@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import pygit2
 
     from gitops_glue.config import GlueConfig
-    from gitops_glue.repo.envfiles import Reader
+    from gitops_glue.repo.versions import Reader
 
 Progress = Callable[[str], None]
 

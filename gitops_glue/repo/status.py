@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gitops_glue.config import Environment, GlueConfig
-from gitops_glue.repo import envfiles, holds
+from gitops_glue.config import GlueConfig
+from gitops_glue.repo import holds, versions
 from gitops_glue.repo.proof import short
 
 if TYPE_CHECKING:
@@ -123,41 +123,22 @@ def verify_digests(config: GlueConfig, report: StatusReport) -> StatusReport:
     return dataclasses.replace(report, cells=cells)
 
 
-def _opt(value: object) -> str | None:
-    return None if value is None else str(value)
-
-
-def _why_empty(read: envfiles.Reader, env: Environment, key: str) -> str:
-    missing = [name for name in env.values if read(name) is None]
-    if missing:
-        return f"missing file {', '.join(missing)}"
-    return f"no {key}"
-
-
-def collect(config: GlueConfig, read: envfiles.Reader) -> StatusReport:
+def collect(config: GlueConfig, read: versions.Reader) -> StatusReport:
     ledger = holds.load(read)
     cells = []
     for env in config.environments:
-        for name, service in config.services.items():
-            tag = envfiles.effective(read, env, service.tag_key)
-            rev = (
-                envfiles.effective(read, env, service.revision_key)
-                if service.revision_key
-                else envfiles.Found(None, None)
-            )
-            why = None if tag.file is not None else _why_empty(read, env, service.tag_key)
+        for name in config.services:
+            v = versions.read_version(read, config, env, name)
             cells.append(
                 Cell(
                     env.name,
                     name,
-                    _opt(tag.value),
-                    _opt(rev.value),
-                    tag.file,
-                    why,
+                    v.tag,
+                    v.revision,
+                    v.file,
+                    v.why_empty,
                     ledger.hold(env.name, name),
-                    _opt(envfiles.effective(read, env, service.digest_key).value) or None
-                    if service.digest_key
-                    else None,
+                    v.digest,
                 )
             )
     return StatusReport(
@@ -276,7 +257,7 @@ def _time(text: str) -> dt.datetime | None:
 
 def collect_cluster(
     config: GlueConfig,
-    read: envfiles.Reader,
+    read: versions.Reader,
     kube_for: Callable[[str], Kube],
     namespaces: Callable[[str], dict[str, str]],
 ) -> ClusterReport:

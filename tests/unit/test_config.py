@@ -33,7 +33,6 @@ def test_defaults() -> None:
     dev, prod = config.environments
     assert dev.values == ["environments/dev.yaml"]  # one file is a list of one
     assert (dev.record_namespace, prod.record_namespace) == ("glue-dev", "team-prod")
-    assert prod.own_file == "environments/prod.yaml"
     assert config.git.branch == "main" and config.git.author.name == "glue-bot"
     assert (config.notify.thread, config.notify.quiet_when_unchanged) == ("reply", False)
     assert config.tag_policy.mutable_tags == DEFAULT_MUTABLE_TAGS

@@ -1,34 +1,13 @@
-"""The bump guard and the file checks of `glue check`, on file texts in memory."""
+"""The file checks of `glue check`, on file texts in memory."""
 
 from __future__ import annotations
 
-import pytest
-
-from gitops_glue.config import Environment, parse_config
-from gitops_glue.errors import UsageError
-from gitops_glue.repo import check, envfiles
-
-HELMFILE = "environments:\n  prod:\n    values:\n      - base.yaml\n      - prod.yaml\n"
+from gitops_glue.config import parse_config
+from gitops_glue.repo import check, versions
 
 
-def reader(files: dict[str, str]) -> envfiles.Reader:
+def reader(files: dict[str, str]) -> versions.Reader:
     return files.get
-
-
-def test_creating_a_key_that_a_later_file_sets_is_refused() -> None:
-    files = {"helmfile.yaml": HELMFILE, "base.yaml": "x: 1\n", "prod.yaml": "a:\n  tag: '1'\n"}
-    env = Environment(name="prod", values=["prod.yaml", "base.yaml"])
-    with pytest.raises(
-        UsageError, match=r"merges prod.yaml after it, which sets it \(prod.yaml:2\)"
-    ):
-        check.refuse_overridden_key(reader(files), env, "a.tag", "base.yaml")
-
-
-def test_existing_key_or_last_file_is_allowed() -> None:
-    files = {"helmfile.yaml": HELMFILE, "base.yaml": "a:\n  tag: '1'\n", "prod.yaml": "{}\n"}
-    env = Environment(name="prod", values=["base.yaml", "prod.yaml"])
-    check.refuse_overridden_key(reader(files), env, "a.tag", "prod.yaml")  # last: fine
-    check.refuse_overridden_key(reader(files), env, "a.tag", "base.yaml")  # already set
 
 
 def test_file_problems_name_file_and_line() -> None:
@@ -40,8 +19,8 @@ def test_file_problems_name_file_and_line() -> None:
     found = check.file_problems(config, reader({"dev.yaml": "b: 1\n"}), "glue.yaml", text)
     assert [p.text() for p in found] == [
         "glue.yaml:2: environment 'dev': values file gone.yaml does not exist",
-        "glue.yaml:5: service 'a': tag key a.image.tag is set in none of environment 'dev'"
-        "'s values files (dev.yaml)",
+        "glue.yaml:5: service 'a': tag key a.image.tag is set in none of its values files in "
+        "environment 'dev' (dev.yaml)",
     ]
 
 

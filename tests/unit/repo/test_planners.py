@@ -20,12 +20,12 @@ from gitops_glue.integrations.ci import CiContext
 from gitops_glue.repo import gitrepo
 from gitops_glue.repo.bump import BumpRequest, TagChange, bump, plan_bump
 from gitops_glue.repo.commit import Change, View, commit_change, parse_trailers
-from gitops_glue.repo.envfiles import Reader
 from gitops_glue.repo.promote import PromoteRequest, plan_promote
 from gitops_glue.repo.release import ReleaseRequest, pick_branch_tag, plan_release
 from gitops_glue.repo.remote import RemoteBranch, RemoteOptions, make_auth
 from gitops_glue.repo.rollback import Rollback, RollbackRequest, plan_rollback
 from gitops_glue.repo.target import Checkout
+from gitops_glue.repo.versions import Reader
 from tests.support.helpers import git
 
 GLUE_YAML = """\
