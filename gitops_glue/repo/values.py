@@ -196,6 +196,8 @@ def _parse_documents(text: str, filename: str, fast: bool) -> list[Document]:
             if isinstance(e, ev.DocumentStartEvent):
                 stack, anchors, root = [], {}, None
             elif isinstance(e, ev.DocumentEndEvent):
+                if root is not None and root.kind == "scalar" and root.plain and not root.value:
+                    root = None  # nothing but a document marker: an empty document
                 docs.append(Document(root, anchors))
             elif isinstance(e, ev.ScalarEvent):
                 plain = e.style is None and bool(e.implicit and e.implicit[0]) and e.tag is None
@@ -603,9 +605,46 @@ def set_value(
     return EditResult(result, old, True, False, node.line + 1)
 
 
+def _block_lines(names: list[str], leaf: str, indent: int) -> list[str]:
+    keys = [render_scalar(n, style=None, as_string=True, in_flow=False) for n in names]
+    return [
+        " " * (indent + 2 * depth) + k + ":" + ("" if depth < len(keys) - 1 else " " + leaf)
+        for depth, k in enumerate(keys)
+    ]
+
+
+def _create_in_empty(
+    text: str, docs: list[Document], path: kp.KeyPath, value: str, filename: str
+) -> EditResult | None:
+    """``path`` added in block style to a file with no mapping to extend yet: empty, only
+    comments, or an empty ``{}`` (which would otherwise grow as a flow one-liner).
+    None: the file has content, and the usual rules apply."""
+    root = docs[0].root if len(docs) == 1 else None
+    empty_flow = root is not None and root.kind == "map" and root.flow and not root.keys
+    if (docs and root is None and len(docs) > 1) or (root is not None and not empty_flow):
+        return None
+    if any(isinstance(seg.key, int) for seg in path):
+        raise YamlEditError(f"{filename}: cannot create list items ({kp.render(path)})")
+    nl = _newline_of(text)
+    leaf = render_scalar(value, style=None, as_string=True, in_flow=False)
+    block = nl.join(_block_lines([str(seg.key) for seg in path], leaf, 0))
+    if root is not None:  # {} -> the block, where the braces were
+        result = text[: root.start] + block + text[root.end :]
+        line = text.count("\n", 0, root.start) + len(path)
+    else:
+        sep = "" if not text or text.endswith("\n") else nl
+        result = text + sep + block + nl
+        line = result.count("\n")
+    _verify(result, path, 0, value, filename, True)
+    return EditResult(result, None, True, True, line)
+
+
 def _create(
     text: str, docs: list[Document], path: kp.KeyPath, found: Lookup, value: str, filename: str
 ) -> EditResult:
+    done = _create_in_empty(text, docs, path, value, filename)
+    if done is not None:
+        return done
     parent = found.parent
     missing = found.missing
     if parent is None or parent.kind != "map":
@@ -631,10 +670,7 @@ def _create(
             pos, insert = parent.start + 1, entry
     else:
         indent = parent.keys[0].column if parent.keys else parent.column
-        lines = []
-        for depth, k in enumerate(keys):
-            pad = " " * (indent + 2 * depth)
-            lines.append(pad + k + ":" + ("" if depth < len(keys) - 1 else " " + leaf))
+        lines = _block_lines(names, leaf, indent)
         pos = parent.last_end
         if pos > 0 and text[pos - 1] == "\n":  # block scalar: already at a line start
             insert = nl.join(lines) + nl
