@@ -140,7 +140,7 @@ def test_placeholders_and_paths_are_checked_when_glue_yaml_loads() -> None:
 
     with pytest.raises(ConfigError, match=re.escape("unknown placeholder {environment}")):
         parse_config(PER_RELEASE.replace("{env}/values", "{environment}/values"))
-    with pytest.raises(ConfigError, match="no ./, .., // or absolute paths"):
+    with pytest.raises(ConfigError, match=re.escape("no ./, .., // or absolute paths")):
         parse_config(PER_RELEASE.replace("- config/default/", "- ./config/default/"))
     with pytest.raises(ConfigError, match="glue init expands globs"):
         parse_config(ENV_VALUES.replace("envs/dev.yaml]", "envs/*.yaml]"))
