@@ -340,7 +340,9 @@ def releases_of(root: Path, env: str, tools: Tools | None = None) -> list[Releas
     return list_releases(Target(env=env, root=root, tools=tools or Tools.from_env()))
 
 
-def declared_environments(read: Callable[[str], str | None]) -> dict[str, list[str]]:
+def declared_environments(
+    read: Callable[[str], str | None], root: Path | None = None
+) -> dict[str, list[str]]:
     """Environment names in the order the helmfile (and its ``bases:``) declares them,
     with the values files written there as plain strings; templated lines are left out.
 
@@ -383,4 +385,9 @@ def declared_environments(read: Callable[[str], str | None]) -> dict[str, list[s
         if read(name) is not None:
             visit(name, 0)
             break
+    else:
+        if root is not None and (root / "helmfile.d").is_dir():
+            for part in sorted((root / "helmfile.d").iterdir()):
+                if part.name.endswith((".yaml", ".yaml.gotmpl", ".yml")):
+                    visit(f"helmfile.d/{part.name}", 0)
     return found

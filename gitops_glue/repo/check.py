@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from gitops_glue.config import GlueConfig
+from gitops_glue.config import Environment, GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.repo import keypath, values, versions
 
 if TYPE_CHECKING:
     from gitops_glue.deploy.helmfile import Tools
+    from gitops_glue.repo import helmview
 
 Severity = Literal["error", "note"]
 
@@ -139,7 +140,9 @@ def file_problems(
             try:
                 versions.target(read, config, env, svc_name)
             except UsageError as exc:  # no values file can take a new tag without a leak
-                problems.append(Problem(f"{exc.message}: {exc.hint}", config_name, line))
+                problems.append(
+                    Problem(f"{exc.message}: {exc.hint}", config_name, line, severity="note")
+                )
             if found.file is None:
                 files = versions.sources(config, env, svc_name)
                 present = [n for n in files if read(n) is not None]
@@ -165,43 +168,118 @@ def helmfile_problems(
     config_name: str,
     config_text: str = "",
 ) -> list[Problem]:
-    """glue.yaml against helmfile's own view of each environment."""
-    from gitops_glue.deploy import helmfile
+    """glue.yaml against helmfile's own view of each environment (read safely: no hooks,
+    no cluster, no network; :mod:`gitops_glue.repo.helmview`): the files, the releases,
+    and for every service the tag glue reads against the one helmfile renders."""
+    from gitops_glue.repo import helmview
+    from gitops_glue.repo.gitrepo import worktree_reader
 
+    read = worktree_reader(root)
     problems: list[Problem] = []
     for env in config.environments:
         line = config_line(config_text, env=env.name)
         try:
-            state = helmfile.environment_state(root, env.name, tools)
-            releases = {r.name for r in helmfile.releases_of(root, env.name, tools)}
+            view = helmview.environment_view(root, env.name, tools)
         except UsageError as exc:
             problems.append(Problem(exc.message, config_name, line))
             continue
-        theirs = list(state.values)
-        ours = [v.removeprefix("./") for v in env.values]
-        if [v.removeprefix("./") for v in theirs] != ours:
+        problems += [Problem(n, severity="note") for n in view.notes]
+        if env.values and list(view.values) != env.values:
             problems.append(
                 Problem(
                     f"environment {env.name!r}: values files are [{', '.join(env.values)}], "
-                    f"but helmfile merges [{', '.join(theirs)}] in that order "
-                    "(glue edits the last file and reads them in this order)",
+                    f"but helmfile merges [{', '.join(view.values)}] in that order",
                     config_name,
                     line,
                 )
             )
+        sources = helmview.tag_sources(view, root)
+        managed: set[str] = set()
         for svc_name, svc in config.services.items():
             release = svc.release_name(svc_name)
-            if release not in releases:
+            managed.add(release)
+            at = config_line(config_text, service=svc_name)
+            mine = next((r for r in view.releases if r.name == release), None)
+            if mine is None:
                 problems.append(
                     Problem(
                         f"service {svc_name!r}: release {release!r} is not deployed by the "
                         f"helmfile in environment {env.name!r} (releases: "
-                        f"{', '.join(sorted(releases)) or 'none'})",
+                        f"{', '.join(sorted(r.name for r in view.releases)) or 'none'})",
                         config_name,
-                        config_line(config_text, service=svc_name),
+                        at,
+                    )
+                )
+                continue
+            found = _compare(config, read, env, svc_name, mine, sources.get(release, []))
+            problems += [Problem(m, config_name, at) for m in found]
+        for release, found_sources in sources.items():
+            main = helmview.main_tag(found_sources)
+            if release not in managed and main is not None and main.kind == "template":
+                problems.append(
+                    Problem(
+                        f"release {release!r} in {env.name!r}: helmfile computes {main.key} in "
+                        f"the helmfile itself (its {main.via}: an environment variable or a "
+                        "literal at deploy time): glue cannot manage it in git",
+                        severity="note",
                     )
                 )
     return problems
+
+
+def _compare(
+    config: GlueConfig,
+    read: versions.Reader,
+    env: Environment,
+    service: str,
+    release: helmview.ReleaseView,
+    sources: list[helmview.TagSource],
+) -> list[str]:
+    """What differs between glue's reading of ``service`` in ``env`` and helmfile's."""
+    svc = config.service(service)
+    files = versions.sources(config, env, service)
+    theirs = tuple(v for v in release.values if isinstance(v, str))
+    ours = versions.read_version(read, config, env, service)
+    where = f"service {service!r} in {env.name!r}"
+    if versions.own_sources(svc):
+        if files != theirs:
+            return [
+                f"{where}: glue.yaml names the files [{', '.join(files)}], but helmfile merges "
+                f"[{', '.join(theirs)}] for release {release.name!r} in that order "
+                f"(fix services.{service}.values)"
+            ]
+        source = next((s for s in sources if s.key == svc.tag_key), None)
+        if source is None:
+            return [f"{where}: helmfile renders no {svc.tag_key} for release {release.name!r}"]
+        if source.kind != "file":
+            return [
+                f"{where}: helmfile takes {svc.tag_key} from its {source.via}, not from the "
+                + (
+                    f"files: use tag_key {source.env_key} and no values (the environment's)"
+                    if source.kind == "environment"
+                    else "files: it is computed in the helmfile, and glue cannot manage it"
+                )
+            ]
+    else:
+        source = next((s for s in sources if s.env_key == svc.tag_key), None)
+        if source is None:
+            main = helmview.main_tag(sources)
+            told = (
+                f"; helmfile takes {main.key} from {main.file or main.env_key or main.via}"
+                if main
+                else ""
+            )
+            return [
+                f"{where}: no value of release {release.name!r} comes from the environment "
+                f"value {svc.tag_key}{told}"
+            ]
+    rendered = None if source.value is None else str(source.value)
+    if rendered != ours.tag:
+        return [
+            f"{where}: glue reads tag {ours.tag!r} ({ours.file or 'set nowhere'}), but "
+            f"helmfile renders {rendered!r} for release {release.name!r}"
+        ]
+    return []
 
 
 def check(directory: Path, *, use_helmfile: bool = True) -> CheckReport:

@@ -1,16 +1,18 @@
 """``glue init``: a commented ``glue.yaml`` for a deployment repository that has a helmfile.
 
-What helmfile merges for each environment comes from helmfile itself
-(``helmfile -e ENV build`` and ``list --output json``); the environment names and
-their order from the helmfile's ``environments:`` (and its ``bases:``), read
-without templating. Services are proposed from the tag keys found in the values
-files: ``X.image.tag`` under ``image:`` blocks, and flat maps of tags like
-``imageTags: {a: 1.0}``. What could not be inferred is said, in the file and in
-the result's notes.
+Where each release's image tag comes from is helmfile's own answer, read safely
+(:mod:`gitops_glue.repo.helmview`: no hooks, no cluster, no network): a release's
+own values files (written as patterns with ``{env}`` and ``{service}`` when every
+environment follows one), or an environment value that reaches the release through
+the helmfile's inline values or ``set:``. A tag that the helmfile computes itself
+(an environment variable at deploy time, a literal) is reported, not managed. The
+environment names and their order come from the helmfile's ``environments:`` (and
+its ``bases:``); what could not be inferred is said, in the file and in the notes.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +20,22 @@ from gitops_glue.errors import UsageError
 from gitops_glue.files import CONFIG_NAME
 
 #: Usual promotion order, for environments helmfile lists without one.
-_RANK = ("dev", "development", "test", "qa", "int", "stage", "staging", "preprod", "uat")
+_RANK = (
+    "local",
+    "dev",
+    "development",
+    "test",
+    "testing",
+    "qa",
+    "int",
+    "integration",
+    "stage",
+    "staging",
+    "preprod",
+    "pre-prod",
+    "uat",
+)
 _PROD = ("prod", "production", "live")
-
-_TAG_MAP_NAMES = ("imagetags", "tags", "images", "imageversions", "versions")
 
 
 @dataclass(frozen=True)
@@ -76,65 +90,75 @@ class InitResult:
         )
 
 
-def _order(names: list[str]) -> list[str]:
-    def rank(name: str) -> tuple[int, int]:
+def _order(names: list[str]) -> tuple[list[str], list[str]]:
+    """Known names in promotion order (prod last), then the ones glue cannot rank, as the
+    helmfile lists them: (ordered, unranked)."""
+
+    def rank(name: str) -> int | None:
         low = name.lower()
         if low in _PROD or low.startswith(("prod-", "production-")):
-            return (2, 0)
-        if low in _RANK:
-            return (0, _RANK.index(low))
-        return (1, 0)
+            return len(_RANK)
+        return _RANK.index(low) if low in _RANK else None
 
-    return sorted(names, key=rank)
-
-
-def _tag_keys(data: object, prefix: tuple[str, ...] = ()) -> dict[str, str]:
-    """service -> tag key path, from one values file's data."""
-    found: dict[str, str] = {}
-    if not isinstance(data, dict):
-        return found
-    for raw_key, value in data.items():
-        key = str(raw_key)
-        path = (*prefix, key)
-        if key == "image" and isinstance(value, dict) and "tag" in value and prefix:
-            found.setdefault(prefix[-1], ".".join((*path, "tag")))
-        elif isinstance(value, dict) and key.lower().replace("_", "") in _TAG_MAP_NAMES:
-            for svc, tag in value.items():
-                if tag is None or isinstance(tag, str | int | float):
-                    found.setdefault(str(svc), ".".join((*path, str(svc))))
-        elif isinstance(value, dict) and len(path) < 6:
-            for svc, sub in _tag_keys(value, path).items():
-                found.setdefault(svc, sub)
-    return found
+    known = sorted((n for n in names if rank(n) is not None), key=lambda n: rank(n) or 0)
+    unranked = [n for n in names if rank(n) is None]
+    return known + unranked, unranked
 
 
-def _revision_key(data: object, tag_key: str) -> str | None:
+@dataclass(frozen=True)
+class ServicePlan:
+    """Where one service's tag lives, as glue.yaml says it."""
+
+    tag_key: str
+    values: tuple[str, ...] | None = None  # patterns; None: the environment's values
+    revision_key: str | None = None
+
+
+def _pattern(path: str, env: str, release: str) -> str:
+    out = re.sub(rf"(?<![A-Za-z0-9]){re.escape(env)}(?![A-Za-z0-9])", "{env}", path)
+    return re.sub(rf"(?<![A-Za-z0-9{{]){re.escape(release)}(?![A-Za-z0-9}}])", "{service}", out)
+
+
+def _revision_key(root: Path, files: tuple[str, ...], tag_key: str) -> str | None:
+    """``X.revision`` next to an environment value ``X.image.tag``, when a file sets it."""
+    from gitops_glue.repo import helmview
+
     parts = tag_key.split(".")
-    if len(parts) >= 3 and parts[-2:] == ["image", "tag"]:
-        candidate = [*parts[:-2], "revision"]
-        node = data
-        for part in candidate:
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return ".".join(candidate)
+    if len(parts) < 3 or parts[-2:] != ["image", "tag"]:
+        return None
+    candidate = ".".join([*parts[:-2], "revision"])
+    for name in files:
+        path = root / name
+        data = helmview._load(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if helmview._get(data, candidate)[0]:
+            return candidate
     return None
 
 
-def plan(req: InitRequest) -> InitResult:
-    """Work out glue.yaml for the repository at ``req.directory``; writes nothing."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+def _branch(root: Path) -> str | None:
+    try:
+        import pygit2
 
+        repo = pygit2.Repository(str(root))
+        return None if repo.head_is_unborn or repo.head_is_detached else repo.head.shorthand
+    except Exception:  # not a checkout, or an unreadable one: glue.yaml's default stays
+        return None
+
+
+def plan(req: InitRequest) -> InitResult:
+    """Work out glue.yaml for the repository at ``req.directory``; writes nothing unless
+    asked, and never over an existing glue.yaml (``--dry-run`` still prints it)."""
     from gitops_glue.deploy import helmfile
+    from gitops_glue.repo import helmview
     from gitops_glue.repo.gitrepo import worktree_reader
 
     root = req.directory.resolve()
     path = root / CONFIG_NAME
-    if path.exists():
+    if path.exists() and not req.dry_run:
         raise UsageError(
             f"{path} already exists: glue init never overwrites it",
-            hint="move it away first, or run `glue check` to compare it with the helmfile",
+            hint="move it away first, run `glue init --dry-run` to see what it would write, "
+            "or `glue check` to compare it with the helmfile",
         )
     found = helmfile.find_helmfile(root)
     if found is None:
@@ -142,90 +166,135 @@ def plan(req: InitRequest) -> InitResult:
             f"no helmfile.yaml, helmfile.yaml.gotmpl or helmfile.d in {root}",
             hint="run glue init at the root of the deployment repository (-C DIR)",
         )
+    tools = helmfile.Tools.from_env()
+    if not helmfile.available(tools):
+        raise helmfile.missing_tool(tools.helmfile)
     read = worktree_reader(root)
     notes: list[str] = []
-    declared = helmfile.declared_environments(read)
+    declared = helmfile.declared_environments(read, root)
+    listed = [n for n in declared if n != "default"] or list(declared)
     if req.environments:
         names = list(req.environments)
     else:
-        names = _order([n for n in declared if n != "default"] or list(declared))
-        if names and names != [n for n in declared if n != "default"]:
+        names, unranked = _order(listed)
+        if unranked and len(names) > 1:
+            notes.append(
+                f"environments {', '.join(unranked)}: glue cannot tell their place in the "
+                "promotion order and listed them last: move them, or give --environments"
+            )
+        elif names != listed:
             notes.append(
                 f"environments put in promotion order {', '.join(names)} (helmfile lists "
-                f"{', '.join(declared)}): check it, or give --environments"
+                f"{', '.join(listed)}): check it, or give --environments"
             )
     if not names:
         raise UsageError(
             f"found no environments in {found.name} (or its bases)",
             hint="name them: glue init --environments dev,staging,prod",
         )
-    tools = helmfile.Tools.from_env()
-    use_helmfile = helmfile.available(tools)
-    if not use_helmfile:
-        notes.append(
-            f"{tools.helmfile} not found: values files taken from {found.name} as written, "
-            "releases not listed; run `glue check` where helmfile is installed"
-        )
     envs: list[EnvironmentPlan] = []
+    # release -> environment -> its tag's source
+    tags: dict[str, dict[str, helmview.TagSource]] = {}
     for name in names:
-        releases: dict[str, str] = {}
-        context: str | None = None
-        if use_helmfile:
-            try:
-                state = helmfile.environment_state(root, name, tools)
-                files = state.values
-                context = state.kube_context
-                if state.inline_values:
-                    notes.append(
-                        f"environment {name!r}: {state.inline_values} inline values entry "
-                        "(not a file) left out: glue edits files only"
-                    )
-                releases = {r.name: r.namespace for r in helmfile.releases_of(root, name, tools)}
-            except UsageError as exc:
-                notes.append(f"environment {name!r}: {exc.message}")
-                files = tuple(declared.get(name, ()))
-        else:
-            files = tuple(declared.get(name, ()))
-        if not files:
-            notes.append(f"environment {name!r}: no values files found: fill in its values")
-        envs.append(EnvironmentPlan(name, tuple(files), context, releases))
-
-    services: dict[str, str] = {}
-    revisions: dict[str, str] = {}
-    loader = YAML(typ="safe", pure=True)
-    for env in envs:
-        for file in env.values:
-            text = read(file)
-            if text is None:
-                notes.append(f"environment {env.name!r}: values file {file} does not exist")
-                continue
-            try:
-                data = loader.load(text)
-            except YAMLError:
-                notes.append(f"{file}: not plain YAML (templated?): no tag keys read from it")
-                continue
-            for svc, key in _tag_keys(data).items():
-                services.setdefault(svc, key)
-                rev = _revision_key(data, key)
-                if rev:
-                    revisions.setdefault(svc, rev)
-    all_releases = {r for e in envs for r in e.releases}
+        view = helmview.environment_view(root, name, tools)
+        notes += view.notes
+        if view.inline_values:
+            notes.append(
+                f"environment {name!r}: {view.inline_values} inline values entry (not a file) "
+                "left out: glue edits files only"
+            )
+        envs.append(
+            EnvironmentPlan(
+                name,
+                view.values,
+                view.kube_context,
+                {r.name: r.namespace for r in view.releases},
+            )
+        )
+        for release, sources in helmview.tag_sources(view, root).items():
+            main = helmview.main_tag(sources)
+            if main is not None:
+                tags.setdefault(release, {})[name] = main
+    services: dict[str, ServicePlan] = {}
+    for release, by_env in tags.items():
+        plan_ = _service(root, release, by_env, envs, notes)
+        if plan_ is not None:
+            services[release] = plan_
     if not services:
         notes.append(
-            "no image tag keys found (looked for X.image.tag and maps like imageTags): "
-            "describe services by hand"
+            "no image tags found in any release's values (looked for image.tag, *.image.tag, "
+            "*.tag and set: entries): describe services by hand"
         )
-    for svc in services:
-        if use_helmfile and all_releases and svc not in all_releases:
-            notes.append(f"service {svc!r}: no release of that name: set its release:")
-    text = _render(envs, services, revisions, all_releases, notes, found.name)
+    text = _render(envs, services, _branch(root), notes, found.name)
+    written = False
     if not req.dry_run:
         from gitops_glue.files import atomic_write_text
 
         if path.exists():  # created meanwhile: still never overwrite
             raise UsageError(f"{path} already exists: glue init never overwrites it")
         atomic_write_text(path, text)
-    return InitResult(path, text, not req.dry_run, tuple(envs), services, tuple(notes))
+        written = True
+    return InitResult(
+        path,
+        text,
+        written,
+        tuple(envs),
+        {s: p.tag_key for s, p in services.items()},
+        tuple(notes),
+    )
+
+
+def _service(
+    root: Path,
+    release: str,
+    by_env: dict[str, object],
+    envs: list[EnvironmentPlan],
+    notes: list[str],
+) -> ServicePlan | None:
+    from gitops_glue.repo.helmview import TagSource
+
+    sources = [s for s in by_env.values() if isinstance(s, TagSource)]
+    kinds = {s.kind for s in sources}
+    if "template" in kinds:
+        s = next(s for s in sources if s.kind == "template")
+        notes.append(
+            f"release {release!r}: helmfile computes {s.key} in the helmfile itself (its "
+            f"{s.via} gives {str(s.value)[:60]!r}: an environment variable or a literal at "
+            "deploy time), not from a values file: glue cannot manage it in git"
+        )
+        return None
+    if kinds == {"environment"}:
+        keys = {s.env_key for s in sources}
+        if len(keys) == 1:
+            key = next(iter(keys))
+            assert key is not None
+            files = tuple(f for e in envs for f in e.values)
+            return ServicePlan(key, None, _revision_key(root, files, key))
+        notes.append(
+            f"release {release!r}: its tag comes from different environment values "
+            f"({', '.join(sorted(k or '' for k in keys))}) in different environments: "
+            "describe it by hand"
+        )
+        return None
+    if kinds == {"file"}:
+        chart_keys = {s.key for s in sources}
+        patterns = {
+            tuple(_pattern(f, env, release) for f in s.files)
+            for env, s in by_env.items()
+            if isinstance(s, TagSource)
+        }
+        if len(chart_keys) == 1 and len(patterns) == 1:
+            return ServicePlan(next(iter(chart_keys)), next(iter(patterns)))
+        notes.append(
+            f"release {release!r}: its values files do not follow one pattern across "
+            "environments: describe it by hand"
+        )
+        return None
+    notes.append(
+        f"release {release!r}: its tag comes from a values file in some environments and "
+        "from environment values in others: describe it by hand"
+    )
+    return None
 
 
 def _q(value: str) -> str:
@@ -237,33 +306,49 @@ def _q(value: str) -> str:
 
 def _render(
     envs: list[EnvironmentPlan],
-    services: dict[str, str],
-    revisions: dict[str, str],
-    releases: set[str],
+    services: dict[str, ServicePlan],
+    branch: str | None,
     notes: list[str],
     helmfile_name: str,
 ) -> str:
+    from collections import Counter
+
+    shared_files = [n for n, p in services.items() if p.values is not None]
+    layouts = Counter((p.tag_key, p.values) for p in services.values() if p.values is not None)
+    default = layouts.most_common(1)[0][0] if layouts and layouts.most_common(1)[0][1] > 1 else None
+    from_env = any(p.values is None for p in services.values())
     out = [
         f"# glue.yaml written by `glue init` from {helmfile_name}.",
         "# Review it, then run `glue check` (it compares this file with helmfile's view).",
         "version: 1",
         "",
         "git:",
-        "  branch: main  # the branch glue commits to",
+        f"  branch: {_q(branch or 'main')}  # the branch glue commits to",
         "",
         "# In promotion order: new versions land in the first one.",
-        "# values: the files helmfile merges for the environment, in its order;",
-        "# glue edits the last one.",
+        "# values: the environment's values files, in helmfile's order (globs expanded).",
         "environments:",
     ]
     for env in envs:
         out.append(f"  - name: {_q(env.name)}")
-        out.append(f"    values: [{', '.join(_q(v) for v in env.values)}]")
+        if env.values and (from_env or not shared_files):
+            out.append(f"    values: [{', '.join(_q(v) for v in env.values)}]")
         if env.kube_context:
             out.append(f"    kube_context: {_q(env.kube_context)}  # helmfile's kubeContext")
         if env.releases:
             where = ", ".join(f"{r} ({ns})" for r, ns in sorted(env.releases.items()))
             out.append(f"    # releases: {where}")
+    if default is not None:
+        tag_key, patterns = default
+        out += [
+            "",
+            "# Every service below takes these unless it says otherwise: the tag key in its",
+            "# release's own values files, in helmfile's order ({env}, {service} filled in).",
+            "service_defaults:",
+            f"  tag_key: {_q(tag_key)}",
+            "  values:",
+            *[f"    - {_q(v)}" for v in patterns or ()],
+        ]
     out += ["", "services:"]
     if not services:
         out += [
@@ -272,14 +357,22 @@ def _render(
             "  #   tag_key: my-service.image.tag",
             "  {}",
         ]
-    for svc, key in services.items():
+    for svc, p in services.items():
+        if default is not None and (p.tag_key, p.values) == default and not p.revision_key:
+            out.append(f"  {_q(svc)}: {{}}")
+            continue
         out.append(f"  {_q(svc)}:")
-        out.append(f"    tag_key: {_q(key)}")
-        if svc in revisions:
-            out.append(f"    revision_key: {_q(revisions[svc])}")
-        if releases and svc not in releases:
-            out.append("    # release: ?  (no helmfile release has this name; set the right one)")
+        out.append(f"    tag_key: {_q(p.tag_key)}")
+        if p.values is not None:
+            out.append("    values: [" + ", ".join(_q(v) for v in p.values) + "]")
+        elif default is not None:
+            out.append("    values: null  # from the environment's values files")
+        if p.revision_key:
+            out.append(f"    revision_key: {_q(p.revision_key)}")
     if notes:
         out += ["", "# What glue init could not infer:"]
-        out += [f"# - {n}" for n in notes]
+        for n in notes:
+            first, *rest = n.splitlines() or [""]
+            out.append(f"# - {first}")
+            out += [f"#   {line}" for line in rest]
     return "\n".join(out) + "\n"
