@@ -196,7 +196,12 @@ def plan(req: InitRequest) -> InitResult:
     # release -> environment -> its tag's source
     tags: dict[str, dict[str, helmview.TagSource]] = {}
     for name in names:
-        view = helmview.environment_view(root, name, tools)
+        try:
+            view = helmview.environment_view(root, name, tools)
+        except UsageError as exc:  # said, and the rest of the file is still written
+            notes.append(f"environment {name!r}: {exc.message}")
+            envs.append(EnvironmentPlan(name, tuple(declared.get(name, ())), None, {}))
+            continue
         notes += view.notes
         if view.inline_values:
             notes.append(
@@ -222,8 +227,8 @@ def plan(req: InitRequest) -> InitResult:
             services[release] = plan_
     if not services:
         notes.append(
-            "no image tags found in any release's values (looked for image.tag, *.image.tag, "
-            "*.tag and set: entries): describe services by hand"
+            "no image tag keys found in any release's values (looked for image.tag, "
+            "*.image.tag, *.tag and set: entries): describe services by hand"
         )
     text = _render(envs, services, _branch(root), notes, found.name)
     written = False

@@ -18,6 +18,11 @@ from pathlib import Path
 from gitops_glue.integrations import ci
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The testbed's tools (helm, helmfile 0.166 as `helmfile`, v1 as `helmfile1`): scripts/testbed.
+TESTBED_BIN = (
+    Path(os.environ.get("GLUE_TESTBED_CACHE", Path.home() / ".cache" / "gitops-glue-testbed"))
+    / "bin"
+)
 EXAMPLE_FILES = ["glue.yaml", "helmfile.yaml.gotmpl", "environments", "charts"]
 
 
@@ -170,6 +175,27 @@ def example_repo(dest: Path) -> Path:
     git(dest, "add", "-A")
     git(dest, "commit", "-q", "-m", "initial")
     return dest
+
+
+def commit_all(repo: Path) -> Path:
+    """``repo`` made a git checkout on main, with every file in one commit."""
+    git(repo, "init", "-q", "--initial-branch=main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+def refuses_bump(repo: Path, env: dict[str, str], *args: str) -> str:
+    """``glue bump-tag ARGS`` exits 2 with one error and leaves files and HEAD as they
+    were; its stderr."""
+    before = snapshot(repo)
+    head = git(repo, "rev-parse", "HEAD")
+    run = glue("-C", str(repo), "bump-tag", *args, env=env)
+    assert run.code == 2, run.err
+    assert run.err.count("glue: error: ") == 1
+    assert snapshot(repo) == before
+    assert git(repo, "rev-parse", "HEAD") == head
+    return run.err
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
