@@ -33,7 +33,7 @@ from typing import Any
 from gitops_glue.errors import OperationError, UsageError
 
 _PROCESSING = re.compile(r'^processing file "(?P<file>[^"]+)" in directory "(?P<dir>[^"]*)"')
-_RESULT = re.compile(r'^second-pass rendering result of "(?P<part>[^"]+)":\s*$')
+_RESULT = re.compile(r'^(?:second-pass )?rendering result of "(?P<part>[^"]+)":\s*$')
 _NUMBERED = re.compile(r"^\s*\d+: ?(?P<text>.*)$")
 _MARKER = re.compile(r"glue-probe-(\d+)-x")
 
@@ -178,28 +178,79 @@ class _Part:
     text: str
 
 
+_CHDIR = re.compile(r'^changing working directory (?:back )?to "(?P<dir>[^"]+)"')
+
+
 def _parts(debug: str, root: Path) -> list[_Part]:
-    """Each state file part as helmfile rendered it (the last rendering printed)."""
+    """Each state file part as helmfile rendered it (the last rendering printed), then
+    the state files helmfile read without templating (a plain ``helmfile.yaml`` under
+    helmfile 1.x), as they are written."""
     parts: dict[tuple[str, str], _Part] = {}
-    directory, current = ".", ""
+    directory = "."
+    base = root.resolve()
     lines = debug.splitlines()
     i = 0
     while i < len(lines):
         line = lines[i]
         if m := _PROCESSING.match(line):
-            directory, current = posixpath.normpath(m["dir"] or "."), m["file"]
-            i += 1
-            continue
-        if m := _RESULT.match(line):
+            directory = posixpath.normpath(m["dir"] or ".")
+        elif m := _CHDIR.match(line):
+            directory = posixpath.normpath(os.path.relpath(m["dir"], base))
+        elif m := _RESULT.match(line):
             body = []
             i += 1
             while i < len(lines) and (n := _NUMBERED.match(lines[i])):
                 body.append(n["text"])
                 i += 1
-            parts[(directory, m["part"])] = _Part(directory, current, "\n".join(body))
+            name = m["part"].rsplit(".part.", 1)[0]
+            parts[(directory, m["part"])] = _Part(directory, name, "\n".join(body))
             continue
         i += 1
-    return list(parts.values())
+    found = list(parts.values())
+    return found + _unrendered(root, found)
+
+
+def _unrendered(root: Path, rendered: list[_Part]) -> list[_Part]:
+    """The root state files and the nested ones (``helmfiles:``) that helmfile printed no
+    rendering of, split into parts as they are written."""
+    from gitops_glue.deploy.helmfile import find_helmfile
+
+    seen = {(p.directory, p.file) for p in rendered}
+    top = find_helmfile(root)
+    queue: list[tuple[str, str]] = []
+    if top is not None and top.is_dir():
+        queue += [
+            ("helmfile.d", f.name)
+            for f in sorted(top.iterdir())
+            if f.name.endswith((".yaml", ".yml", ".yaml.gotmpl"))
+        ]
+    elif top is not None:
+        queue.append((".", top.name))
+    out: list[_Part] = []
+    done: set[tuple[str, str]] = set()
+    pending = [*queue, *((p.directory, p.file) for p in rendered)]
+    while pending:
+        key = pending.pop(0)
+        if key in done:
+            continue
+        done.add(key)
+        directory, name = key
+        if key in seen:
+            texts = [p.text for p in rendered if (p.directory, p.file) == key]
+        else:
+            path = root / directory / name
+            if not path.is_file() or name.endswith(".gotmpl"):
+                continue
+            texts = re.split(r"^---[ \t]*$", path.read_text(encoding="utf-8"), flags=re.M)
+            out += [_Part(directory, name, t) for t in texts]
+        for text in texts:
+            data = _load(text)
+            for entry in (data.get("helmfiles") or []) if isinstance(data, dict) else []:
+                nested = entry.get("path") if isinstance(entry, dict) else entry
+                if isinstance(nested, str) and not any(c in nested for c in "*?["):
+                    full = posixpath.normpath(posixpath.join(directory, nested))
+                    pending.append((posixpath.dirname(full) or ".", posixpath.basename(full)))
+    return out
 
 
 def _load(text: str) -> Any:
