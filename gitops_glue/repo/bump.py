@@ -24,7 +24,13 @@ from gitops_glue.repo.commit import (
     View,
     commit_change,
 )
-from gitops_glue.repo.message import MessageParts, ServiceLine, compose
+from gitops_glue.repo.message import (
+    MessageParts,
+    ServiceLine,
+    ServiceTrailer,
+    compose,
+    version_trailers,
+)
 from gitops_glue.repo.policy import check_tag
 
 _SHA = re.compile(r"[0-9a-f]{7,40}")
@@ -230,25 +236,20 @@ def message_parts(req: BumpRequest, details: TagChange) -> MessageParts:
         for b in bumps
         if b.old_tag and b.old_tag != b.new_tag
     )
+    digests = dict(req.digests)
+    moves = [
+        ServiceTrailer(
+            b.service,
+            b.new_tag,
+            b.old_tag,
+            item.revision,
+            (("Glue-Digest", digests[b.service]),) if digests.get(b.service) else (),
+        )
+        for b, item in zip(bumps, req.items, strict=True)
+    ]
+    trailers = version_trailers(req.env, moves, ci=req.ci, upstream_repo=req.upstream_repo)
     revisions = {x.revision for x in req.items}
     shared = next(iter(revisions)) if len(revisions) == 1 else None
-    trailers: list[tuple[str, str]] = [("Glue-Environment", req.env)]
-    for b, item in zip(bumps, req.items, strict=True):
-        trailers += [
-            ("Glue-Service", b.service),
-            ("Glue-Tag", b.new_tag),
-            ("Glue-Previous-Tag", b.old_tag or ""),
-        ]
-        if dict(req.digests).get(b.service):
-            trailers.append(("Glue-Digest", dict(req.digests)[b.service]))
-        if shared is None:
-            trailers.append(("Upstream-Revision", item.revision or ""))
-    trailers += [
-        ("Upstream-Repository", req.upstream_repo or ""),
-        ("Upstream-Revision", shared or ""),
-        ("Pipeline", req.ci.pipeline_url),
-        ("Triggered-By", req.ci.actor),
-    ]
     return MessageParts(
         action="bump",
         environment=req.env,
@@ -258,7 +259,7 @@ def message_parts(req: BumpRequest, details: TagChange) -> MessageParts:
             ServiceLine(b.service, b.old_tag, b.new_tag, b.old_revision, b.new_revision)
             for b in bumps
         ),
-        trailers=tuple(trailers),
+        trailers=trailers,
         ci=req.ci,
         upstream_repo=req.upstream_repo,
         upstream_revision=shared,

@@ -254,7 +254,8 @@ def _unrendered(root: Path, rendered: list[_Part]) -> list[_Part]:
 
 
 def _load(text: str) -> Any:
-    import yaml
+    """Plain YAML through libyaml (PyYAML comes with lightkube); None when it is not YAML."""
+    import yaml  # type: ignore[import-untyped]
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:

@@ -15,9 +15,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitops_glue.errors import UsageError
 from gitops_glue.files import CONFIG_NAME
+
+if TYPE_CHECKING:
+    from gitops_glue.repo.helmview import TagSource
 
 #: Usual promotion order, for environments helmfile lists without one.
 _RANK = (
@@ -252,13 +256,11 @@ def plan(req: InitRequest) -> InitResult:
 def _service(
     root: Path,
     release: str,
-    by_env: dict[str, object],
+    by_env: dict[str, TagSource],
     envs: list[EnvironmentPlan],
     notes: list[str],
 ) -> ServicePlan | None:
-    from gitops_glue.repo.helmview import TagSource
-
-    sources = [s for s in by_env.values() if isinstance(s, TagSource)]
+    sources = list(by_env.values())
     kinds = {s.kind for s in sources}
     if "template" in kinds:
         s = next(s for s in sources if s.kind == "template")
@@ -283,11 +285,7 @@ def _service(
         return None
     if kinds == {"file"}:
         chart_keys = {s.key for s in sources}
-        patterns = {
-            tuple(_pattern(f, env, release) for f in s.files)
-            for env, s in by_env.items()
-            if isinstance(s, TagSource)
-        }
+        patterns = {tuple(_pattern(f, env, release) for f in s.files) for env, s in by_env.items()}
         if len(chart_keys) == 1 and len(patterns) == 1:
             return ServicePlan(next(iter(chart_keys)), next(iter(patterns)))
         notes.append(

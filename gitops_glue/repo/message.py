@@ -71,6 +71,53 @@ class MessageParts:
         }
 
 
+@dataclass(frozen=True)
+class ServiceTrailer:
+    """One service's trailer group: what it moved to, from what, and where it came from."""
+
+    service: str
+    tag: str
+    previous: str | None
+    revision: str | None = None  # the source revision (Upstream-Revision)
+    extra: tuple[tuple[str, str], ...] = ()  # Glue-Digest, the proof of promotion
+
+
+def version_trailers(
+    env: str,
+    moves: Sequence[ServiceTrailer],
+    *,
+    ci: CiContext,
+    action: str | None = None,
+    source_environment: str | None = None,
+    source_branch: str | None = None,
+    upstream_repo: str | None = None,
+) -> tuple[tuple[str, str], ...]:
+    """The trailers of every commit that moves versions (bump, release, promote): one
+    group per service, and one ``Upstream-Revision`` for all when they share it.
+    ``glue rollback``, ``glue notify`` and proof of promotion read these."""
+    revisions = {m.revision for m in moves}
+    shared = next(iter(revisions)) if len(revisions) == 1 else None
+    out: list[tuple[str, str]] = [("Glue-Environment", env)]
+    if action:
+        out.append(("Glue-Action", action))
+    if source_environment:
+        out.append(("Glue-Source-Environment", source_environment))
+    for m in moves:
+        out += [("Glue-Service", m.service), ("Glue-Tag", m.tag)]
+        out.append(("Glue-Previous-Tag", m.previous or ""))
+        if len(revisions) > 1:
+            out.append(("Upstream-Revision", m.revision or ""))
+        out += m.extra
+    out += [
+        ("Glue-Source-Branch", source_branch or ""),
+        ("Upstream-Repository", upstream_repo or ""),
+        ("Upstream-Revision", shared or ""),
+        ("Pipeline", ci.pipeline_url),
+        ("Triggered-By", ci.actor),
+    ]
+    return tuple(out)
+
+
 def render_template(source: str, context: dict[str, object]) -> str:
     """Render ``git.commit_template`` (sandboxed, undefined names are errors)."""
     import jinja2

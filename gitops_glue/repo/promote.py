@@ -39,7 +39,13 @@ from gitops_glue.repo.commit import (
     View,
     commit_change,
 )
-from gitops_glue.repo.message import MessageParts, ServiceLine, compose
+from gitops_glue.repo.message import (
+    MessageParts,
+    ServiceLine,
+    ServiceTrailer,
+    compose,
+    version_trailers,
+)
 from gitops_glue.repo.policy import check_tag
 from gitops_glue.repo.proof import Proof
 
@@ -157,6 +163,14 @@ def source_of(config: GlueConfig, target: str, source: str | None) -> str:
     return names[index - 1]
 
 
+def _extra(p: Promotion) -> tuple[tuple[str, str], ...]:
+    """A promotion's digest and proof trailers, where it has them."""
+    extra = [("Glue-Digest", p.new_digest)] if p.new_digest else []
+    if p.proof:
+        extra.append((proven.TRAILER, p.proof.trailer()))
+    return tuple(extra)
+
+
 def promotion_message(
     config: GlueConfig, source: str, target: str, promotions: list[Promotion], ci: CiContext
 ) -> str:
@@ -166,23 +180,16 @@ def promotion_message(
     else:
         title = f"feat({target}): promote {', '.join(names)} from {source}"
     body = tuple(f"{p.service} in {target}: {p.old_tag or '-'} -> {p.new_tag}" for p in promotions)
-    trailers: list[tuple[str, str]] = [
-        ("Glue-Environment", target),
-        ("Glue-Action", "promote"),
-        ("Glue-Source-Environment", source),
-    ]
-    for p in promotions:
-        trailers += [
-            ("Glue-Service", p.service),
-            ("Glue-Tag", p.new_tag),
-            ("Glue-Previous-Tag", p.old_tag or ""),
-            ("Upstream-Revision", p.new_revision or ""),
-        ]
-        if p.new_digest:
-            trailers.append(("Glue-Digest", p.new_digest))
-        if p.proof:
-            trailers.append((proven.TRAILER, p.proof.trailer()))
-    trailers += [("Pipeline", ci.pipeline_url), ("Triggered-By", ci.actor)]
+    trailers = version_trailers(
+        target,
+        [
+            ServiceTrailer(p.service, p.new_tag, p.old_tag, p.new_revision, _extra(p))
+            for p in promotions
+        ],
+        ci=ci,
+        action="promote",
+        source_environment=source,
+    )
     revisions = {p.new_revision for p in promotions}
     parts = MessageParts(
         action="promote",
@@ -193,7 +200,7 @@ def promotion_message(
             ServiceLine(p.service, p.old_tag, p.new_tag, p.old_revision, p.new_revision)
             for p in promotions
         ),
-        trailers=tuple(trailers),
+        trailers=trailers,
         ci=ci,
         source_environment=source,
         upstream_revision=next(iter(revisions)) if len(revisions) == 1 else None,

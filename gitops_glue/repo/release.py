@@ -26,7 +26,13 @@ from gitops_glue.repo.bump import (
     plan_bump,
 )
 from gitops_glue.repo.commit import CommitTarget, View, commit_change
-from gitops_glue.repo.message import MessageParts, ServiceLine, compose
+from gitops_glue.repo.message import (
+    MessageParts,
+    ServiceLine,
+    ServiceTrailer,
+    compose,
+    version_trailers,
+)
 
 
 @dataclass(frozen=True)
@@ -53,22 +59,17 @@ def release_message(config: GlueConfig, req: ReleaseRequest, details: TagChange)
     items = (ServiceTag(req.service, req.tag or "", req.revision), *req.also)
     revisions = {x.revision for x in items}
     shared = next(iter(revisions)) if len(revisions) == 1 else None
-    trailers: list[tuple[str, str]] = [("Glue-Environment", req.env), ("Glue-Action", "release")]
-    for b, item in zip(bumps, items, strict=True):
-        trailers += [
-            ("Glue-Service", b.service),
-            ("Glue-Tag", b.new_tag),
-            ("Glue-Previous-Tag", b.old_tag or ""),
-        ]
-        if shared is None:
-            trailers.append(("Upstream-Revision", item.revision or ""))
-    trailers += [
-        ("Glue-Source-Branch", req.source_branch or ""),
-        ("Upstream-Repository", req.upstream_repo or ""),
-        ("Upstream-Revision", shared or ""),
-        ("Pipeline", req.ci.pipeline_url),
-        ("Triggered-By", req.ci.actor),
-    ]
+    trailers = version_trailers(
+        req.env,
+        [
+            ServiceTrailer(b.service, b.new_tag, b.old_tag, item.revision)
+            for b, item in zip(bumps, items, strict=True)
+        ],
+        ci=req.ci,
+        action="release",
+        source_branch=req.source_branch,
+        upstream_repo=req.upstream_repo,
+    )
     parts = MessageParts(
         action="release",
         environment=req.env,
@@ -78,7 +79,7 @@ def release_message(config: GlueConfig, req: ReleaseRequest, details: TagChange)
             ServiceLine(b.service, b.old_tag, b.new_tag, b.old_revision, b.new_revision)
             for b in bumps
         ),
-        trailers=tuple(trailers),
+        trailers=trailers,
         ci=req.ci,
         source_branch=req.source_branch,
         upstream_repo=req.upstream_repo,
