@@ -212,6 +212,7 @@ def helmfile_problems(
                 )
                 continue
             found = _compare(config, read, env, svc_name, mine, sources.get(release, []))
+            found += _leaks(config, read, env, svc_name, view)
             problems += [Problem(m, config_name, at) for m in found]
         for release, found_sources in sources.items():
             main = helmview.main_tag(found_sources)
@@ -225,6 +226,37 @@ def helmfile_problems(
                     )
                 )
     return problems
+
+
+def _leaks(
+    config: GlueConfig,
+    read: versions.Reader,
+    env: Environment,
+    service: str,
+    view: helmview.EnvView,
+) -> list[str]:
+    """A file glue would write ``service``'s tag to that another release of the
+    environment (one glue.yaml does not describe) merges too: a bump would move it."""
+    svc = config.service(service)
+    if not versions.own_sources(svc):
+        return []  # environment values reach releases through the helmfile, traced apart
+    try:
+        file = versions.target(read, config, env, service)
+    except UsageError:
+        return []  # said by the file checks
+    release = svc.release_name(service)
+    others = sorted(
+        r.name
+        for r in view.releases
+        if r.name != release and file in (v for v in r.values if isinstance(v, str))
+    )
+    if not others:
+        return []
+    return [
+        f"service {service!r} in {env.name!r}: glue would write {svc.tag_key} to {file}, "
+        f"which release {', '.join(others)} merges too: a bump would change it as well "
+        f"(give release {release!r} a values file of its own, after {file})"
+    ]
 
 
 def _compare(
