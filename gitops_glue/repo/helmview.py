@@ -203,7 +203,11 @@ def _parts(debug: str, root: Path) -> list[_Part]:
                 body.append(n["text"])
                 i += 1
             name = m["part"].rsplit(".part.", 1)[0]
-            parts[(directory, m["part"])] = _Part(directory, name, "\n".join(body))
+            where = directory
+            if os.path.isabs(name):  # helmfile 1.x names helmfile.d's parts by full path
+                where = posixpath.normpath(os.path.relpath(os.path.dirname(name), base))
+                name = os.path.basename(name)
+            parts[(where, m["part"])] = _Part(where, name, "\n".join(body))
             continue
         i += 1
     found = list(parts.values())

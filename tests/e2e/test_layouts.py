@@ -25,8 +25,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class Helmfile:
             "PATH": f"{TESTBED_BIN}{os.pathsep}{os.environ['PATH']}",
             "HELMFILE_UPGRADE_NOTICE_DISABLED": "1",
             "GLUE_HELMFILE": str(self.path),
+            # The real helm: the testbed's `helm` is a wrapper script, which glue refuses
+            # (it runs helmfile with nothing but helm on PATH).
+            "GLUE_HELM": str(TESTBED_BIN / "helm3"),
             **extra,
         }
 
@@ -69,7 +72,7 @@ def helmfile(request: pytest.FixtureRequest) -> Helmfile:
     """Each helmfile version in turn (skips when the testbed has not built it)."""
     version: str = request.param
     path = TESTBED_BIN / HELMFILES[version]
-    if not path.exists() or not (TESTBED_BIN / "helm").exists():
+    if not path.exists() or not (TESTBED_BIN / "helm3").exists():
         pytest.skip(f"helmfile {version} ({path.name}) or helm not built in {TESTBED_BIN}")
     return Helmfile(version, path)
 
@@ -97,25 +100,20 @@ def rendered(repo: Path, envs: tuple[str, ...], hf: Helmfile, *, sets: bool) -> 
     for name in envs:
         out = Path(tempfile.mkdtemp(prefix=f"written-{name}-", dir=repo.parent))
         template = f"{out}/{{{{ .Release.Name }}}}.yaml"
-        args = [
-            *base,
-            "-e",
-            name,
-            "write-values",
-            "--skip-deps",
-            "--output-file-template",
-            template,
-        ]
+        args = [*base, "-e", name, "write-values", "--skip-deps"]
+        args += ["--output-file-template", template]
         runs[(name, "values")] = (_start(args, repo, env), out)
         if sets:
             runs[(name, "build")] = (_start([*base, "-e", name, "build"], repo, env), out)
+    done = {key: proc.communicate(timeout=120) for key, (proc, _out) in runs.items()}
+    for (name, kind), (proc, _out) in runs.items():
+        stderr = done[(name, kind)][1]
+        assert proc.returncode == 0, f"helmfile {hf.version} -e {name} {kind}: {stderr}"
     result: Rendered = {}
     builds: dict[str, str] = {}
-    for (name, kind), (proc, out) in runs.items():
-        stdout, stderr = proc.communicate(timeout=120)
-        assert proc.returncode == 0, f"helmfile {hf.version} -e {name} {kind}: {stderr}"
+    for (name, kind), (_proc, out) in runs.items():
         if kind == "build":
-            builds[name] = stdout
+            builds[name] = done[(name, kind)][0]
         else:
             result[name] = {
                 p.name.removesuffix(".yaml"): yaml.safe_load(p.read_text()) or {}
@@ -172,7 +170,9 @@ class Layout:
     envs: tuple[str, ...]
     #: The services glue manages (each deployed by the release of the same name).
     services: tuple[str, ...]
-    #: One bump per service: (service, environment), chosen where the write is not trivial.
+    #: One bump per service: (service, environment), chosen where the write is not trivial:
+    #: where the tag comes from a file another environment or service renders too, so a
+    #: write there would show in the other's rendering.
     bumps: tuple[tuple[str, str], ...]
     #: Releases whose tag no values file holds: glue must say so and leave them alone.
     unmanaged: tuple[str, ...] = ()
@@ -233,10 +233,8 @@ def env_values_layout() -> Layout:
                 "web:\n  image:\n    repository: registry.example.com/web\n"
                 '    tag: "1.0.0"\n'
             ),
-            "environments/dev.yaml": (
-                'api:\n  image:\n    tag: "1.1.0"\nweb:\n  image:\n    tag: "1.1.1"\n'
-            ),
-            # web's prod tag comes from base.yaml, which dev merges too.
+            # web's tag comes from base.yaml, in dev as in prod.
+            "environments/dev.yaml": 'api:\n  image:\n    tag: "1.1.0"\n',
             "environments/prod.yaml": 'api:\n  image:\n    tag: "1.0.2"\n  replicas: 3\n',
         },
         envs,
@@ -318,7 +316,7 @@ def set_from_env_values_layout() -> Layout:
         {
             "helmfile.yaml.gotmpl": helmfile,
             "env/common.yaml": 'cart:\n  replicas: 1\nsearch:\n  tag: "3.0.0"\n',
-            "env/dev.yaml": 'cart:\n  tag: "2.1.0"\nsearch:\n  tag: "3.1.0"\n',
+            "env/dev.yaml": 'cart:\n  tag: "2.1.0"\n',  # search's: common.yaml's
             "env/prod.yaml": 'cart:\n  tag: "2.0.0"\n',
         },
         envs,
@@ -376,8 +374,8 @@ def same_key_layout() -> Layout:
         {
             "helmfile.yaml.gotmpl": helmfile,
             "services/api/values.yaml": _image("api", "5.0.0"),
-            "services/api/dev.yaml": 'image:\n  tag: "5.1.0"\n',
-            "services/api/prod.yaml": "replicas: 2\n",  # the tag: values.yaml's
+            "services/api/dev.yaml": "replicas: 1\n",  # the tag: values.yaml's
+            "services/api/prod.yaml": "replicas: 2\n",
             "services/web/values.yaml": _image("web", "6.0.0"),
             "services/web/dev.yaml": 'image:\n  tag: "6.1.0"\n',
             "services/web/prod.yaml": 'image:\n  tag: "6.0.1"\n',
@@ -412,7 +410,7 @@ def globs_layout() -> Layout:
             "environments/default/api.yaml": 'imageTags:\n  api: "7.0.0"\n',
             "environments/default/common.yaml": "replicas: 1\n",
             "environments/default/web.yaml": 'imageTags:\n  web: "8.0.0"\n',
-            "environments/dev.yaml": 'imageTags:\n  api: "7.1.0"\n  web: "8.1.0"\n',
+            "environments/dev.yaml": 'imageTags:\n  api: "7.1.0"\n',  # web: default/'s
             "environments/prod.yaml": 'imageTags:\n  api: "7.0.1"\n',
         },
         envs,
@@ -437,7 +435,7 @@ def gotmpl_layout() -> Layout:
         {
             "helmfile.yaml.gotmpl": helmfile,
             "config/api.yaml.gotmpl": _image("api", "9.0.0", templated),
-            "config/dev/api.yaml": 'image:\n  tag: "9.1.0"\n',
+            "config/dev/api.yaml": "replicas: 1\n",  # the tag: api.yaml.gotmpl's
             "config/prod/api.yaml": "replicas: 2\n",
             "config/dev/web.yaml.gotmpl": 'image:\n  tag: "10.1.0"\n' + templated,
             "config/prod/web.yaml.gotmpl": 'image:\n  tag: "10.0.0"\n' + templated,
@@ -469,7 +467,7 @@ def nested_layout() -> Layout:
             "helmfile.yaml.gotmpl": root,
             "apps/helmfile.yaml.gotmpl": apps,
             "apps/values/api.yaml": _image("api", "11.0.0"),
-            "apps/values/dev/api.yaml": 'image:\n  tag: "11.1.0"\n',
+            "apps/values/dev/api.yaml": "replicas: 1\n",  # the tag: values/api.yaml's
             "apps/values/prod/api.yaml": "{}\n",
             "env/dev.yaml": 'web:\n  image:\n    tag: "12.1.0"\n',
             "env/prod.yaml": 'web:\n  image:\n    tag: "12.0.0"\n',
@@ -502,7 +500,7 @@ def helmfile_d_layout() -> Layout:
         "config/prod/api.yaml": 'image:\n  tag: "13.0.1"\n',
         "config/default/web.yaml": _image("web", "14.0.0"),
         "config/dev/web.yaml": "{}\n",
-        "config/prod/web.yaml": 'image:\n  tag: "14.0.1"\n',
+        "config/prod/web.yaml": "replicas: 2\n",  # the tag: default/web.yaml's
     }
     return Layout("helmfile.d", files, envs, ("api", "web"), (("api", "dev"), ("web", "dev")))
 
@@ -527,51 +525,54 @@ def by_name(name: str) -> Layout:
 # --------------------------------------------------------------------------- adopted repos
 
 
-@dataclass
+@dataclass(frozen=True)
 class Adopted:
-    """A layout's repository after `glue init`, glue.yaml committed (or why not)."""
+    """A layout's repository after ``glue init``, glue.yaml committed, and what helmfile
+    renders there."""
 
-    repo: Path | None
+    repo: Path
     init: Run
-    problem: str | None = None
-
-
-@dataclass
-class _Adoptions:
-    made: dict[tuple[str, str], Adopted] = field(default_factory=dict)
+    truth: Rendered
 
 
 @pytest.fixture(scope="module")
-def adoptions() -> _Adoptions:
-    return _Adoptions()
+def adoptions() -> dict[tuple[str, str], Adopted | str]:
+    """Adopted repositories by layout and helmfile version (or why init failed)."""
+    return {}
+
+
+Adopt = Callable[[Layout, Helmfile], Adopted]
 
 
 @pytest.fixture
 def adopt(
-    adoptions: _Adoptions, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
-) -> Iterator[Callable[[Layout, Helmfile], tuple[Path, Run]]]:
+    adoptions: dict[tuple[str, str], Adopted | str],
+    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path: Path,
+) -> Adopt:
     """A fresh copy of ``layout``'s repository after ``glue init`` (run once per layout
     and helmfile; a test fails, saying why, when init did)."""
 
-    def make(layout: Layout, hf: Helmfile) -> tuple[Path, Run]:
+    def make(layout: Layout, hf: Helmfile) -> Adopted:
         key = (layout.name, hf.version)
-        if key not in adoptions.made:
+        if key not in adoptions:
             repo = commit_all(layout.build(tmp_path_factory.mktemp("adopted") / "repo"))
             run = glue("-C", str(repo), "init", env=hf.glue_env())
             if run.code != 0 or not (repo / "glue.yaml").exists():
-                adoptions.made[key] = Adopted(None, run, f"glue init exited {run.code}: {run.err}")
+                adoptions[key] = f"glue init exited {run.code}: {run.err}"
             else:
                 git(repo, "add", "glue.yaml")
                 git(repo, "commit", "-q", "-m", "adopt glue")
-                adoptions.made[key] = Adopted(repo, run)
-        adopted = adoptions.made[key]
-        if adopted.repo is None:
-            pytest.fail(adopted.problem or "glue init failed")
+                truth = rendered(repo, layout.envs, hf, sets=layout.sets)
+                adoptions[key] = Adopted(repo, run, truth)
+        adopted = adoptions[key]
+        if isinstance(adopted, str):
+            pytest.fail(adopted)
         copy = tmp_path / "repo"
         shutil.copytree(adopted.repo, copy, symlinks=True)
-        return copy, adopted.init
+        return Adopted(copy, adopted.init, adopted.truth)
 
-    yield make
+    return make
 
 
 def status_tags(repo: Path, hf: Helmfile) -> dict[str, dict[str, str | None]]:
@@ -581,8 +582,8 @@ def status_tags(repo: Path, hf: Helmfile) -> dict[str, dict[str, str | None]]:
     return {s: {e: v.get("tag") for e, v in envs.items()} for s, envs in services.items()}
 
 
-def bump(repo: Path, hf: Helmfile, *args: str, command: str = "bump-tag") -> None:
-    """Run a writing glue command; it must succeed with exactly one new commit."""
+def commits_once(repo: Path, hf: Helmfile, command: str, *args: str) -> None:
+    """``glue COMMAND ARGS`` succeeds with exactly one new commit and a clean tree."""
     head = git(repo, "rev-parse", "HEAD").strip()
     run = glue("-C", str(repo), command, *args, env=hf.glue_env())
     assert run.code == 0, f"glue {command} {' '.join(args)}: {run.err}"
@@ -618,12 +619,13 @@ LAYOUT_PARAMS = [pytest.param(layout, id=layout.name) for layout in LAYOUTS]
 
 @pytest.mark.parametrize("layout", LAYOUT_PARAMS)
 def test_init_check_and_status_read_what_helmfile_renders(
-    layout: Layout, helmfile: Helmfile, adopt: Callable[[Layout, Helmfile], tuple[Path, Run]]
+    layout: Layout, helmfile: Helmfile, adopt: Adopt
 ) -> None:
-    repo, init = adopt(layout, helmfile)
+    adopted = adopt(layout, helmfile)
+    repo = adopted.repo
     config = yaml.safe_load((repo / "glue.yaml").read_text())
-    assert [e["name"] for e in config["environments"]] == list(layout.envs)
-    assert sorted(config["services"]) == sorted(layout.services)
+    assert [e["name"] for e in config["environments"]] == list(layout.envs), adopted.init.err
+    assert sorted(config["services"]) == sorted(layout.services), adopted.init.err
 
     check = glue("-C", str(repo), "check", env=helmfile.glue_env())
     assert check.code == 0, check.out + check.err
@@ -631,12 +633,12 @@ def test_init_check_and_status_read_what_helmfile_renders(
     assert git(repo, "status", "--porcelain") == ""
 
     for release in layout.unmanaged:  # said, not managed
-        assert release in init.err, init.err
+        assert release in adopted.init.err, adopted.init.err
         assert any(
             release in line and "note" in line for line in (check.out + check.err).splitlines()
         ), check.out + check.err
 
-    truth = rendered(repo, layout.envs, helmfile, sets=layout.sets)
+    truth = adopted.truth
     tags = status_tags(repo, helmfile)
     assert set(tags) == set(layout.services)
     for env in layout.envs:
@@ -647,13 +649,13 @@ def test_init_check_and_status_read_what_helmfile_renders(
 
 @pytest.mark.parametrize("layout", LAYOUT_PARAMS)
 def test_a_bump_changes_one_release_and_only_its_tag(
-    layout: Layout, helmfile: Helmfile, adopt: Callable[[Layout, Helmfile], tuple[Path, Run]]
+    layout: Layout, helmfile: Helmfile, adopt: Adopt
 ) -> None:
-    repo, _init = adopt(layout, helmfile)
-    before = rendered(repo, layout.envs, helmfile, sets=layout.sets)
+    adopted = adopt(layout, helmfile)
+    repo, before = adopted.repo, adopted.truth
     for n, (service, env) in enumerate(layout.bumps):
         tag = f"20.{n}.{len(layout.envs)}"
-        bump(repo, helmfile, "--env", env, f"{service}={tag}")
+        commits_once(repo, helmfile, "bump-tag", "--env", env, f"{service}={tag}")
         after = rendered(repo, layout.envs, helmfile, sets=layout.sets)
         assert_only_tag_changed(before, after, env, service, tag)
         assert status_tags(repo, helmfile)[service][env] == tag
@@ -663,27 +665,25 @@ def test_a_bump_changes_one_release_and_only_its_tag(
         assert release in err
 
 
-def test_promote_changes_one_release_and_only_its_tag(
-    helmfile: Helmfile, adopt: Callable[[Layout, Helmfile], tuple[Path, Run]]
-) -> None:
+def test_promote_changes_one_release_and_only_its_tag(helmfile: Helmfile, adopt: Adopt) -> None:
     """api in prod: its tag comes from the file every prod service shares; staging's goes
     into api's own prod file."""
     layout = by_name("per-release")
-    repo, _init = adopt(layout, helmfile)
-    before = rendered(repo, layout.envs, helmfile, sets=False)
+    adopted = adopt(layout, helmfile)
+    repo, before = adopted.repo, adopted.truth
     staging = tag_of(before["staging"]["api"])
     assert tag_of(before["prod"]["api"]) != staging
-    bump(repo, helmfile, "--to", "prod", "api", command="promote")
+    commits_once(repo, helmfile, "promote", "--to", "prod", "api")
     after = rendered(repo, layout.envs, helmfile, sets=False)
     assert_only_tag_changed(before, after, "prod", "api", staging)
 
 
 def test_a_bump_only_the_shared_file_could_take_is_refused(
-    helmfile: Helmfile, adopt: Callable[[Layout, Helmfile], tuple[Path, Run]]
+    helmfile: Helmfile, adopt: Adopt
 ) -> None:
     """web's prod tag comes from config/prod/values.yaml, which every prod service merges;
     without web's own prod file nothing can take a new one without a leak."""
-    repo, _init = adopt(by_name("per-release"), helmfile)
+    repo = adopt(by_name("per-release"), helmfile).repo
     git(repo, "rm", "-q", "config/prod/web-values.yaml")
     git(repo, "commit", "-q", "-m", "web: no prod file of its own")
     err = refuses_bump(repo, helmfile.glue_env(), "--env", "prod", "web=2.0.0")
@@ -695,16 +695,18 @@ def test_a_bump_only_the_shared_file_could_take_is_refused(
 
 
 def test_glue_runs_no_hook_and_no_kubectl(tmp_path: Path, helmfile: Helmfile) -> None:
-    """A helmfile with hooks on every event glue might trigger, a kubectl that records its
-    calls first on PATH and a KUBECONFIG that does not exist: init, check, status and
-    bump-tag work, and run neither."""
+    """A helmfile with hooks on every event glue might trigger (global and a release's), a
+    kubectl that records its calls first on PATH and a KUBECONFIG that does not exist:
+    init, check, status and bump-tag work, and run neither. (helmfile's own build, list
+    and write-values run global prepare hooks, 0.166 and 1.8 alike; list --skip-charts
+    does not.)"""
     marker = tmp_path / "hook-ran"
     calls = tmp_path / "kubectl-calls"
     fake = tmp_path / "fake-bin"
     fake.mkdir()
     (fake / "kubectl").write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
     (fake / "kubectl").chmod(0o755)
-    touch = f"touch {marker}"
+    touch = f"touch {marker}; kubectl version"
     layout = per_release_layout()
     envs = ("dev", "prod")
     files = {k: v for k, v in layout.files.items() if not k.startswith("config/staging/")}
@@ -732,3 +734,14 @@ def test_glue_runs_no_hook_and_no_kubectl(tmp_path: Path, helmfile: Helmfile) ->
 
     assert not marker.exists(), "a helmfile hook ran"
     assert not calls.exists(), f"kubectl was called: {calls.read_text()}"
+
+    # The hooks are live: helmfile's own build runs them (and so kubectl).
+    subprocess.run(
+        [str(helmfile.path), "-e", "dev", "--chart", GROUND_TRUTH_CHART, "build"],
+        cwd=repo,
+        env={**os.environ, **env, "HOME": str(tmp_path / "home")},
+        capture_output=True,
+        check=False,
+    )
+    assert marker.exists()
+    assert "version" in calls.read_text()
