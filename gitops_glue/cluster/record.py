@@ -24,8 +24,12 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gitops_glue.service_version import ServiceVersion
+
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
+
+__all__ = ["DeployRecord", "FailedDeploy", "ServiceVersion"]
 
 LABELS = {"app.kubernetes.io/managed-by": "gitops-glue", "gitops-glue.dev/kind": "deploy-record"}
 
@@ -37,20 +41,6 @@ def default_namespace(env: str) -> str:
 
 def record_name(env: str) -> str:
     return f"glue-deployed-{env}"
-
-
-@dataclass(frozen=True)
-class ServiceVersion:
-    tag: str | None
-    revision: str | None = None
-    release: str | None = None
-    digest: str | None = None
-    since: str | None = None  # when this tag (and digest) was first deployed successfully
-
-    def to_json(self) -> dict[str, str | None]:
-        """``digest`` and ``since`` only when known: older records stay as they were."""
-        data = {"tag": self.tag, "revision": self.revision, "release": self.release}
-        return data | {k: v for k, v in (("digest", self.digest), ("since", self.since)) if v}
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     from gitops_glue.cluster.diagnose import PodProblem
     from gitops_glue.cluster.helm_storage import Recovery
     from gitops_glue.cluster.kube import Kube
-    from gitops_glue.cluster.record import ServiceVersion
     from gitops_glue.config import LoadedConfig
     from gitops_glue.deploy.changed import ChangedReport
     from gitops_glue.deploy.diff import DiffResult
     from gitops_glue.deploy.helmfile import Release, Target
+    from gitops_glue.service_version import ServiceVersion
 
 Progress = Callable[[str], None]
 
@@ -287,7 +287,6 @@ def deployed_versions(
     loaded: LoadedConfig, env_name: str, deployed: list[str]
 ) -> tuple[dict[str, ServiceVersion], str]:
     """The tag and revision of every deployed service, from the files; the git HEAD."""
-    from gitops_glue.cluster import record
     from gitops_glue.repo import gitrepo, versions
 
     env = loaded.config.environment(env_name)
@@ -297,8 +296,7 @@ def deployed_versions(
         release = svc.release_name(name)
         if release not in deployed:
             continue
-        v = versions.read_version(read, loaded.config, env, name)
-        services[name] = record.ServiceVersion(v.tag, v.revision, release, v.digest)
+        services[name] = versions.deployed(read, loaded.config, env, name)
     try:
         import pygit2
 

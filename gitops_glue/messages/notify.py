@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from gitops_glue.cluster import record
-from gitops_glue.cluster.record import ServiceVersion
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import commit_url
 from gitops_glue.messages import slack, templates
+from gitops_glue.service_version import ServiceVersion
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
@@ -659,12 +659,12 @@ def from_checkout(
     sources: dict[str, str | None] = {}
     for name in names:
         svc = config.service(name)
-        v = versions.read_version(read, config, environment, name)
+        version = versions.deployed(read, config, environment, name)
         releases[name] = svc.release_name(name)
         sources[name] = svc.source_repo
-        if v.tag is None:
+        if version.tag is None:
             continue  # not deployed to this environment
-        new[name] = ServiceVersion(v.tag, v.revision, svc.release_name(name))
+        new[name] = dataclasses.replace(version, digest=None)
     return new, releases, sources, environment.record_namespace
 
 

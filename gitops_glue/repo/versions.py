@@ -28,6 +28,7 @@ from typing import Any
 from gitops_glue.config import Environment, GlueConfig, Service
 from gitops_glue.errors import UsageError
 from gitops_glue.repo import keypath, values
+from gitops_glue.service_version import ServiceVersion
 
 #: Reads a repository-relative file; returns None when the file does not exist.
 Reader = Callable[[str], "str | None"]
@@ -121,6 +122,14 @@ def read_version(read: Reader, config: GlueConfig, env: Environment, service: st
         else:
             why = f"no {svc.tag_key}"
     return Version(_str(tag.value), _str(revision) or None, _str(digest) or None, tag.file, why)
+
+
+def deployed(read: Reader, config: GlueConfig, env: Environment, service: str) -> ServiceVersion:
+    """What deploying ``env`` now gives ``service``: the version its files say, with the
+    release that deploys it (apply's record, notify's new side)."""
+    v = read_version(read, config, env, service)
+    release = config.service(service).release_name(service)
+    return ServiceVersion(v.tag, v.revision, release, v.digest)
 
 
 def tag_of(read: Reader, config: GlueConfig, env: Environment, service: str) -> str | None:

@@ -17,10 +17,10 @@ from pathlib import Path
 import pygit2
 import pytest
 
-from gitops_glue.cluster.record import ServiceVersion
 from gitops_glue.config import load_config
 from gitops_glue.messages.notify import compute, from_checkout
 from gitops_glue.repo.commit import parse_trailers
+from gitops_glue.service_version import ServiceVersion
 from tests.support.helpers import git, glue, many_services_seed, snapshot
 from tests.support.sshgit import BareRemote, SshGitServer
 

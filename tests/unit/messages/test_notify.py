@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from gitops_glue.cluster.record import ServiceVersion as V
 from gitops_glue.errors import UsageError
 from gitops_glue.messages import notify
 from gitops_glue.messages.notify import ChangeSet, Notice, SavedStart, build_message, compute
+from gitops_glue.service_version import ServiceVersion as V
 from tests.support.slackserver import validate_message
 
 GH = "https://github.com/example/a"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gitops_glue.cluster.record import ServiceVersion as V
 from gitops_glue.errors import ConfigError, UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.messages import notify
+from gitops_glue.service_version import ServiceVersion as V
 from tests.support.helpers import copy_example
 
 CI = CiContext(system="gitlab", actor="dev1", pipeline_url="https://gitlab.example.com/p/1")

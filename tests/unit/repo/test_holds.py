@@ -50,8 +50,8 @@ def test_amend_message_keeps_trailers_last() -> None:
 def test_notify_marks_a_held_service() -> None:
     import json
 
-    from gitops_glue.cluster.record import ServiceVersion
     from gitops_glue.messages.notify import Notice, build_message, compute
+    from gitops_glue.service_version import ServiceVersion
 
     old = {"a": ServiceVersion("1.0.0"), "b": ServiceVersion("2.0.0")}
     new = {"a": ServiceVersion("1.0.0"), "b": ServiceVersion("2.1.0")}
