@@ -141,30 +141,58 @@ def tag_of(read: Reader, config: GlueConfig, env: Environment, service: str) -> 
 # --------------------------------------------------------------------------- writing
 
 
-def _keys(svc: Service) -> list[keypath.KeyPath]:
-    return [keypath.parse(k) for k in (svc.tag_key, svc.revision_key, svc.digest_key) if k]
+_Path = tuple[object, ...]  # a key path's keys
+#: file -> first key -> (environment, service, key paths) of every service that merges
+#: the file with a key starting there; one per loaded config.
+_Index = dict[str, dict[object, list[tuple[str, str, list[_Path]]]]]
+_INDEXES: dict[int, tuple[GlueConfig, _Index]] = {}
 
 
-def _overlap(a: keypath.KeyPath, b: keypath.KeyPath) -> bool:
+def _paths(svc: Service) -> list[_Path]:
+    keys = (svc.tag_key, svc.revision_key, svc.digest_key)
+    return [tuple(seg.key for seg in keypath.parse(k)) for k in keys if k]
+
+
+def _index(config: GlueConfig) -> _Index:
+    """Who merges which file with which keys, worked out once per loaded config (a bump
+    checks every service's files; walking the whole config for each would grow with
+    its square)."""
+    hit = _INDEXES.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    index: _Index = {}
+    for env in config.environments:
+        for name, svc in config.services.items():
+            paths = _paths(svc)
+            for file in dict.fromkeys(sources(config, env, name)):
+                by_key = index.setdefault(file, {})
+                for first in dict.fromkeys(p[0] for p in paths):
+                    by_key.setdefault(first, []).append((env.name, name, paths))
+    if len(_INDEXES) >= 8:
+        _INDEXES.clear()
+    _INDEXES[id(config)] = (config, index)  # the config is held: its id stays its own
+    return index
+
+
+def _overlap(a: _Path, b: _Path) -> bool:
     """One key path is the other or lies below it: setting one changes the other."""
     n = min(len(a), len(b))
-    return [s.key for s in a[:n]] == [s.key for s in b[:n]]
+    return a[:n] == b[:n]
 
 
 def sharers(config: GlueConfig, env: Environment, service: str, file: str) -> list[str]:
     """``ENV/SERVICE`` of every other environment and service that merges ``file`` with
     a key of ``service``'s: writing that key there would change them too."""
-    mine = _keys(config.service(service))
-    out = []
-    for other_env in config.environments:
-        for name, svc in config.services.items():
-            if (other_env.name, name) == (env.name, service):
-                continue
-            if file not in sources(config, other_env, name):
-                continue
-            if any(_overlap(a, b) for a in mine for b in _keys(svc)):
-                out.append(f"{other_env.name}/{name}")
-    return out
+    mine = _paths(config.service(service))
+    by_key = _index(config).get(file, {})
+    found: dict[str, None] = {}
+    for first in dict.fromkeys(p[0] for p in mine):
+        for env_name, name, paths in by_key.get(first, ()):
+            if (env_name, name) != (env.name, service) and any(
+                _overlap(a, b) for a in mine for b in paths
+            ):
+                found[f"{env_name}/{name}"] = None
+    return list(found)
 
 
 def target(read: Reader, config: GlueConfig, env: Environment, service: str) -> str:
