@@ -21,9 +21,10 @@ typecheck:
 	$(PYTHON) -m mypy
 
 # Everything but the cluster: unit tests, end-to-end tests against the real sshd,
-# registry and Slack stand-in, and the stand-ins' own tests.
+# registry and Slack stand-in, and the stand-ins' own tests. On every core (pytest-xdist):
+# each worker starts its own servers; the tests share nothing else.
 fast:
-	$(PYTEST) -m "not cluster" tests
+	$(PYTEST) -n auto -m "not cluster" tests
 
 unit:
 	$(PYTEST) tests/unit
@@ -42,8 +43,10 @@ check:
 	echo "make check: $$result in $$(( $$(date +%s) - start )) s"; \
 	exit $$status
 
+# The cluster tests run in one process: they share one testbed per session.
 test: bootstrap lint typecheck
-	$(PYTEST) tests
+	$(PYTEST) -n auto -m "not cluster" tests
+	$(PYTEST) -m cluster tests/cluster
 
 # Every benchmark; the table lands in benchmarks/README.md. mikefarah's yq (the peer of
 # glue set / bump-tag) is built once with Go when there is one; without it those rows
