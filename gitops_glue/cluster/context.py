@@ -126,8 +126,18 @@ def for_environment(
     kubeconfig: str | None = None,
     context: str | None = None,
     tools: Tools | None = None,
+    helmfile_context: Callable[[str], str | None] | None = None,
 ) -> ClusterRef:
-    """The cluster of ``env_name`` (see the module's docstring for the order)."""
+    """The cluster of ``env_name`` (see the module's docstring for the order).
+    ``helmfile_context``: how to ask helmfile (default: ``helmfile build``, which runs
+    the repository's prepare hooks; commands that only read pass the safe reading of
+    :mod:`gitops_glue.repo.helmview`)."""
+    if helmfile_context is not None:
+        env = loaded.config.environment(env_name)
+        if not context and not env.kube_context:
+            file = _expand(loaded.root, env.kubeconfig) if env.kubeconfig else kubeconfig
+            found = helmfile_context(env.name)
+            return ClusterRef(file, found, "helmfile kubeContext") if found else ClusterRef(file)
     return start_for_environment(
         loaded, env_name, kubeconfig=kubeconfig, context=context, tools=tools
     )()
@@ -163,13 +173,19 @@ def start_for_environment(
 
 
 def per_environment(
-    loaded: LoadedConfig, *, kubeconfig: str | None = None, tools: Tools | None = None
+    loaded: LoadedConfig,
+    *,
+    kubeconfig: str | None = None,
+    tools: Tools | None = None,
+    helmfile_context: Callable[[str], str | None] | None = None,
 ) -> Callable[[str], Kube]:
     """``kube(env)``: each environment's cluster client, one per distinct cluster."""
     made: dict[tuple[str | None, str | None], Kube] = {}
 
     def kube(env: str) -> Kube:
-        ref = for_environment(loaded, env, kubeconfig=kubeconfig, tools=tools)
+        ref = for_environment(
+            loaded, env, kubeconfig=kubeconfig, tools=tools, helmfile_context=helmfile_context
+        )
         key = (ref.kubeconfig, ref.context)
         if key not in made:
             made[key] = ref.kube()

@@ -297,16 +297,24 @@ def _release_view(directory: str, item: dict[str, Any]) -> ReleaseView:
 
 
 def _environment(parts: list[_Part], env: str) -> tuple[list[Any], str | None]:
+    """The environment's values entries and kube context (its ``kubeContext``, else
+    ``helmDefaults.kubeContext``) in the root state files."""
+    entries: list[Any] = []
+    context: str | None = None
+    default: str | None = None
     for part in parts:
-        if part.directory != ".":
+        data = _load(part.text) if part.directory in (".", "helmfile.d") else None
+        if not isinstance(data, dict):
             continue
-        data = _load(part.text)
-        envs = data.get("environments") if isinstance(data, dict) else None
+        envs = data.get("environments")
         spec = envs.get(env) if isinstance(envs, dict) else None
         if isinstance(spec, dict):
-            context = spec.get("kubeContext")
-            return list(spec.get("values") or []), str(context) if context else None
-    return [], None
+            entries = entries or list(spec.get("values") or [])
+            context = context or (str(spec["kubeContext"]) if spec.get("kubeContext") else None)
+        defaults = data.get("helmDefaults")
+        if isinstance(defaults, dict) and defaults.get("kubeContext") and default is None:
+            default = str(defaults["kubeContext"])
+    return entries, context or default
 
 
 def expand(root: Path, pattern: str) -> list[str]:
@@ -380,8 +388,9 @@ def has_marker(value: Any) -> bool:
 # --------------------------------------------------------------------------- the view
 
 
-def environment_view(root: Path, env: str, tools: Any) -> EnvView:
-    """helmfile's view of ``env`` (see the module docstring): no hook, cluster or network."""
+def environment_view(root: Path, env: str, tools: Any, *, probe: bool = True) -> EnvView:
+    """helmfile's view of ``env`` (see the module docstring): no hook, cluster or network.
+    ``probe``: also trace which environment value feeds which release (a second run)."""
     with tempfile.TemporaryDirectory(prefix="glue-helmfile-") as tmp_name:
         tmp = Path(tmp_name)
         sandbox = _sandbox(tmp, tools.helm)
@@ -394,12 +403,12 @@ def environment_view(root: Path, env: str, tools: Any) -> EnvView:
         releases = [_release_view(d, item) for d, item in _releases(parts)]
         notes: list[str] = []
         markers: dict[int, str] = {}
-        merged = _merged_env_values(root, files)
+        merged = _merged_env_values(root, files) if probe else {}
         if merged:
-            probe, markers = _probe_file(tmp, merged)
+            marked, markers = _probe_file(tmp, merged)
             try:
                 probed = _parts(
-                    _run(root, env, tools, sandbox, "--state-values-file", str(probe)), root
+                    _run(root, env, tools, sandbox, "--state-values-file", str(marked)), root
                 )
             except UsageError:
                 notes.append(

@@ -332,16 +332,38 @@ def collect_cluster(
 # --------------------------------------------------------------------------- the command
 
 
-def helmfile_namespaces(root: Path) -> Callable[[str], dict[str, str]]:
-    """``namespaces(env)`` for :func:`collect_cluster`: release -> namespace, from helmfile."""
+def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
+    """``glue status --cluster``: git beside what each environment runs (each from its
+    own cluster), drift flagged. Each environment's kube context and release namespaces
+    come from helmfile's view read safely (no hook runs; :mod:`gitops_glue.repo.helmview`)."""
+    from gitops_glue.cluster import context
+    from gitops_glue.config import load_config
+    from gitops_glue.deploy.helmfile import Tools
+    from gitops_glue.errors import GlueError
+    from gitops_glue.repo import helmview
+    from gitops_glue.repo.gitrepo import worktree_reader
 
-    def namespaces(env: str) -> dict[str, str]:
-        from gitops_glue.deploy import helmfile
+    loaded = load_config(directory)
+    tools = Tools.from_env()
+    views: dict[str, helmview.EnvView] = {}
 
-        target = helmfile.Target(env=env, root=root, tools=helmfile.Tools.from_env())
-        return {r.name: r.namespace for r in helmfile.list_releases(target)}
+    def view(env: str) -> helmview.EnvView:
+        if env not in views:
+            views[env] = helmview.environment_view(loaded.root, env, tools, probe=False)
+        return views[env]
 
-    return namespaces
+    def kube_context(env: str) -> str | None:
+        try:
+            return view(env).kube_context
+        except GlueError:  # no helmfile here: the kubeconfig's current context
+            return None
+
+    return collect_cluster(
+        loaded.config,
+        worktree_reader(loaded.root),
+        context.per_environment(loaded, kubeconfig=kubeconfig, helmfile_context=kube_context),
+        lambda env: {r.name: r.namespace for r in view(env).releases},
+    )
 
 
 def status(directory: Path, *, verify: bool = False) -> StatusReport:
@@ -353,19 +375,3 @@ def status(directory: Path, *, verify: bool = False) -> StatusReport:
     loaded = load_config(directory)
     report = collect(loaded.config, worktree_reader(loaded.root))
     return verify_digests(loaded.config, report) if verify else report
-
-
-def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
-    """``glue status --cluster``: git beside what each environment runs (each from its
-    own cluster), drift flagged."""
-    from gitops_glue.cluster import context
-    from gitops_glue.config import load_config
-    from gitops_glue.repo.gitrepo import worktree_reader
-
-    loaded = load_config(directory)
-    return collect_cluster(
-        loaded.config,
-        worktree_reader(loaded.root),
-        context.per_environment(loaded, kubeconfig=kubeconfig),
-        helmfile_namespaces(loaded.root),
-    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.test_deploy import deploy_repo, run
-from tests.support.helpers import glue
+from tests.support.helpers import git, glue
 from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
@@ -63,3 +63,26 @@ def test_status_cluster_shows_pending_deploys_and_drift(testbed: Testbed, tmp_pa
     code, out, err = run(testbed, repo, "status", "--cluster")
     assert "4e5f6a7 (runs 3f9c2e1)" in out and "1d2e3f4 DRIFT" in out
     assert f"drift: staging/b: release {ns}/b revision 2 runs" in out
+
+
+def test_status_cluster_runs_no_hook_of_the_repository(testbed: Testbed, tmp_path: Path) -> None:
+    """status only reads: helmfile's `list` and `build` would run a global prepare hook;
+    glue reads the kube context and the namespaces without running it."""
+    repo, _ns = deploy_repo(tmp_path, testbed)
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 0, err + out
+    marker = tmp_path / "prepare-hook-ran"
+    helmfile = repo / "helmfile.yaml.gotmpl"
+    helmfile.write_text(
+        helmfile.read_text().replace(
+            "---\nhelmDefaults:",
+            "---\nhooks:\n  - events: [prepare]\n    command: sh\n"
+            f"    args: [-c, 'touch {marker}']\nhelmDefaults:",
+        )
+    )
+    git(repo, "commit", "-qam", "a prepare hook")
+    code, out, err = run(testbed, repo, "status", "--cluster", "-o", "json")
+    assert code == 0, err
+    staging = json.loads(out)["environments"]["staging"]
+    assert staging["services"]["b"]["deployed"] == "1d2e3f4"
+    assert not marker.exists(), "status --cluster ran the repository's prepare hook"
