@@ -226,9 +226,11 @@ def plan(req: InitRequest) -> InitResult:
                 tags.setdefault(release, {})[name] = main
     services: dict[str, ServicePlan] = {}
     for release, by_env in tags.items():
-        plan_ = _service(root, release, by_env, envs, notes)
-        if plan_ is not None:
-            services[release] = plan_
+        described = _service(root, release, by_env, envs)
+        if isinstance(described, str):
+            notes.append(described)
+        else:
+            services[release] = described
     if not services:
         notes.append(
             "no image tag keys found in any release's values (looked for image.tag, "
@@ -254,50 +256,40 @@ def plan(req: InitRequest) -> InitResult:
 
 
 def _service(
-    root: Path,
-    release: str,
-    by_env: dict[str, TagSource],
-    envs: list[EnvironmentPlan],
-    notes: list[str],
-) -> ServicePlan | None:
+    root: Path, release: str, by_env: dict[str, TagSource], envs: list[EnvironmentPlan]
+) -> ServicePlan | str:
+    """Where ``release``'s tag lives in glue.yaml's terms, or why glue leaves it out."""
     sources = list(by_env.values())
     kinds = {s.kind for s in sources}
     if "template" in kinds:
         s = next(s for s in sources if s.kind == "template")
-        notes.append(
+        return (
             f"release {release!r}: helmfile computes {s.key} in the helmfile itself (its "
             f"{s.via} gives {str(s.value)[:60]!r}: an environment variable or a literal at "
             "deploy time), not from a values file: glue cannot manage it in git"
         )
-        return None
     if kinds == {"environment"}:
-        keys = {s.env_key for s in sources}
-        if len(keys) == 1:
-            key = next(iter(keys))
-            assert key is not None
-            files = tuple(f for e in envs for f in e.values)
-            return ServicePlan(key, None, _revision_key(root, files, key))
-        notes.append(
-            f"release {release!r}: its tag comes from different environment values "
-            f"({', '.join(sorted(k or '' for k in keys))}) in different environments: "
-            "describe it by hand"
-        )
-        return None
+        keys = sorted({s.env_key or "" for s in sources})
+        if len(keys) > 1:
+            return (
+                f"release {release!r}: its tag comes from different environment values "
+                f"({', '.join(keys)}) in different environments: describe it by hand"
+            )
+        files = tuple(f for e in envs for f in e.values)
+        return ServicePlan(keys[0], None, _revision_key(root, files, keys[0]))
     if kinds == {"file"}:
         chart_keys = {s.key for s in sources}
         patterns = {tuple(_pattern(f, env, release) for f in s.files) for env, s in by_env.items()}
-        if len(chart_keys) == 1 and len(patterns) == 1:
-            return ServicePlan(next(iter(chart_keys)), next(iter(patterns)))
-        notes.append(
-            f"release {release!r}: its values files do not follow one pattern across "
-            "environments: describe it by hand"
-        )
-        return None
-    notes.append(
+        if len(chart_keys) > 1 or len(patterns) > 1:
+            return (
+                f"release {release!r}: its values files do not follow one pattern across "
+                "environments: describe it by hand"
+            )
+        return ServicePlan(chart_keys.pop(), patterns.pop())
+    return (
         f"release {release!r}: its tag comes from a values file in some environments and "
         "from environment values in others: describe it by hand"
     )
-    return None
 
 
 def _q(value: str) -> str:
