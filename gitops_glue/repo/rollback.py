@@ -13,10 +13,10 @@ History is walked along first parents from the branch tip:
 Rollback commits say what they reverted (``Glue-Reverts: SHA``, one per
 commit), so a second rollback goes one further back instead of undoing the
 first. Commits without ENV's trailers are never reverted; a glue commit that
-touches files outside ENV's values files, or whose lines were changed again by
-a later commit, is refused (the revert would take someone else's change with
-it, or guess). The revert is git's three-way revert on trees, so unrelated
-later changes to the same file stay.
+touches files outside the values files ENV's services are read from, or whose
+lines were changed again by a later commit, is refused (the revert would take
+someone else's change with it, or guess). The revert is git's three-way revert
+on trees, so unrelated later changes to the same file stay.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import inputs
+from gitops_glue.repo import inputs, versions
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -184,7 +184,7 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
             hint="glue rolls back commits with a Glue-Environment trailer (bump-tag, promote, "
             "release); other commits need git revert",
         )
-    own = set(environment.values)
+    own = set(versions.files_of(config, environment))
     for info, c in targets:
         if len(c.parents) != 1:
             raise UsageError(f"{info.sha[:10]} is a merge commit: not reverting it")

@@ -678,6 +678,22 @@ def test_promote_changes_one_release_and_only_its_tag(helmfile: Helmfile, adopt:
     assert_only_tag_changed(before, after, "prod", "api", staging)
 
 
+@pytest.mark.parametrize("layout", [by_name("per-release"), by_name("set-from-env-values")])
+def test_release_then_rollback_change_one_release_and_only_its_tag(
+    layout: Layout, helmfile: Helmfile, adopt: Adopt
+) -> None:
+    """A hotfix release moves one release's tag in one environment; rolling it back
+    renders everything as it was before."""
+    adopted = adopt(layout, helmfile)
+    repo, before = adopted.repo, adopted.truth
+    service, env = layout.bumps[-1]
+    commits_once(repo, helmfile, "release", service, "--tag", "30.0.1", "--to", env)
+    released = rendered(repo, layout.envs, helmfile, sets=layout.sets)
+    assert_only_tag_changed(before, released, env, service, "30.0.1")
+    commits_once(repo, helmfile, "rollback", "--env", env)
+    assert rendered(repo, layout.envs, helmfile, sets=layout.sets) == before
+
+
 def test_a_bump_only_the_shared_file_could_take_is_refused(
     helmfile: Helmfile, adopt: Adopt
 ) -> None:
