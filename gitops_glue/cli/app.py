@@ -9,6 +9,8 @@ stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,7 +58,29 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
     ] = False,
 ) -> None:
-    State.directory = directory
+    State.directory = _openable(directory)
+
+
+def _openable(directory: Path) -> Path:
+    """``-C DIR`` as given, once glue can look into it: a path the system refuses
+    (too long, a symlink loop, no permission) is a usage error here, not a traceback
+    wherever a command first touches it. A folder that does not exist is left to the
+    command, which says there is no glue.yaml there."""
+    from gitops_glue.errors import UsageError
+
+    try:
+        resolved = directory.resolve()
+        for path in (resolved, resolved / "glue.yaml"):
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.stat(path)
+    except (OSError, RuntimeError) as exc:  # RuntimeError: pathlib's symlink loop (< 3.13)
+        text = str(directory)
+        shown = text if len(text) <= 80 else f"{text[:40]}...{text[-30:]} ({len(text)} characters)"
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "symbolic link loop"
+        raise UsageError(
+            f"-C {shown}: {reason}", hint="point -C (GLUE_DIRECTORY) at a folder glue can open"
+        ) from None
+    return directory
 
 
 def loaded() -> LoadedConfig:
