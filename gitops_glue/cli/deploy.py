@@ -163,9 +163,7 @@ def apply_cmd(
     except (apply.DeployFailed, apply.DeployInterrupted) as exc:
         if report:
             _write_json(report, exc.result.to_json())
-        if output is Output.json:
-            typer.echo(json.dumps(exc.result.to_json(), indent=2))
-        raise
+        raise  # with --output json, the error's JSON object carries the result
     if result.diff is not None:
         _render_diff(result.diff, output, None)
     if report and not result.nothing_changed:

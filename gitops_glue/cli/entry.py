@@ -1,18 +1,32 @@
-"""The console entry point: the one place that turns exceptions into exit codes."""
+"""The console entry point: the one place that turns exceptions into exit codes.
+
+Every way a command can end badly ends here, as one ``glue: error:`` line (plus a
+``hint:`` line) on stderr and the exit code ``glue --help`` documents; with
+``--output json`` (``GLUE_OUTPUT=json``) also as one JSON object on stdout,
+``{"error": ..., "hint": ..., "exit": N}``. Both pass through redaction. Standard
+output is part of the job: when it is closed, or a write to it fails (a full disk,
+an I/O error), the command failed (exit 1), it did not quietly succeed.
+"""
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
-from typing import NoReturn, Protocol, runtime_checkable
+from collections.abc import Sequence
+from typing import NoReturn, Protocol, TextIO, runtime_checkable
 
 import typer
 
 # Importing the command modules registers their commands on the app.
 from gitops_glue.cli import adopt, commit, deploy, holds, images, notify, status, values  # noqa: F401
 from gitops_glue.cli.app import app
-from gitops_glue.errors import ExitCode, GlueError, Interrupted
+from gitops_glue.cli.options import Chosen
+from gitops_glue.errors import ExitCode, GlueError, Interrupted, OperationError
+
+#: ``GLUE_DEBUG=1``: an unexpected error (a bug) shows Python's traceback too.
+DEBUG = "GLUE_DEBUG"
 
 
 @runtime_checkable
@@ -24,12 +38,47 @@ class _ClickUsageError(Protocol):
     def format_message(self) -> str: ...
 
 
-def _fail(code: ExitCode, message: str) -> NoReturn:
-    if message:
-        from gitops_glue.redact import redact
+class OutputFailed(OperationError):
+    """Standard output cannot take what the command writes."""
 
-        typer.echo(f"glue: error: {redact(message)}", err=True)
-    sys.exit(int(code))
+
+class _Stdout:
+    """``sys.stdout`` while a command runs: a failed write is :class:`OutputFailed`.
+
+    A reader that went away (``BrokenPipeError``, ``glue status | head``) stays what
+    it is; everything else the stream does is the stream's own.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.failed = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failure(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: OSError) -> OutputFailed:
+        self.failed = True
+        return OutputFailed(
+            f"cannot write to standard output: {exc.strerror or exc}",
+            hint="the command's result is incomplete; send glue's output somewhere "
+            "it can be written",
+        )
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.stream, name)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -40,7 +89,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         # they load (20 ms of glue apply). A short-lived process can collect less often.
         gc.set_threshold(50_000, 10, 10)
     try:
-        _run(argv)
+        _run(sys.argv[1:] if argv is None else argv)
     except SystemExit:
         if argv is None:
             # The command has finished. The interpreter's teardown garbage-collects
@@ -52,32 +101,138 @@ def main(argv: list[str] | None = None) -> NoReturn:
     raise AssertionError("unreachable")  # _run always exits
 
 
-def _run(argv: list[str] | None) -> NoReturn:
+def _run(args: list[str]) -> NoReturn:
+    Chosen.output = None  # a run in this process before this one chose its own
+    if not _stdout_is_open():
+        _discard_stdout()  # fd 1 is free: nothing glue opens may land on it
+        _fail(
+            ExitCode.FAILED,
+            "standard output is closed: glue writes its results there",
+            "run glue with stdout open (redirect it to /dev/null to throw the output away)",
+            args=args,
+            stdout=None,
+        )
+    out = _Stdout(sys.stdout)
+    sys.stdout = out  # a stand-in for the TextIO it wraps
+    try:
+        _invoke(args, out)
+    finally:
+        sys.stdout = out.stream
+
+
+def _invoke(args: list[str], out: _Stdout) -> NoReturn:
     try:
         # Without standalone mode click returns typer.Exit's code instead of raising it.
-        code = app(args=argv, prog_name="glue", standalone_mode=False)
+        code = app(args=args, prog_name="glue", standalone_mode=False)
+        out.flush()
     except Interrupted as exc:
-        typer.echo(f"glue: interrupted: {exc}", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
+        _fail(exc.exit_code, exc.message, exc.hint, args=args, stdout=out, label="interrupted")
     except GlueError as exc:
-        _fail(exc.exit_code, str(exc))
+        if out.failed:
+            _discard_stdout()  # what could not be written must not fail again at exit
+        _fail(exc.exit_code, exc.message, exc.hint, args=args, stdout=out, result=exc)
     except (KeyboardInterrupt, typer.Abort):
-        _interrupted()
+        _interrupted(args, out)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         sys.exit(int(ExitCode.FAILED))
     except Exception as exc:
-        if not isinstance(exc, _ClickUsageError):
+        if isinstance(exc, _ClickUsageError):
+            _usage_error(exc, args, out)
+        if os.environ.get(DEBUG) == "1":
             raise
-        _usage_error(exc)
+        _fail(
+            ExitCode.FAILED,
+            f"unexpected error: {type(exc).__name__}: {exc}",
+            f"this is a bug in glue: please report it ({DEBUG}=1 shows where it happened)",
+            args=args,
+            stdout=out,
+        )
     if code == ExitCode.INTERRUPTED:
-        _interrupted()  # typer turns Ctrl-C into exit code 130 and says nothing
+        _interrupted(args, out)  # typer turns Ctrl-C into exit code 130 and says nothing
     sys.exit(code if isinstance(code, int) else int(ExitCode.OK))
 
 
-def _usage_error(exc: _ClickUsageError) -> NoReturn:
+def _fail(
+    code: int,
+    message: str,
+    hint: str | None,
+    *,
+    args: Sequence[str],
+    stdout: _Stdout | None,
+    label: str = "error",
+    result: object = None,
+) -> NoReturn:
+    """One ``glue: LABEL:`` line (and the hint) on stderr; with ``--output json`` also
+    one JSON object on stdout; exit ``code``. Everything said is redacted first."""
+    from gitops_glue.redact import redact
+
+    message, hint = redact(message), (redact(hint) if hint else None)
+    typer.echo(f"glue: {label}: {message}" + (f"\n  hint: {hint}" if hint else ""), err=True)
+    if stdout is not None and not stdout.failed and _wants_json(args):
+        error: dict[str, object] = {"error": message, "hint": hint, "exit": int(code)}
+        details = getattr(getattr(result, "result", None), "to_json", None)
+        if callable(details):
+            error["result"] = json.loads(redact(json.dumps(details())))
+        try:
+            stdout.write(json.dumps(error, indent=2) + "\n")
+            stdout.flush()
+        except (OSError, OutputFailed):
+            _discard_stdout()
+    sys.exit(int(code))
+
+
+def _wants_json(args: Sequence[str]) -> bool:
+    """Did the user ask for ``--output json``? Click's reading when it got that far;
+    else the command line as written (an error may stop click before it reads
+    ``--output``), else ``GLUE_OUTPUT``."""
+    if Chosen.output is not None:
+        return Chosen.output == "json"
+    chosen = None
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            break
+        if word in ("--output", "-o"):
+            chosen = next(words, None)
+        elif word.startswith("--output="):
+            chosen = word.partition("=")[2]
+        elif word.startswith("-o") and not word.startswith("--"):
+            chosen = word[2:]
+    if chosen is None:
+        chosen = os.environ.get("GLUE_OUTPUT")
+    return chosen == "json"
+
+
+def _stdout_is_open() -> bool:
+    """False when glue was started with stdout closed (``glue status >&-``)."""
+    if sys.stdout is None:
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):
+        return True  # not a file (a test's capture): what it does with writes is its own
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null: what stdout still holds, or a file opened later, never
+    lands where it should not, and the interpreter's last flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+    finally:
+        if devnull != 1:
+            os.close(devnull)
+
+
+def _usage_error(exc: _ClickUsageError, args: Sequence[str], out: _Stdout) -> NoReturn:
     """click's usage errors (unknown option, missing option, extra argument...) as one
     ``glue: error:`` line with a hint, like every other usage error; exit 2."""
     if type(exc).__name__ == "NoArgsIsHelpError":
@@ -85,17 +240,20 @@ def _usage_error(exc: _ClickUsageError) -> NoReturn:
         sys.exit(int(ExitCode.BAD_INPUT))
     message = exc.format_message().strip()  # click's words, kept as they are
     if getattr(exc, "exit_code", ExitCode.BAD_INPUT) != ExitCode.BAD_INPUT:
-        _fail(ExitCode.FAILED, message)  # a ClickException that is not about usage
+        # a ClickException that is not about usage
+        _fail(ExitCode.FAILED, message, None, args=args, stdout=out)
     ctx = getattr(exc, "ctx", None)
     command = str(getattr(ctx, "command_path", "") or "glue")
-    _fail(ExitCode.BAD_INPUT, f"{message}\n  hint: see {command} --help")
+    _fail(ExitCode.BAD_INPUT, message, f"see {command} --help", args=args, stdout=out)
 
 
-def _interrupted() -> NoReturn:
+def _interrupted(args: Sequence[str], out: _Stdout) -> NoReturn:
     """Ctrl-C where no code said more: what holds everywhere (atomic writes)."""
-    typer.echo(
-        "glue: interrupted: every file glue writes is replaced whole or not at all; "
+    _fail(
+        ExitCode.INTERRUPTED,
+        "every file glue writes is replaced whole or not at all",
         "check `git status` before running the command again",
-        err=True,
+        args=args,
+        stdout=out,
+        label="interrupted",
     )
-    sys.exit(int(ExitCode.INTERRUPTED))

@@ -1,4 +1,8 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once.
+
+``--output`` (``GLUE_OUTPUT``) remembers its value in :class:`Chosen` as click reads it,
+so the one error handler (``cli/entry.py``) can answer an error in the form asked for.
+"""
 
 from __future__ import annotations
 
@@ -29,12 +33,31 @@ class Thread(str, enum.Enum):
     update = "update"
 
 
+class Chosen:
+    """What the running command was asked for, once click has read its options."""
+
+    #: ``--output``'s value (``text``, ``json``, ``slack``); None until it is read.
+    output: str | None = None
+
+
+def _remember_output(value: Output | MessageOutput | None) -> str | None:
+    Chosen.output = None if value is None else value.value
+    # The choice as click read it: typer turns it into the enum after the callback.
+    return Chosen.output
+
+
 EnvOpt = Annotated[str, typer.Option("--env", "-e", envvar="GLUE_ENV", help="environment")]
 
 
 OutputOpt = Annotated[
     Output,
-    typer.Option("--output", "-o", envvar="GLUE_OUTPUT", help="text for people, json for scripts"),
+    typer.Option(
+        "--output",
+        "-o",
+        envvar="GLUE_OUTPUT",
+        callback=_remember_output,
+        help="text for people, json for scripts (errors too: one JSON object on stdout)",
+    ),
 ]
 
 
@@ -44,6 +67,7 @@ MessageOutputOpt = Annotated[
         "--output",
         "-o",
         envvar="GLUE_OUTPUT",
+        callback=_remember_output,
         help="text for people, json for scripts, slack: the Slack payload",
     ),
 ]
