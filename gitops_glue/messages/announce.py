@@ -28,6 +28,18 @@ class AnnounceRequest:
     commit_title: str | None = None
     template: Path | None = None
 
+    def __post_init__(self) -> None:
+        """The same rules as ``glue bump-tag``'s for the tag it will be deployed with:
+        a request that breaks them is refused before anything is read or sent."""
+        from gitops_glue.config import TagPolicy
+        from gitops_glue.repo.inputs import check_lines
+        from gitops_glue.repo.policy import check_tag
+
+        check_lines({"--image": self.image, "--service": self.service})
+        # Only the tag's syntax: a mutable tag or an environment's policy is a question
+        # for the bump into that environment, not for the announcement of a new image.
+        check_tag(self.tag, TagPolicy(allow_mutable=True), env="")
+
 
 @dataclass(frozen=True)
 class Announcement:
