@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import stat
@@ -114,8 +115,28 @@ def _remove_stale_temps(path: Path) -> None:
                 os.close(fd)
 
 
+def _read_only(path: Path) -> bool:
+    """Is ``path`` (or, when it does not exist, its folder) on a read-only mount?"""
+    for candidate in (path, path.parent):
+        with contextlib.suppress(OSError):
+            return bool(os.statvfs(candidate).f_flag & os.ST_RDONLY)
+    return False
+
+
+def _read_only_error(path: Path) -> UsageError:
+    return UsageError(
+        f"{path}: is on a read-only file system; glue cannot write it",
+        hint="run glue in a writable copy of the repository",
+    )
+
+
 def atomic_write_text(path: Path, text: str, *, temp_dir: Path | None = None) -> None:
-    """Replace ``path`` with ``text``: temp file in the same folder, fsync, rename.
+    """Replace ``path`` with ``text`` (UTF-8, exactly): see :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"), temp_dir=temp_dir)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, temp_dir: Path | None = None) -> None:
+    """Replace ``path`` with ``data``: temp file in the same folder, fsync, rename.
 
     The file's permission bits and owner are kept. A file glue may not write,
     and a symbolic link, are refused before anything changes. Temp files left
@@ -134,6 +155,8 @@ def atomic_write_text(path: Path, text: str, *, temp_dir: Path | None = None) ->
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{path}: is a directory, not a file")
     if st is not None and not os.access(path, os.W_OK):
+        if _read_only(path):
+            raise _read_only_error(path)
         raise UsageError(
             f"{path}: not writable (permission denied)",
             hint="fix the file's permissions or run as its owner",
@@ -146,10 +169,14 @@ def atomic_write_text(path: Path, text: str, *, temp_dir: Path | None = None) ->
         raise UsageError(
             f"{directory}: folder not writable, so {path.name} cannot be replaced safely"
         ) from None
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            raise _read_only_error(path) from None
+        raise OperationError(f"{path}: could not write: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
             if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
