@@ -3,6 +3,15 @@
 Commits are built from trees (not from the index), so a bump never picks up
 whatever else a user had staged, and the same code builds commits on a
 freshly fetched remote tip where there is no work tree at all.
+
+Each file goes into a commit as ``git add`` would store it, and into the work
+tree as ``git checkout`` would write it: git's line-ending conversion
+(``text``/``eol`` attributes, ``core.autocrlf``) and ``ident`` are applied
+through libgit2 (:func:`to_git`, :func:`to_worktree`), with the attributes of
+the checkout, or of the commit built on (a remote tip). A file under a
+``filter`` driver (Git LFS and the like) or a ``working-tree-encoding`` is
+refused: libgit2 cannot run those the way git does. So is a file inside a
+submodule: it belongs to another repository.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from gitops_glue.config import Author
 from gitops_glue.errors import Interrupted, OperationError, UsageError
-from gitops_glue.files import atomic_write_text, checkpoint
+from gitops_glue.files import atomic_write_bytes, atomic_write_text, checkpoint
 from gitops_glue.repo.commit import HistoryCommit, Reverted
 
 if TYPE_CHECKING:
@@ -46,6 +55,105 @@ def open_checkout(root: Path) -> pygit2.Repository:
     if repo.head_is_detached:
         raise UsageError(f"{root}: HEAD is detached", hint="check out the branch to commit to")
     return repo
+
+
+#: The tree whose ``.gitattributes`` a bare repository's index holds (see :func:`attributes_from`).
+_ATTRIBUTES_TREE: dict[str, str] = {}
+
+
+def attributes_from(repo: pygit2.Repository, tree: pygit2.Tree) -> None:
+    """Make git's attributes for ``repo`` those of ``tree`` when it has no work tree.
+
+    git (and libgit2) read ``.gitattributes`` from the work tree and the index; a
+    bare repository (a fetched remote tip) has neither, so the tree is loaded into
+    its index, in memory only. A checkout keeps its own work tree and index.
+    """
+    if not repo.is_bare or _ATTRIBUTES_TREE.get(repo.path) == str(tree.id):
+        return
+    repo.index.read_tree(tree)
+    _ATTRIBUTES_TREE[repo.path] = str(tree.id)
+
+
+def refuse_filters(repo: pygit2.Repository, rel: str) -> None:
+    """Refuse a file that git runs through a conversion glue cannot apply as git does.
+
+    libgit2 applies line-ending conversion and ``ident`` exactly as git does, but
+    not ``filter`` drivers (Git LFS, git-crypt...) or ``working-tree-encoding``:
+    committing such a file would store its full content where git stores what the
+    driver makes of it.
+    """
+    driver = repo.get_attr(rel, "filter")
+    if isinstance(driver, str):
+        raise UsageError(
+            f"{rel}: is under the git filter {driver!r} (filter={driver} in .gitattributes); "
+            "glue cannot apply a filter driver the way git does, so it will not edit or "
+            "commit the file",
+            hint="keep the values files glue edits out of filter drivers (e.g. Git LFS) "
+            "in .gitattributes",
+        )
+    encoding = repo.get_attr(rel, "working-tree-encoding")
+    if isinstance(encoding, str) and encoding.replace("-", "").lower() != "utf8":
+        raise UsageError(
+            f"{rel}: has working-tree-encoding={encoding} in .gitattributes; glue edits "
+            "only UTF-8 files and cannot re-encode them the way git does",
+            hint="keep the values files glue edits in UTF-8",
+        )
+
+
+def _convert(repo: pygit2.Repository, rel: str, data: bytes, *, to_odb: bool) -> bytes:
+    import pygit2
+
+    mode = pygit2.enums.FilterMode.TO_ODB if to_odb else pygit2.enums.FilterMode.TO_WORKTREE
+    try:
+        filters = repo.load_filter_list(rel, mode)
+        if filters is None or not data:
+            return data
+        if b"\0" in data:
+            # libgit2's buffer comes back as a C string: a NUL would cut it short.
+            raise UsageError(f"{rel}: contains a NUL byte; glue edits only text files")
+        return filters.apply_to_buffer(data)
+    except pygit2.GitError as exc:
+        # e.g. core.safecrlf=true and a file whose line endings git would not round-trip
+        raise UsageError(
+            f"{rel}: git refuses to convert its line endings: {exc}",
+            hint="give the file one kind of line ending, as .gitattributes asks",
+        ) from None
+
+
+def to_git(repo: pygit2.Repository, rel: str, text: str) -> bytes:
+    """``text`` of ``rel`` as ``git add`` would store it (eol conversion, ``ident``)."""
+    refuse_filters(repo, rel)
+    return _convert(repo, rel, text.encode("utf-8"), to_odb=True)
+
+
+def to_worktree(repo: pygit2.Repository, rel: str, data: bytes) -> bytes:
+    """A blob's ``data`` as ``git checkout`` would write ``rel`` into the work tree."""
+    return _convert(repo, rel, data, to_odb=False)
+
+
+def _submodule_of(tree: pygit2.Tree, rel: str) -> str | None:
+    """The folder on the way to ``rel`` (or ``rel`` itself) that is a submodule, if any."""
+    import pygit2
+
+    parts = rel.split("/")
+    here: pygit2.Tree | None = tree
+    for depth, name in enumerate(parts):
+        if here is None or name not in here:
+            return None
+        entry = here[name]
+        if entry.filemode == pygit2.enums.FileMode.COMMIT:
+            return "/".join(parts[: depth + 1])
+        here = entry if isinstance(entry, pygit2.Tree) else None
+    return None
+
+
+def submodule_error(rel: str, submodule: str) -> UsageError:
+    return UsageError(
+        f"{rel}: is inside the git submodule {submodule}, another repository; glue edits "
+        "and commits only files of the repository it runs in",
+        hint=f"keep the values files in this repository, or run glue in the submodule's "
+        f"own clone ({submodule})",
+    )
 
 
 def worktree_reader(root: Path, *, within: Path | None = None) -> Reader:
@@ -80,6 +188,11 @@ def tree_reader(repo: pygit2.Repository, tree: pygit2.Tree) -> Reader:
         try:
             obj = tree[rel]
         except KeyError:
+            obj = None
+        submodule = _submodule_of(tree, rel)
+        if submodule is not None:
+            raise submodule_error(rel, submodule)
+        if obj is None:
             return None
         if obj.filemode == pygit2.enums.FileMode.LINK:
             raise UsageError(
@@ -92,6 +205,8 @@ def tree_reader(repo: pygit2.Repository, tree: pygit2.Tree) -> Reader:
             if isinstance(blob, pygit2.Tree):
                 raise UsageError(f"{rel}: is a directory, not a file")
             return None
+        attributes_from(repo, tree)
+        refuse_filters(repo, rel)
         try:
             return blob.data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -117,8 +232,14 @@ def require_clean(repo: pygit2.Repository, paths: list[str]) -> None:
 
 
 def tree_with(repo: pygit2.Repository, base: pygit2.Tree, files: Mapping[str, str]) -> pygit2.Oid:
-    """A new tree: ``base`` with ``files`` (path -> text) written into it."""
+    """A new tree: ``base`` with ``files`` (path -> text) written into it.
+
+    Each text is stored as git would store it (:func:`to_git`), with the
+    attributes of the checkout, or of ``base`` in a bare repository.
+    """
     import pygit2
+
+    attributes_from(repo, base)
 
     def build(tree: pygit2.Tree | None, prefix: str, changes: dict[str, str]) -> pygit2.Oid:
         builder = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
@@ -138,10 +259,13 @@ def tree_with(repo: pygit2.Repository, base: pygit2.Tree, files: Mapping[str, st
                             f"{prefix}{head}: is not a regular file in the repository "
                             "(a symbolic link, folder or submodule); glue will not replace it"
                         )
-                builder.insert(head, repo.create_blob(text.encode("utf-8")), mode)
+                data = to_git(repo, f"{prefix}{head}", text)
+                builder.insert(head, _stored(repo, repo.create_blob(data)), mode)
         for name, sub in nested.items():
             subtree = None
             if tree is not None and name in tree:
+                if tree[name].filemode == pygit2.enums.FileMode.COMMIT:
+                    raise submodule_error(f"{prefix}{name}/{next(iter(sub))}", f"{prefix}{name}")
                 obj = repo[tree[name].id]
                 if not isinstance(obj, pygit2.Tree):
                     raise UsageError(
@@ -152,7 +276,7 @@ def tree_with(repo: pygit2.Repository, base: pygit2.Tree, files: Mapping[str, st
             builder.insert(
                 name, build(subtree, f"{prefix}{name}/", sub), pygit2.enums.FileMode.TREE
             )
-        return builder.write()
+        return _stored(repo, builder.write())
 
     return build(base, "", dict(files))
 
@@ -173,9 +297,63 @@ def create_commit(
     ref: str | None,
 ) -> pygit2.Oid:
     """A commit of ``files`` on top of ``parent``; moves ``ref`` when given."""
-    tree = tree_with(repo, parent.tree, files)
-    sig = signature(author)
-    return repo.create_commit(ref, sig, sig, message, tree, [parent.id])
+    import pygit2
+
+    try:
+        tree = tree_with(repo, parent.tree, files)
+        sig = signature(author)
+        return _stored(repo, repo.create_commit(ref, sig, sig, message, tree, [parent.id]))
+    except (pygit2.GitError, OSError, _NotStored) as exc:
+        # The object database could not be written: a full disk, a read-only mount.
+        raise _not_stored(repo, exc) from None
+
+
+class _NotStored(Exception):
+    """libgit2 returned an object id without storing the object (it does on a full disk)."""
+
+
+def _stored(repo: pygit2.Repository, oid: pygit2.Oid) -> pygit2.Oid:
+    if oid not in repo:
+        raise _NotStored(str(oid))
+    return oid
+
+
+#: Free space below which a failed git write is put down to a full disk: libgit2
+#: then often reports a stale message ("object not found") or none at all.
+LOW_SPACE_MARGIN = 256 * 1024
+
+
+def _disk_full(repo: pygit2.Repository) -> bool:
+    """Is the disk of the git folder too full for git to rewrite its index?"""
+    try:
+        st = os.statvfs(repo.path)
+        index_size = (Path(repo.path) / "index").stat().st_size
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < index_size + LOW_SPACE_MARGIN
+
+
+def _why(exc: BaseException, repo: pygit2.Repository | None = None) -> str:
+    """What went wrong, in a few words (a full disk named as such)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, (OperationError, UsageError)):
+        return exc.message
+    if repo is not None and _disk_full(repo):
+        return os.strerror(errno.ENOSPC)
+    return str(exc) or type(exc).__name__
+
+
+def _not_stored(repo: pygit2.Repository, exc: Exception) -> OperationError:
+    reason = _why(exc, repo)
+    if isinstance(exc, _NotStored) and reason == str(exc):
+        reason = "git's object database did not keep the new objects"
+    return OperationError(
+        f"could not write the commit into {repo.path}: {reason}; nothing was committed",
+        hint="free some space (or fix the file system) and run the command again",
+    )
 
 
 #: The journal of a local commit in progress, in the git folder: a commit killed
@@ -197,7 +375,10 @@ def checkout_lock(repo: pygit2.Repository) -> Iterator[None]:
     import fcntl
 
     gitdir = Path(repo.path)
-    fd = os.open(gitdir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(gitdir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise unwritable(gitdir, exc) from None
     try:
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         while True:
@@ -216,6 +397,25 @@ def checkout_lock(repo: pygit2.Repository) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def unwritable(gitdir: Path, exc: OSError) -> UsageError | OperationError:
+    """The error for a git folder glue cannot write in (its lock is the first write)."""
+    import errno
+
+    if exc.errno == errno.EROFS:
+        return UsageError(
+            f"{gitdir}: is on a read-only file system; glue cannot commit in this checkout",
+            hint="run glue in a writable clone, or with --dry-run to see the change",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return UsageError(
+            f"{gitdir}: not writable (permission denied); glue cannot commit in this checkout",
+            hint="run glue as the checkout's owner, or with --dry-run to see the change",
+        )
+    return OperationError(
+        f"{gitdir}: could not create glue's lock file: {exc.strerror}; nothing was changed"
+    )
 
 
 def refuse_git_locks(repo: pygit2.Repository) -> None:
@@ -237,13 +437,25 @@ def _journal_path(repo: pygit2.Repository) -> Path:
     return Path(repo.path) / JOURNAL
 
 
-def _put_back(repo: pygit2.Repository, workdir: Path, paths: Sequence[str], old: str) -> None:
-    """Put ``paths`` in the work tree and the index back as commit ``old`` has them."""
+def _put_back(
+    repo: pygit2.Repository,
+    workdir: Path,
+    paths: Sequence[str],
+    old: str,
+    originals: Mapping[str, bytes | None] | None = None,
+) -> None:
+    """Put ``paths`` in the work tree and the index back as commit ``old`` has them.
+
+    ``originals``: the files' bytes before glue wrote them (None: no file), put back
+    exactly; without them (after a kill) each file is written as ``git checkout``
+    would write it. The index is written only when it no longer matches ``old``.
+    """
     import pygit2
 
     tree = repo[old].peel(pygit2.Commit).tree
     index = repo.index
-    index.read(False)
+    index.read(True)  # what is on disk: an index write that failed changed nothing
+    changed = False
     for rel in paths:
         path = workdir.joinpath(*rel.split("/"))
         try:
@@ -253,15 +465,21 @@ def _put_back(repo: pygit2.Repository, workdir: Path, paths: Sequence[str], old:
         if entry is None:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-            with contextlib.suppress(KeyError, OSError, pygit2.GitError):
+            if rel in index:
                 index.remove(rel)
+                changed = True
             continue
         blob = repo[entry.id]
         assert isinstance(blob, pygit2.Blob)
-        if not path.is_file() or path.read_bytes() != blob.data:
-            atomic_write_text(path, blob.data.decode("utf-8"), temp_dir=Path(repo.path))
-        index.add(rel)
-    index.write()
+        original = originals.get(rel) if originals is not None else None
+        wanted = original if original is not None else to_worktree(repo, rel, blob.data)
+        if not path.is_file() or path.read_bytes() != wanted:
+            atomic_write_bytes(path, wanted, temp_dir=Path(repo.path))
+        if rel not in index or index[rel].id != entry.id:
+            index.add(rel)
+            changed = True
+    if changed:
+        index.write()
 
 
 def recover_checkout(repo: pygit2.Repository, workdir: Path) -> None:
@@ -293,26 +511,43 @@ def recover_checkout(repo: pygit2.Repository, workdir: Path) -> None:
     path.unlink(missing_ok=True)
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OperationError(f"{path}: could not read: {exc.strerror}") from None
+
+
 def commit_to_checkout(
     repo: pygit2.Repository, root: Path, files: Mapping[str, str], message: str, author: Author
 ) -> str:
     """Commit ``files`` on the checked-out branch and bring work tree and index along.
 
-    ``files`` are relative to the git work tree ``root``. The order makes a kill at
+    ``files`` are relative to the git work tree ``root``, as the work tree has them.
+    The commit stores each as ``git add`` would, the work tree gets it as ``git
+    checkout`` would write it, and the index must then hold exactly the committed
+    blob (anything else: a conversion glue does not know, and nothing is
+    committed), so the checkout is clean afterwards. The order makes a kill at
     any instant harmless: the commit object first (unreferenced), a journal, the
     files, the index, and only then the branch. Before the branch moves the work
     tree holds the bump uncommitted (never a staged revert), and the next glue run
-    puts it back (:func:`recover_checkout`); an error or Ctrl-C puts it back at once.
-    Run under :func:`checkout_lock`.
+    puts it back (:func:`recover_checkout`); an error or Ctrl-C puts the files and
+    the index back at once, byte for byte. Run under :func:`checkout_lock`.
     """
     import pygit2
 
     head = repo.head.peel(pygit2.Commit)
     branch_ref = repo.head.name
-    try:
-        oid = create_commit(repo, head, files, message, author, None)
-    except pygit2.GitError as exc:
-        raise OperationError(f"could not commit: {exc}") from None
+    oid = create_commit(repo, head, files, message, author, None)
+    tree = repo[oid].peel(pygit2.Commit).tree
+    checked_out: dict[str, bytes] = {}
+    for rel in files:
+        blob = repo[tree[rel].id]
+        assert isinstance(blob, pygit2.Blob)
+        checked_out[rel] = to_worktree(repo, rel, blob.data)
+    originals = {rel: _read_bytes(root.joinpath(*rel.split("/"))) for rel in files}
     checkpoint("commit-object")
     journal = _journal_path(repo)
     atomic_write_text(
@@ -322,13 +557,21 @@ def commit_to_checkout(
     checkpoint("journal")
     moved = False
     try:
-        for rel, text in files.items():
-            atomic_write_text(root.joinpath(*rel.split("/")), text, temp_dir=Path(repo.path))
+        for rel, data in checked_out.items():
+            atomic_write_bytes(root.joinpath(*rel.split("/")), data, temp_dir=Path(repo.path))
             checkpoint("file")
         index = repo.index
         index.read(False)
         for rel in files:
             index.add(rel)
+        for rel in files:
+            if index[rel].id != tree[rel].id:
+                raise UsageError(
+                    f"{rel}: git would store the file differently from what glue committed "
+                    "(a conversion in git's attributes or configuration glue cannot apply); "
+                    "nothing was committed",
+                    hint="check .gitattributes and core.autocrlf / core.eol for that file",
+                )
         index.write()
         checkpoint("index")
         if repo.references[branch_ref].target != head.id:
@@ -341,16 +584,25 @@ def commit_to_checkout(
         checkpoint("branch")
     except BaseException as exc:
         if not moved:
-            _put_back(repo, root, list(files), str(head.id))
+            try:
+                _put_back(repo, root, list(files), str(head.id), originals)
+            except (pygit2.GitError, OSError, OperationError, UsageError) as again:
+                raise OperationError(
+                    f"could not commit ({_why(exc, repo)}), nor put the files back "
+                    f"({_why(again, repo)}); "
+                    "nothing was committed",
+                    hint="free space or fix the file system, then run glue again: it puts "
+                    "the files and the index back first",
+                ) from None
             journal.unlink(missing_ok=True)
             if isinstance(exc, KeyboardInterrupt):
                 raise Interrupted(
                     "nothing was committed; the files and the index are as they were"
                 ) from None
-            if isinstance(exc, pygit2.GitError):
+            if isinstance(exc, (pygit2.GitError, OSError)):
                 raise OperationError(
-                    f"could not commit: {exc}; nothing was committed, the files and the "
-                    "index are as they were"
+                    f"could not commit: {_why(exc, repo)}; nothing was committed, the files and "
+                    "the index are as they were"
                 ) from None
         raise
     journal.unlink(missing_ok=True)
