@@ -10,6 +10,7 @@ an I/O error), the command failed (exit 1), it did not quietly succeed.
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -138,6 +139,8 @@ def _invoke(args: list[str], out: _Stdout) -> NoReturn:
     except BrokenPipeError:
         _discard_stdout()
         sys.exit(int(ExitCode.FAILED))
+    except OSError as exc:
+        _system_refused(exc, args, out)
     except Exception as exc:
         if isinstance(exc, _ClickUsageError):
             _usage_error(exc, args, out)
@@ -182,6 +185,45 @@ def _fail(
         except (OSError, OutputFailed):
             _discard_stdout()
     sys.exit(int(code))
+
+
+#: What the system says about a path itself (the user's to fix): exit 2. Anything else
+#: (a full disk, a read-only mount, an I/O error) is the world failing: exit 1.
+_PATH_ERRNOS = frozenset(
+    {
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EACCES,
+        errno.EPERM,
+    }
+)
+
+
+def _system_refused(exc: OSError, args: Sequence[str], out: _Stdout) -> NoReturn:
+    """An OSError no code turned into a message: say the path and the system's reason
+    (a path too long, a symlink loop...) as one error, never a traceback."""
+    names = [n for n in (exc.filename, exc.filename2) if n is not None]
+    where = " -> ".join(_shorten(os.fsdecode(n)) for n in names if isinstance(n, (str, bytes)))
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in _PATH_ERRNOS:
+        code, hint = ExitCode.BAD_INPUT, "check the path: glue cannot open it"
+    else:
+        code, hint = (
+            ExitCode.FAILED,
+            "every file glue writes is replaced whole or not at all: check `git status`, "
+            "fix the cause, run glue again",
+        )
+    _fail(code, f"{where}: {reason}" if where else reason, hint, args=args, stdout=out)
+
+
+def _shorten(text: str, width: int = 80) -> str:
+    """A path short enough for one line: its start and end, and its length."""
+    if len(text) <= width:
+        return text
+    return f"{text[:40]}...{text[-30:]} ({len(text)} characters)"
 
 
 def _wants_json(args: Sequence[str]) -> bool:

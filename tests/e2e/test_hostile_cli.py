@@ -158,6 +158,23 @@ def test_a_directory_glue_cannot_open_is_one_usage_error(
         assert json.loads(run.out)["exit"] == 2
 
 
+@pytest.mark.parametrize("command", ["get", "set"])
+def test_a_file_path_glue_cannot_open_is_one_usage_error(
+    repo: Path, tmp_path: Path, command: str
+) -> None:
+    before = snapshot(repo)
+    for path, reason in (
+        ("v" * 5000 + ".yaml", "File name too long"),
+        (_symlink_loop(tmp_path), "Too many levels of symbolic links"),
+    ):
+        args = [command, path, "a.image.tag"] + (["4e5f6a7"] if command == "set" else [])
+        run = glue(*args, "-o", "json", cwd=repo)
+        err = one_error(run, 2)
+        assert reason in err and len(err) < 500, err
+        assert json.loads(run.out)["exit"] == 2
+    assert snapshot(repo) == before
+
+
 def test_a_directory_that_does_not_exist_still_says_there_is_no_glue_yaml(tmp_path: Path) -> None:
     err = one_error(glue("-C", str(tmp_path / "nowhere"), "status", cwd=tmp_path), 2)
     assert "no glue.yaml in" in err
