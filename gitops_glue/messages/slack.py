@@ -11,6 +11,13 @@ been posted. Redirects are never followed (Slack does not redirect posts; a
 redirect would send the message elsewhere, or turn it into a GET that posts
 nothing) and are reported as errors. The webhook URL and token never appear
 in output.
+
+Slack is reached over https only (http only to localhost, for a local stand-in):
+any other webhook or API URL is refused before anything is sent, not retried.
+Nothing leaves with a secret in it: every text of a message passes through
+:func:`gitops_glue.redact.redact` (before it is cut to Slack's limits, so half a
+secret is never left), and :meth:`Target.from_env` registers the environment's
+secrets (the webhook URL, tokens, passwords) for it.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ Block = dict[str, Any]
 
 
 def cut(text: str, limit: int) -> str:
-    """``text`` within ``limit`` characters, ending in an ellipsis when cut."""
+    """``text``, secrets masked, within ``limit`` characters, ending in an ellipsis when cut."""
+    text = redact.redact(text)
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -87,14 +95,14 @@ class Message:
     blocks: list[Block] = field(default_factory=list)
 
     def payload(self) -> dict[str, Any]:
-        """The JSON body, inside Slack's limits."""
+        """The JSON body, inside Slack's limits, every secret glue knows masked."""
         blocks = [b for b in self.blocks if b.get("type") != "context" or b.get("elements")]
         if len(blocks) > MAX_BLOCKS:
             dropped = len(blocks) - (MAX_BLOCKS - 1)
             blocks = [*blocks[: MAX_BLOCKS - 1], context([f"…and {dropped} more"])]
         body: dict[str, Any] = {"text": cut(self.text or "-", MAX_FALLBACK)}
         if blocks:
-            body["blocks"] = blocks
+            body["blocks"] = _masked(blocks)
         return body
 
     def plain_text(self) -> str:
@@ -104,6 +112,17 @@ class Message:
             if block["type"] == "section" and "text" in block:
                 lines.append(block["text"]["text"])
         return "\n".join(lines)
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (JSON data) with every string's secrets masked."""
+    if isinstance(value, str):
+        return redact.redact(value)
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    return value
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,7 @@ class Target:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, channel: str | None = None) -> Target:
         env = os.environ if env is None else env
+        redact.register_environment(env)
         return cls(
             webhook_url=env.get("SLACK_WEBHOOK_URL") or None,
             bot_token=env.get("SLACK_BOT_TOKEN") or None,
@@ -175,6 +195,10 @@ def post(
             "Slack is not configured",
             hint="set SLACK_WEBHOOK_URL, or SLACK_BOT_TOKEN and SLACK_CHANNEL",
         )
+    if target.bot_token:
+        _require_https(target.api_base, "GLUE_SLACK_API_URL")
+    else:
+        _require_https(target.webhook_url or "", "SLACK_WEBHOOK_URL")
     body = message.payload()
     headers = {"Content-Type": "application/json; charset=utf-8"}
     if target.bot_token:
@@ -250,6 +274,32 @@ def post(
             return Posted(str(data.get("channel") or target.channel), str(data.get("ts")), attempt)
         return Posted(None, None, attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
+def _require_https(url: str, variable: str) -> None:
+    """Refuse, before anything is sent, a Slack URL that is not https (http: localhost only).
+
+    The message names the scheme, never the URL: a webhook URL is a secret.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        parts, host = None, ""
+    scheme = parts.scheme.lower() if parts else ""
+    if host and (scheme == "https" or (scheme == "http" and host in _LOCAL_HOSTS)):
+        return
+    what = f"uses {scheme}://, not https://" if scheme and host else "is not a URL"
+    raise UsageError(
+        f"{variable} {what}: glue posts to Slack over https only",
+        hint=f"set {variable} to the https URL Slack gave (http only for localhost, a local "
+        "stand-in); nothing was sent",
+    )
 
 
 def _send(
