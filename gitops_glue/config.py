@@ -256,10 +256,65 @@ def _check_scheme(value: str) -> None:
 
 
 class Templates(_Model, frozen=True, kw_only=True):
-    """Repository overrides of glue's message templates (paths from the repo root)."""
+    """Repository overrides of glue's message templates (paths from the repo root).
+
+    A template is a file inside the repository (the folder of glue.yaml), also after
+    symlinks are resolved, and outside ``.git``: a glue.yaml edit cannot make glue
+    send ``/proc/self/environ``, ``/etc/...`` or ``.git/config`` to Slack.
+    """
 
     announce: str | None = None
     notify: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("announce", "notify"):
+            problem = Templates.path_problem(getattr(self, name))
+            if problem:
+                raise _Invalid(name, problem)
+
+    @staticmethod
+    def path_problem(chosen: str | None) -> str | None:
+        """What is wrong with ``chosen`` as a template path, read as written."""
+        if not chosen:
+            return None
+        if "\0" in chosen:
+            return "a path cannot hold a NUL character"
+        parts = chosen.replace("\\", "/").split("/")
+        if chosen.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", chosen):
+            return f"{chosen!r} is absolute: use a path from the repository root"
+        if ".." in parts:
+            return f"{chosen!r} leads out of the repository: use a path inside it"
+        if any(part.lower() == ".git" for part in parts):
+            return f"{chosen!r} is inside .git: use a file of the repository"
+        return None
+
+    @staticmethod
+    def file(root: Path, name: TemplateName, chosen: str | None, config: Path) -> Path | None:
+        """The file glue.yaml's ``templates.<name>`` names below ``root`` (None: glue's
+        own). Where it leads, symlinks resolved, must be inside ``root`` and outside
+        ``.git``, or it is a ConfigError; a missing file is left to the reader."""
+        if not chosen:
+            return None
+        key = f"{config}: templates.{name}"
+        hint = f"name a template file inside {root}, as a path from there"
+        problem = Templates.path_problem(chosen)
+        if problem:
+            raise ConfigError(f"{key}: {problem}", hint=hint)
+        base = root.resolve()
+        try:
+            target = (base / chosen).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            raise ConfigError(f"{key}: {chosen!r} is a symlink loop", hint=hint) from None
+        if not target.is_relative_to(base):
+            raise ConfigError(
+                f"{key}: {chosen!r} leads out of the repository (a symlink to {target})",
+                hint=hint,
+            )
+        if any(part.lower() == ".git" for part in target.relative_to(base).parts):
+            raise ConfigError(f"{key}: {chosen!r} leads into .git", hint=hint)
+        if target.exists() and not target.is_file():
+            raise ConfigError(f"{key}: {chosen!r} is not a regular file", hint=hint)
+        return root / chosen
 
 
 class NotifySettings(_Model, frozen=True, kw_only=True):
@@ -386,7 +441,7 @@ class LoadedConfig:
     def template(self, name: TemplateName) -> Path | None:
         """The message template glue.yaml names for ``name`` (None: glue's own)."""
         chosen = getattr(self.config.templates, name)
-        return self.root / chosen if chosen else None
+        return Templates.file(self.root, name, chosen, self.path)
 
 
 def check_limits(text: str, filename: str) -> None:
@@ -617,4 +672,4 @@ def repo_template(directory: Path, name: TemplateName) -> Path | None:
     chosen = section.get(name) if isinstance(section, dict) else None
     if chosen is not None and not isinstance(chosen, str):
         raise ConfigError(f"{path}: templates.{name}: use a path (a string)")
-    return path.parent / chosen if chosen else None
+    return Templates.file(path.parent, name, chosen, path)

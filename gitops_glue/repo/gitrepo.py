@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -156,19 +156,35 @@ def submodule_error(rel: str, submodule: str) -> UsageError:
     )
 
 
-def worktree_reader(root: Path, *, within: Path | None = None) -> Reader:
-    """Read files below ``root``; None for a missing file, an error for a folder.
+def worktree_reader(
+    root: Path, *, within: Path | None = None, regular: Collection[str] = ()
+) -> Reader:
+    """Read files below ``root``; None for a missing file, an error for a folder or a
+    symbolic link that points nowhere.
 
     ``within``: refuse files that resolve outside this folder (the git work tree)
     through a symbolic link, so nothing outside the repository is read into a commit.
+    ``regular``: paths that must be files, never links (glue's own files, which a
+    remote's tree reader refuses as links too).
     """
     from gitops_glue.files import read_text
 
     def read(rel: str) -> str | None:
         path = root.joinpath(*rel.split("/"))
+        if rel in regular and path.is_symlink():
+            raise UsageError(
+                f"{rel}: is a symbolic link; glue reads and writes this file only as a "
+                "regular file",
+                hint="replace the link with the file itself",
+            )
         if path.is_dir():
             raise UsageError(f"{rel}: is a directory, not a file")
         if not path.is_file():
+            if path.is_symlink():  # a dangling link is a broken file, not a missing one
+                raise UsageError(
+                    f"{rel}: is a symbolic link to {os.readlink(path)}, which is not a file",
+                    hint="replace the link with the file itself",
+                )
             return None
         if within is not None and not path.resolve().is_relative_to(within.resolve()):
             raise UsageError(

@@ -25,13 +25,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gitops_glue.errors import UsageError
+from gitops_glue.errors import UsageError, YamlEditError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import inputs, versions
+from gitops_glue.repo import inputs, values, versions
 from gitops_glue.repo.commit import Change, CommitResult, CommitTarget, FileEdit, View
 
 if TYPE_CHECKING:
@@ -102,40 +103,117 @@ def _mark(mark: Mark) -> str:
     )
 
 
-def parse(text: str | None) -> Ledger:
-    """Read the file's text (None: no file, nothing held or rejected)."""
-    if text is None or not text.strip():
-        return Ledger()
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
+def _bad(why: str) -> UsageError:
+    return UsageError(
+        f"{PATH}{why}",
+        hint=f"glue writes this file; restore it from git history (git log -p -- {PATH}), "
+        "or fix it by hand in a reviewed commit",
+    )
 
-    def bad(why: str) -> UsageError:
-        return UsageError(
-            f"{PATH}: {why}",
-            hint="glue writes this file; restore it from git history (git log -- " + PATH + ")",
+
+def _at(node: values.Node) -> str:
+    return f":{node.line + 1}"
+
+
+def _plain_tree(node: values.Node, where: str) -> None:
+    """Refuse what glue never writes and a reader could take two ways: anchors, aliases, tags."""
+    if node.kind == "alias":
+        raise _bad(f"{_at(node)}: {where}: an alias (*{node.anchor}); glue writes none")
+    if node.anchor:
+        raise _bad(f"{_at(node)}: {where}: an anchor (&{node.anchor}); glue writes none")
+    if node.tag is not None and node.tag not in ("!", "tag:yaml.org,2002:str"):
+        raise _bad(f"{_at(node)}: {where}: a YAML tag ({node.tag}); glue writes none")
+    for child in (*node.keys, *node.items):
+        _plain_tree(child, where)
+
+
+#: Plain scalars YAML reads as something other than a string (``holds: null``).
+_NOT_TEXT = re.compile(r"~|null|Null|NULL|true|True|TRUE|false|False|FALSE|")
+
+
+def _text(node: values.Node, where: str) -> str:
+    if (
+        node.kind != "scalar"
+        or node.value is None
+        or (node.plain and _NOT_TEXT.fullmatch(node.value))
+    ):
+        raise _bad(f"{_at(node)}: {where}: expected a quoted string")
+    inputs.check_line(f"{PATH}{_at(node)}: {where}", node.value)
+    return node.value
+
+
+def _mapping(node: values.Node | None, where: str, what: str) -> values.Node:
+    if node is None or node.kind != "map":
+        shown = (
+            "nothing"
+            if node is None
+            else {"seq": "a list", "scalar": "a single value"}.get(node.kind, node.kind)
         )
+        line = _at(node) if node is not None else ""
+        raise _bad(f"{line}: {where}: expected a mapping of {what}, found {shown}")
+    return node
 
+
+def parse(text: str | None) -> Ledger:
+    """Read the file's text (None: no file, nothing held or rejected).
+
+    Strict: anything but the shape glue writes is an error (exit 2) naming the file,
+    never "no holds": a misspelt or missing section, ``holds: null`` or a list, an
+    entry without ``by``, ``at`` and ``reason``. The limits of values files apply
+    (size, depth, alias bombs, duplicate keys; Limits in docs/config.md).
+    """
+    if text is None:
+        return Ledger()
     try:
-        data = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        raise bad(f"not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise bad("expected a mapping with holds and rejected")
+        docs = values.parse_documents(text, PATH)
+    except YamlEditError as exc:
+        raise UsageError(exc.message, hint=exc.hint or _bad("").hint) from None
+    roots = [d.root for d in docs if d.root is not None]
+    if not roots:
+        raise _bad(": is empty; glue writes it with a holds: and a rejected: section")
+    if len(docs) > 1:
+        raise _bad(f"{_at(roots[-1])}: more than one YAML document; glue writes one")
+    root = _mapping(roots[0], "the top level", "holds and rejected")
+    _plain_tree(root, "the file")
+    sections = {"holds": ("environments", "services"), "rejected": ("services", "tags")}
+    for key in root.keys:
+        name = _text(key, "a top-level key")
+        if name not in sections:
+            raise _bad(
+                f"{_at(key)}: unknown top-level key {name!r} (check the spelling); "
+                "expected holds and rejected"
+            )
 
     def marks(section: str) -> dict[tuple[str, str], Mark]:
-        outer = data.get(section) or {}
-        if not isinstance(outer, dict):
-            raise bad(f"{section}: expected a mapping")
+        outer_what, inner_what = sections[section]
+        outer = root.child(section)
+        if outer is None:
+            raise _bad(f": no {section}: section; glue writes holds: and rejected:")
+        outer = _mapping(outer, section, f"{outer_what} to {inner_what}")
         found: dict[tuple[str, str], Mark] = {}
-        for first, inner in outer.items():
-            if not isinstance(inner, dict):
-                raise bad(f"{section}.{first}: expected a mapping")
-            for second, m in inner.items():
-                if not isinstance(m, dict):
-                    raise bad(f"{section}.{first}.{second}: expected by, at and reason")
-                found[(str(first), str(second))] = Mark(
-                    str(m.get("by", "")), str(m.get("at", "")), str(m.get("reason", ""))
-                )
+        for first_key, inner_node in zip(outer.keys, outer.items, strict=True):
+            first = _text(first_key, f"a key of {section}")
+            inner = _mapping(inner_node, f"{section}.{first}", f"{inner_what} to marks")
+            for second_key, mark_node in zip(inner.keys, inner.items, strict=True):
+                second = _text(second_key, f"a key of {section}.{first}")
+                where = f"{section}.{first}.{second}"
+                m = _mapping(mark_node, where, "by, at and reason")
+                fields = {}
+                for k, v in zip(m.keys, m.items, strict=True):
+                    field_name = _text(k, f"a key of {where}")
+                    if field_name not in ("by", "at", "reason"):
+                        raise _bad(
+                            f"{_at(k)}: {where}: unknown key {field_name!r}; "
+                            "expected by, at and reason"
+                        )
+                    fields[field_name] = _text(v, f"{where}.{field_name}")
+                missing = [f for f in ("by", "at", "reason") if f not in fields]
+                if missing:
+                    raise _bad(
+                        f"{_at(m)}: {where}: missing {' and '.join(missing)} "
+                        "(a hold or rejection has by, at and reason)"
+                    )
+                found[(first, second)] = Mark(fields["by"], fields["at"], fields["reason"])
         return found
 
     return Ledger(marks("holds"), marks("rejected"))

@@ -373,5 +373,5 @@ def status(directory: Path, *, verify: bool = False) -> StatusReport:
     from gitops_glue.repo.gitrepo import worktree_reader
 
     loaded = load_config(directory)
-    report = collect(loaded.config, worktree_reader(loaded.root))
+    report = collect(loaded.config, worktree_reader(loaded.root, regular=(holds.PATH,)))
     return verify_digests(loaded.config, report) if verify else report

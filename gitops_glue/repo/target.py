@@ -37,7 +37,7 @@ class Checkout(CommitTarget):
         import pygit2
 
         from gitops_glue.files import refuse_link
-        from gitops_glue.repo import gitrepo
+        from gitops_glue.repo import gitrepo, holds
 
         repo = gitrepo.open_checkout(self.root)
         workdir = Path(repo.workdir).resolve()
@@ -52,7 +52,7 @@ class Checkout(CommitTarget):
             tip = repo.head.peel(pygit2.Commit)
             view = View(
                 self.loaded.config,
-                gitrepo.worktree_reader(self.root, within=workdir),
+                gitrepo.worktree_reader(self.root, within=workdir, regular=(holds.PATH,)),
                 gitrepo.GitHistory(repo, tip, prefix),
             )
             change = plan(view)

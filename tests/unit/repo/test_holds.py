@@ -64,3 +64,23 @@ def test_notify_marks_a_held_service() -> None:
     assert "b 2.0.0 → 2.1.0 (held)" in short.text
     plain = json.dumps(build_message(Notice("pre-upgrade", compute("prod", old, new))).payload())
     assert "(held)" not in plain
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "is empty"),
+        ("hold: {}\nrejected: {}\n", "unknown top-level key 'hold'"),
+        ("holds:\nrejected: {}\n", "holds: expected a mapping"),
+        ("holds: {}\n", "no rejected: section"),
+        ('holds: {"p": {"a": {by: "x", at: "t"}}}\nrejected: {}\n', "missing reason"),
+        ('holds: {"p": {"a": {by: &x "x", at: *x, reason: "r"}}}\nrejected: {}\n', "anchor"),
+        ('holds: {"p": {"a": {by: "x\\ty", at: "t", reason: "r"}}}\nrejected: {}\n', "control"),
+    ],
+)
+def test_anything_but_what_glue_writes_is_refused_never_read_as_no_holds(
+    text: str, words: str
+) -> None:
+    with pytest.raises(UsageError, match=r"glue-holds\.yaml") as caught:
+        parse(text)
+    assert words in str(caught.value)
