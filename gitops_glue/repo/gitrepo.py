@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import time
+import weakref
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,7 +59,7 @@ def open_checkout(root: Path) -> pygit2.Repository:
 
 
 #: The tree whose ``.gitattributes`` a bare repository's index holds (see :func:`attributes_from`).
-_ATTRIBUTES_TREE: dict[str, str] = {}
+_ATTRIBUTES_TREE: weakref.WeakKeyDictionary[pygit2.Repository, str] = weakref.WeakKeyDictionary()
 
 
 def attributes_from(repo: pygit2.Repository, tree: pygit2.Tree) -> None:
@@ -68,10 +69,10 @@ def attributes_from(repo: pygit2.Repository, tree: pygit2.Tree) -> None:
     bare repository (a fetched remote tip) has neither, so the tree is loaded into
     its index, in memory only. A checkout keeps its own work tree and index.
     """
-    if not repo.is_bare or _ATTRIBUTES_TREE.get(repo.path) == str(tree.id):
+    if not repo.is_bare or _ATTRIBUTES_TREE.get(repo) == str(tree.id):
         return
     repo.index.read_tree(tree)
-    _ATTRIBUTES_TREE[repo.path] = str(tree.id)
+    _ATTRIBUTES_TREE[repo] = str(tree.id)
 
 
 def refuse_filters(repo: pygit2.Repository, rel: str) -> None:
