@@ -29,6 +29,14 @@ ServiceArg = Annotated[str, typer.Argument(help="a service from glue.yaml", show
 ReasonOpt = Annotated[
     str, typer.Option("--reason", help="why (required; kept with the hold or rejection)")
 ]
+ReplaceHoldOpt = Annotated[
+    bool,
+    typer.Option(
+        "--override-hold",
+        envvar="GLUE_OVERRIDE_HOLD",
+        help="replace another person's hold on SERVICE in ENV (said in the commit)",
+    ),
+]
 ActorOpt = Annotated[
     str | None,
     typer.Option(
@@ -45,6 +53,7 @@ def hold_cmd(
     env: EnvOpt,
     reason: ReasonOpt = "",
     actor: ActorOpt = None,
+    override_hold: ReplaceHoldOpt = False,
     remote: RemoteOpt = None,
     branch: BranchOpt = "main",
     ssh_key_file: SshKeyFileOpt = None,
@@ -55,11 +64,14 @@ def hold_cmd(
     output: OutputOpt = Output.text,
 ) -> None:
     """Hold SERVICE in ENV: bump-tag, promote, release and rollback refuse to change it
-    there (exit 2) until glue unhold, unless --override-hold. Kept in glue-holds.yaml."""
+    there (exit 2) until glue unhold, unless --override-hold. Kept in glue-holds.yaml.
+    Another person's hold is not replaced (exit 2, naming it) unless --override-hold."""
     from gitops_glue.integrations import ci
     from gitops_glue.repo.holds import HoldRequest, hold
 
-    req = HoldRequest(service, env, reason=reason, actor=actor, ci=ci.detect())
+    req = HoldRequest(
+        service, env, reason=reason, actor=actor, ci=ci.detect(), override_hold=override_hold
+    )
     with commit_target(
         remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
     ) as target:
@@ -80,7 +92,8 @@ def unhold_cmd(
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Release the hold on SERVICE in ENV (one commit; the old hold is said in it)."""
+    """Release the hold on SERVICE in ENV (one commit; the old hold is said in it), also
+    one left on an environment or service glue.yaml no longer lists."""
     from gitops_glue.integrations import ci
     from gitops_glue.repo.holds import HoldRequest, hold
 

@@ -279,7 +279,9 @@ def moves(config: GlueConfig, read: versions.Reader, files: Mapping[str, str]) -
 def guard(view: View, change: Change[D], *, override_hold: bool = False) -> Change[D]:
     """Refuse a change that puts a rejected tag anywhere, or moves a held service.
 
-    A hold is kept when the change itself sets it anew (``glue rollback --hold``).
+    A held service moves only with ``override_hold``, or when the change sets the hold
+    anew for the person who holds it (their own ``glue rollback --hold``): another
+    person's hold is never bypassed, nor replaced, without ``--override-hold``.
     With ``override_hold``, held moves go through and the commit message says so.
     """
     if not change.changed:
@@ -301,8 +303,11 @@ def guard(view: View, change: Change[D], *, override_hold: bool = False) -> Chan
     overridden: list[tuple[Move, Mark]] = []
     for m in found:
         mark = before.hold(m.env, m.service)
-        if mark is None or after.hold(m.env, m.service) != mark:
-            continue  # not held, or this change sets the hold itself
+        if mark is None:
+            continue
+        anew = after.hold(m.env, m.service)
+        if PATH in files and anew is not None and anew != mark and anew.by == mark.by:
+            continue  # the one who holds it moves it and holds it anew (rollback --hold)
         if not override_hold:
             raise UsageError(
                 f"{m.service} is held in {m.env} (hold set {mark.text()}): not changing it "
@@ -354,6 +359,8 @@ class HoldRequest:
     actor: str | None = None
     ci: CiContext = field(default_factory=CiContext)
     at: str | None = None  # None: now
+    #: ``glue hold --override-hold``: replace another person's hold (said in the commit)
+    override_hold: bool = False
 
 
 @dataclass(frozen=True)
@@ -445,11 +452,14 @@ def plan_hold(view: View, req: HoldRequest) -> Change[HoldChange]:
             "the CI actor": req.ci.actor,
         }
     )
-    view.config.environment(req.env)
-    view.config.service(req.service)
     ledger = load(view.read)
     holds = dict(ledger.holds)
     key = (req.env, req.service)
+    if not (req.release and key in holds):
+        # A hold left on an environment or service glue.yaml no longer lists can
+        # still be released; everything else must name what glue.yaml lists.
+        view.config.environment(req.env)
+        view.config.service(req.service)
     if req.release:
         mark = holds.pop(key, None)
         details = HoldChange("unhold", req.service, req.env, None, mark)
@@ -460,13 +470,23 @@ def plan_hold(view: View, req: HoldRequest) -> Change[HoldChange]:
         _need_reason(req.reason, "hold")
         mark = Mark(who(req.actor, req.ci), req.at or now_utc(), req.reason.strip())
         old = holds.get(key)
-        if old is not None and old.reason == mark.reason and old.by == mark.by:
+        body = [f"Reason: {mark.reason}"]
+        trailers = [("Glue-Hold", f"{req.env} {req.service}"), ("Glue-Hold-By", mark.by)]
+        if old is not None and old.by != mark.by:
+            if not req.override_hold:
+                raise UsageError(
+                    f"{req.service} is already held in {req.env} (set {old.text()}): "
+                    "not replacing another person's hold; nothing was changed",
+                    hint=f"ask {old.by}; glue unhold {req.service} --env {req.env} first, or "
+                    "pass --override-hold to replace it (said in the commit)",
+                )
+            body.append(f"Replaces the hold on {req.service} in {req.env} (set {old.text()})")
+            trailers.append(("Glue-Override-Hold", f"{req.env} {req.service}"))
+        elif old is not None and old.reason == mark.reason:
             mark = old  # the same hold again: nothing to commit
         holds[key] = mark
         details = HoldChange("hold", req.service, req.env, None, mark)
         title = f"chore({req.env}): hold {req.service}"
-        body = [f"Reason: {mark.reason}"]
-        trailers = [("Glue-Hold", f"{req.env} {req.service}"), ("Glue-Hold-By", mark.by)]
     trailers += [("Pipeline", req.ci.pipeline_url), ("Triggered-By", req.ci.actor)]
     message = with_skip_ci(view.config.git, _trailer_block([title, "", *body], trailers))
     return Change(
@@ -547,7 +567,9 @@ def with_marks(
     ci: CiContext,
 ) -> Change[D]:
     """``glue rollback --hold/--reject``: the same commit also holds the rolled-back
-    services in ``env`` and/or rejects the tags rolled back from."""
+    services in ``env`` and/or rejects the tags rolled back from. Another person's hold
+    on a rolled-back service is kept, not replaced (the commit says so); the guard then
+    lets the rollback through only with ``--override-hold``."""
     if not change.changed or (hold_reason is None and reject_reason is None):
         return change
     for what, reason in (("hold", hold_reason), ("reject", reject_reason)):
@@ -561,7 +583,15 @@ def with_marks(
     body: list[str] = []
     trailers: list[tuple[str, str]] = []
     for m in found:
-        if hold_reason is not None:
+        theirs = holds.get((env, m.service))
+        if hold_reason is not None and theirs is not None and theirs.by != by:
+            # Another person's hold stays theirs; moving the service at all needs
+            # --override-hold (the guard), and the commit says their hold is kept.
+            body.append(
+                f"Keeps the hold on {m.service} in {env} (set {theirs.text()}), "
+                f"not replacing it with: {hold_reason.strip()}"
+            )
+        elif hold_reason is not None:
             holds[(env, m.service)] = Mark(by, at, hold_reason.strip())
             body.append(f"Holds {m.service} in {env}: {hold_reason.strip()}")
             trailers.append(("Glue-Hold", f"{env} {m.service}"))

@@ -36,6 +36,8 @@ class StatusReport:
     services: list[str]
     cells: list[Cell]
     rejected: dict[tuple[str, str], holds.Mark] = field(default_factory=dict)
+    #: holds on an environment or service glue.yaml does not list: (ENV, SERVICE) -> mark
+    unlisted_holds: dict[tuple[str, str], holds.Mark] = field(default_factory=dict)
 
     def cell(self, service: str, env: str) -> Cell:
         return next(c for c in self.cells if c.service == service and c.env == env)
@@ -65,6 +67,11 @@ class StatusReport:
         }
         if rejected:
             data["rejected"] = rejected
+        unlisted: dict[str, dict[str, object]] = {}
+        for (env, service), mark in sorted(self.unlisted_holds.items()):
+            unlisted.setdefault(env, {})[service] = mark.to_json()
+        if unlisted:
+            data["unlisted_holds"] = unlisted
         return data
 
     def table(self) -> str:
@@ -88,9 +95,15 @@ class StatusReport:
             for r in [header, *rows]
         ]
         marks = [(c.env, c.service, c.hold) for c in self.cells if c.hold]
-        if marks or self.rejected:
+        if marks or self.rejected or self.unlisted_holds:
             lines.append("")
         lines += [f"held: {s} in {e} {m.text()}" for e, s, m in marks]
+        for (e, s), m in sorted(self.unlisted_holds.items()):
+            unknown = e if e not in self.environments else s
+            lines.append(
+                f"held: {s} in {e} {m.text()} ({unknown} is not in glue.yaml; "
+                f"glue unhold {s} --env {e} removes the hold)"
+            )
         lines += [f"rejected: {s} {t} {m.text()}" for (s, t), m in sorted(self.rejected.items())]
         lines += [
             f"digest mismatch: {c.env}/{c.service}: the registry has {c.tag} at "
@@ -141,8 +154,13 @@ def collect(config: GlueConfig, read: versions.Reader) -> StatusReport:
                     v.digest,
                 )
             )
+    listed = {(e.name, s) for e in config.environments for s in config.services}
     return StatusReport(
-        config.environment_names(), list(config.services), cells, dict(ledger.rejected)
+        config.environment_names(),
+        list(config.services),
+        cells,
+        dict(ledger.rejected),
+        {k: m for k, m in ledger.holds.items() if k not in listed},
     )
 
 
