@@ -254,12 +254,14 @@ class _OutOfTime(Exception):
     pass
 
 
-#: The renderer process: reads the request, then renders (gitops_glue is imported
-#: from the caller's import path, which ``-I`` would otherwise not give it).
+#: The renderer process: reads the request, then renders. gitops_glue is imported
+#: from where the caller's came from; the caller's other import paths (which ``-I``
+#: leaves out) come after the renderer's own, so they cannot replace a module it uses.
 _CHILD = (
     "import json, sys\n"
     "request = json.loads(sys.stdin.buffer.read())\n"
-    "sys.path[:0] = [p for p in request['path'] if p not in sys.path]\n"
+    "sys.path.insert(0, request['package'])\n"
+    "sys.path += [p for p in request['path'] if p not in sys.path]\n"
     "from gitops_glue.messages.templates import _child\n"
     "_child(request)\n"
 )
@@ -274,6 +276,7 @@ def _render_isolated(source: str, context: dict[str, Any], where: str) -> str:
         {
             # Absolute entries only: "" would import the working directory's modules.
             "path": [p for p in sys.path if p and os.path.isabs(p)],
+            "package": str(Path(__file__).resolve().parents[2]),
             "source": source,
             "context": context,
             "where": where,
