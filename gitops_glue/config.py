@@ -61,8 +61,31 @@ class _Model(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class Author(_Model, frozen=True, kw_only=True):
+    """The identity of glue's commits. git writes it as ``name <email>`` on one header
+    line: a newline, ``<`` or ``>`` (or any control character) would break the commit
+    (``git fsck``: missingEmail, badName), so they are refused at load."""
+
     name: str = "glue-bot"
     email: str = "glue-bot@localhost"
+
+    def __post_init__(self) -> None:
+        for field_name in ("name", "email"):
+            value = getattr(self, field_name)
+            bad = _AUTHOR_BAD.search(value)
+            if bad:
+                raise _Invalid(
+                    field_name,
+                    f"{value[:60]!r} holds {inputs.describe_char(bad.group())}: git writes "
+                    "the author as 'name <email>' on one line; use no <, >, newlines or "
+                    "other control characters",
+                )
+            if not value.strip():
+                raise _Invalid(field_name, "must not be empty")
+            if len(value) > inputs.MAX_LINE_VALUE:
+                raise _Invalid(field_name, f"longer than {inputs.MAX_LINE_VALUE} characters")
+
+
+_AUTHOR_BAD = re.compile(f"[<>{inputs.LINE_BREAKERS}]")
 
 
 class GitSettings(_Model, frozen=True, kw_only=True):

@@ -26,21 +26,38 @@ MAX_KEY_PATH = 1000
 #: Longest single-line value (revision, repository URL, CI fields...). Tags: 128.
 MAX_LINE_VALUE = 1000
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Characters that end or break a line for some reader: ASCII controls (newline, tab,
+#: ESC...), the C1 controls U+0080-U+009F (U+0085 is NEXT LINE), and Unicode's line and
+#: paragraph separators U+2028/U+2029. Python's ``str.splitlines`` splits on several of
+#: them, git on none but ``\n``: a value holding one reads as one line to git and as
+#: several to other tools, so none may enter a line glue writes.
+LINE_BREAKERS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_CONTROL = re.compile(f"[{LINE_BREAKERS}]")
+
+
+def find_line_breaker(value: str) -> re.Match[str] | None:
+    """The first character of :data:`LINE_BREAKERS` in ``value``, or None."""
+    return _CONTROL.search(value)
+
+
+def describe_char(ch: str) -> str:
+    """``'\\n' (U+000A)``: a character as a person can read it in a message."""
+    return f"{ch!r} (U+{ord(ch):04X})"
 
 
 def check_line(what: str, value: str, *, limit: int = MAX_LINE_VALUE) -> None:
-    """Refuse control characters (newline, tab, ESC...) and over-long values in ``value``.
+    """Refuse control characters (newline, tab, ESC, C1 controls, U+2028/U+2029) and
+    over-long values in ``value``.
 
     ``what`` names the value for the message, like ``--revision``.
     """
     bad = _CONTROL.search(value)
     if bad:
         raise UsageError(
-            f"{what}: control character {bad.group()!r} at position {bad.start() + 1} "
-            f"in {_preview(value)}",
+            f"{what}: control character {describe_char(bad.group())} at position "
+            f"{bad.start() + 1} in {_preview(value)}",
             hint="this value goes on one line of a commit message or values file; "
-            "remove newlines, tabs and other control characters",
+            "remove newlines, tabs, line separators and other control characters",
         )
     if len(value) > limit:
         raise UsageError(
