@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import difflib
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -308,17 +309,215 @@ def commit_change(
 
 
 # --------------------------------------------------------------------------- trailers
+#
+# A port of git's trailer reader (trailer.c, git 2.39-2.44; ``git interpret-trailers
+# --parse``), so that glue reads exactly the trailers git reads: lines end at "\n" and
+# nowhere else (never at U+2028 or U+0085, as ``str.splitlines`` would), whitespace is
+# git's (space, tab, CR, LF), the block is the message's last paragraph when all its
+# lines are trailers (or a quarter, with a ``Signed-off-by:``), a line starting with
+# whitespace continues the trailer above, ``#`` lines are comments, and (unless
+# ``divider=False``) a line starting with ``---`` and whitespace ends the message.
+
+_GIT_SPACE = " \t\n\r"
+_GIT_GENERATED = ("Signed-off-by: ", "(cherry picked from commit ")
+_COMMENT = "#"
+_SCISSORS = "\n# ------------------------ >8 ------------------------"
 
 
-def parse_trailers(message: str) -> list[tuple[str, str]]:
-    """The trailers of a commit message (the last paragraph's ``Key: value`` lines), in order."""
-    paragraphs = [p for p in message.strip().split("\n\n") if p.strip()]
-    if len(paragraphs) < 2:
-        return []
-    out = []
-    for line in paragraphs[-1].splitlines():
-        key, sep, value = line.partition(": ")
-        if not sep or not key or not key.replace("-", "").isalnum():
-            return []  # not a trailer block
-        out.append((key, value.strip()))
+def _git_isspace(ch: str) -> bool:
+    return ch != "" and ch in _GIT_SPACE
+
+
+def _git_isalnum(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+def _line_at(buf: str, pos: int) -> str:
+    """The line starting at ``pos``, without its newline."""
+    end = buf.find("\n", pos)
+    return buf[pos:] if end < 0 else buf[pos:end]
+
+
+def _next_line(buf: str, pos: int) -> int:
+    end = buf.find("\n", pos)
+    return len(buf) if end < 0 else end + 1
+
+
+def _is_blank(line: str) -> bool:
+    return all(_git_isspace(ch) for ch in line)
+
+
+def _find_separator(line: str) -> int:
+    """git's find_separator with the default separator ``:``: its position, or -1."""
+    whitespace_found = False
+    for i, ch in enumerate(line):
+        if ch == ":":
+            return i
+        if not whitespace_found and (_git_isalnum(ch) or ch == "-"):
+            continue
+        if i != 0 and ch in " \t":
+            whitespace_found = True
+            continue
+        break
+    return -1
+
+
+def _ignored_bytes(buf: str, length: int) -> int:
+    """git's ignored_log_message_bytes: trailing comments, blank lines, Conflicts: lists."""
+    cutoff = length
+    if buf.startswith(_SCISSORS[1:]):
+        cutoff = 0
+    else:
+        found = buf.find(_SCISSORS)
+        if found >= 0 and found + 1 < length:
+            cutoff = found + 1
+    boc = bol = 0
+    in_conflicts = False
+    while bol < cutoff:
+        nl = buf.find("\n", bol, cutoff)
+        nxt = cutoff if nl < 0 else nl + 1
+        if buf.startswith(_COMMENT, bol) or buf[bol] == "\n":
+            if not boc:
+                boc = bol
+        elif buf.startswith("Conflicts:\n", bol):
+            in_conflicts = True
+            if not boc:
+                boc = bol
+        elif in_conflicts and buf[bol] == "\t":
+            pass
+        elif boc:
+            boc = 0
+            in_conflicts = False
+        bol = nxt
+    return length - boc if boc else length - cutoff
+
+
+def _last_line(buf: str, length: int) -> int:
+    if length == 0:
+        return -1
+    if length == 1:
+        return 0
+    found = buf.rfind("\n", 0, length - 1)
+    return found + 1
+
+
+def _block_start(buf: str, length: int) -> int:
+    """git's find_trailer_block_start: where the trailers start, or ``length``."""
+    s = 0
+    while s < length:
+        if not buf.startswith(_COMMENT, s) and _is_blank(_line_at(buf, s)):
+            break
+        s = _next_line(buf, s)
+    end_of_title = s
+    only_spaces = True
+    recognized = False
+    trailer_lines = non_trailer_lines = continuation = 0
+    pos = _last_line(buf, length)
+    while pos >= end_of_title:
+        line = _line_at(buf, pos)
+        if line.startswith(_COMMENT):
+            non_trailer_lines += continuation
+            continuation = 0
+        elif _is_blank(line):
+            if not only_spaces:
+                non_trailer_lines += continuation
+                if recognized and trailer_lines * 3 >= non_trailer_lines:
+                    return _next_line(buf, pos)
+                if trailer_lines and not non_trailer_lines:
+                    return _next_line(buf, pos)
+                return length
+        else:
+            only_spaces = False
+            if buf.startswith(_GIT_GENERATED, pos):
+                trailer_lines += 1
+                continuation = 0
+                recognized = True
+            elif _find_separator(line) >= 1 and not _git_isspace(line[:1]):
+                trailer_lines += 1
+                continuation = 0
+            elif _git_isspace(line[:1]):
+                continuation += 1
+            else:
+                non_trailer_lines += 1 + continuation
+                continuation = 0
+        pos = _last_line(buf, pos)
+    return length
+
+
+def _unfold(value: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        i += 1
+        if ch == "\n":
+            while i < len(value) and _git_isspace(value[i]):
+                i += 1
+            out.append(" ")
+        else:
+            out.append(ch)
+    return "".join(out).strip(_GIT_SPACE)
+
+
+def parse_trailers(message: str, *, divider: bool = True) -> list[tuple[str, str]]:
+    """The trailers of a commit message, in order, read the way
+    ``git interpret-trailers --parse`` reads them (``divider=False``: with
+    ``--no-divider``, as ``git log --format=%(trailers)`` reads a commit)."""
+    buf = message.split("\0", 1)[0]  # git reads a C string
+    end = len(buf)
+    if divider:
+        pos = 0
+        while pos < len(buf):
+            if buf.startswith("---", pos) and _git_isspace(buf[pos + 3 : pos + 4]):
+                end = pos
+                break
+            pos = _next_line(buf, pos)
+    end -= _ignored_bytes(buf, end)
+    start = _block_start(buf, end)
+    lines = buf[start:end].split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    joined: list[str] = []
+    last_is_trailer = False
+    for line in lines:
+        if last_is_trailer and (line == "" or _git_isspace(line[0])):  # "" was a "\n"
+            joined[-1] += "\n" + line
+            continue
+        joined.append(line)
+        last_is_trailer = _find_separator(line) >= 1
+    out: list[tuple[str, str]] = []
+    for text in joined:
+        if text.startswith(_COMMENT):
+            continue
+        sep = _find_separator(text)
+        if sep >= 1:
+            out.append((text[:sep].strip(_GIT_SPACE), _unfold(text[sep + 1 :].strip(_GIT_SPACE))))
     return out
+
+
+#: How glue writes a trailer line: a key of letters, digits and dashes, ": ", a value.
+_GLUE_TRAILER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (\S(?:.*\S)?)")
+
+
+def glue_trailers(message: str) -> list[tuple[str, str]] | None:
+    """The trailers glue wrote in ``message``: its last paragraph, when every line of it
+    is a ``Key: value`` line as glue writes them (one line each, no control character or
+    line separator, nothing after the paragraph) and git reads the very same trailers from
+    the message (:func:`parse_trailers`, with and without the ``---`` divider). None when
+    the message ends otherwise: such trailers are not glue's, and nothing glue does may
+    rest on them."""
+    from gitops_glue.repo.inputs import find_line_breaker
+
+    text = message[:-1] if message.endswith("\n") else message
+    _head, sep, last = text.rpartition("\n\n")
+    if not sep or not last:
+        return None
+    found: list[tuple[str, str]] = []
+    for line in last.split("\n"):
+        m = _GLUE_TRAILER.fullmatch(line)
+        if m is None or find_line_breaker(line):
+            return None
+        found.append((m[1], m[2]))
+    if parse_trailers(message) != found or parse_trailers(message, divider=False) != found:
+        return None
+    return found

@@ -640,6 +640,11 @@ class GitHistory:
         self.tip = tip
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
 
+    @property
+    def shallow(self) -> bool:
+        """A shallow clone: its oldest commits have parents that are not in it."""
+        return bool(self.repo.is_shallow)
+
     def _rel(self, path: str) -> str:
         if not self.prefix:
             return path

@@ -21,6 +21,7 @@ on trees, so unrelated later changes to the same file stay.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from gitops_glue.config import GlueConfig
@@ -36,9 +37,9 @@ from gitops_glue.repo.commit import (
     HistoryCommit,
     View,
     commit_change,
-    parse_trailers,
+    glue_trailers,
 )
-from gitops_glue.repo.message import with_skip_ci
+from gitops_glue.repo.message import trailer_lines, with_skip_ci
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,42 @@ class GlueCommit:
         }
 
 
+def _title(commit: HistoryCommit) -> str:
+    """The commit's first line (up to the first newline, as git has it), made safe to
+    quote on one line of glue's message."""
+    first = commit.message.split("\n", 1)[0]
+    return re.sub(f"[{inputs.LINE_BREAKERS}]", " ", first).strip()[:200]
+
+
 def describe(commit: HistoryCommit, env: str) -> GlueCommit | None:
-    """``commit`` as a glue commit of ``env``, or None when it is not one."""
-    trailers = parse_trailers(commit.message)
-    if ("Glue-Environment", env) not in trailers:
+    """``commit`` as a glue commit of ``env``, or None when it is not one.
+
+    Only the trailers glue writes count (:func:`glue_trailers`: the last paragraph,
+    every line a plain ``Key: value``, read the same by git). A commit that names
+    ``Glue-Environment: ENV`` on a line of its own but not in such a paragraph is
+    refused: it is not glue's, and guessing what it moved could revert the wrong change.
+    """
+    trailers = glue_trailers(commit.message)
+    envs = [v for k, v in trailers or () if k == "Glue-Environment"]
+    actions = [v for k, v in trailers or () if k == "Glue-Action"]
+    if trailers is None or len(envs) > 1 or len(actions) > 1:
+        if re.search(
+            rf"^[ \t]*Glue-Environment[ \t]*:[ \t]*{re.escape(env)}[ \t\r]*$", commit.message, re.M
+        ):
+            raise UsageError(
+                f"{commit.sha[:10]} ({_title(commit)}) names Glue-Environment: {env}, but "
+                "not in a trailer paragraph as glue writes it (the message's last paragraph, "
+                "one Glue-Environment, plain Key: value lines without control characters "
+                "or line separators): not trusting it",
+                hint="revert that commit by hand with git revert if it is the change to undo",
+            )
         return None
-    get = [v for k, v in trailers if k == "Glue-Action"]
+    if envs != [env]:
+        return None
     return GlueCommit(
         sha=commit.sha,
-        title=commit.title,
-        action=get[0] if get else "bump",
+        title=_title(commit),
+        action=actions[0] if actions else "bump",
         services=tuple(v for k, v in trailers if k == "Glue-Service"),
         reverts=tuple(v for k, v in trailers if k == "Glue-Reverts"),
     )
@@ -124,14 +151,20 @@ def rollback_message(env: str, reverted: list[GlueCommit], ci: CiContext) -> str
         title = f"revert({env}): roll back {len(reverted)} changes"
     lines = [title, "", "Reverts:"]
     lines += [f"- {c.sha[:10]} {c.title}" for c in reverted]
-    lines += ["", f"Glue-Environment: {env}", "Glue-Action: rollback"]
-    lines += [f"Glue-Reverts: {c.sha}" for c in reverted]
     services = sorted({s for c in reverted for s in c.services})
-    lines += [f"Glue-Service: {s}" for s in services]
-    lines += [
-        f"{k}: {v}" for k, v in (("Pipeline", ci.pipeline_url), ("Triggered-By", ci.actor)) if v
-    ]
+    trailers = [("Glue-Environment", env), ("Glue-Action", "rollback")]
+    trailers += [("Glue-Reverts", c.sha) for c in reverted]
+    trailers += [("Glue-Service", s) for s in services]
+    trailers += [("Pipeline", ci.pipeline_url), ("Triggered-By", ci.actor)]
+    lines += ["", *trailer_lines(trailers)]
     return "\n".join(lines) + "\n"
+
+
+_UNSHALLOW = (
+    "this clone holds only the newest commits (git clone --depth); fetch the history glue "
+    "walks with git fetch --unshallow (in CI: a full clone, like GIT_DEPTH: 0 or "
+    "fetch-depth: 0), then run glue rollback again"
+)
 
 
 def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) -> RollbackChange:
@@ -150,6 +183,11 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
     if req.to_commit:
         stop = history.resolve(req.to_commit)
         if stop is None:
+            if getattr(history, "shallow", False):
+                raise UsageError(
+                    f"--to-commit {req.to_commit!r}: no such commit in this shallow clone",
+                    hint=_UNSHALLOW,
+                )
             raise UsageError(
                 f"--to-commit {req.to_commit!r}: no such commit in the deployment repository",
                 hint="give a commit id from git log of the deployment branch",
@@ -172,13 +210,25 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
         else:
             skipped += 1
     if stop is not None and not found_stop:
+        if getattr(history, "shallow", False):
+            raise UsageError(
+                f"--to-commit {req.to_commit}: {stop[:10]} is not in the commits of this "
+                "shallow clone's branch",
+                hint=_UNSHALLOW,
+            )
         raise UsageError(
             f"--to-commit {req.to_commit}: {stop[:10]} is not in the history of the branch "
             "(first-parent line)",
             hint="give a commit of the deployment branch that is older than the changes",
         )
     reverted = [info for info, _c in targets]
+    shallow = bool(getattr(history, "shallow", False))
     if stop is None and not targets:
+        if shallow:
+            raise UsageError(
+                f"no glue change of {env!r} in the commits of this shallow clone",
+                hint=_UNSHALLOW,
+            )
         raise UsageError(
             f"no glue change of {env!r} to roll back on this branch",
             hint="glue rolls back commits with a Glue-Environment trailer (bump-tag, promote, "
@@ -186,6 +236,18 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
         )
     own = set(versions.files_of(config, environment))
     for info, c in targets:
+        if not c.parents and shallow:
+            raise UsageError(
+                f"{info.sha[:10]} ({info.title}) is the oldest commit of this shallow clone: "
+                "its parent is not here, so glue cannot tell what it changed",
+                hint=_UNSHALLOW,
+            )
+        if not c.parents:
+            raise UsageError(
+                f"{info.sha[:10]} ({info.title}) is the first commit of the branch: there is "
+                "nothing before it to roll back to",
+                hint="bump the tag you want instead",
+            )
         if len(c.parents) != 1:
             raise UsageError(f"{info.sha[:10]} is a merge commit: not reverting it")
         outside = [p for p in history.changed_paths(c.sha) if p not in own]
@@ -218,6 +280,10 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
     )
 
 
+def _folder(path: str) -> str:
+    return path.rpartition("/")[0] or "."
+
+
 def rollback(
     target: CommitTarget,
     req: RollbackRequest,
@@ -231,6 +297,15 @@ def rollback(
         from gitops_glue.repo import holds
 
         change = plan_rollback(view.config, view.history, req)
+        for edit in change.edits:
+            if view.read(edit.path) is None:
+                raise UsageError(
+                    f"{edit.path} is in the branch but not in the work tree: a sparse "
+                    "checkout leaves it out, or it was deleted; glue edits the values files "
+                    "in the work tree",
+                    hint=f"bring it back (git sparse-checkout add {_folder(edit.path)}, or "
+                    f"git restore {edit.path}), then run glue rollback again",
+                )
         return holds.with_marks(
             view,
             change,
