@@ -64,6 +64,45 @@ class Auth:
         redact.register(self.ssh_key, self.ssh_key_passphrase, self.token)
 
 
+def check_branch_name(branch: str) -> None:
+    """Refuse a ``--branch`` git would refuse (``git check-ref-format --branch``): before
+    any network work, as bad input (exit 2)."""
+    problem = branch_name_problem(branch)
+    if problem:
+        raise UsageError(
+            f"--branch {branch!r}: not a valid git branch name: {problem}",
+            hint="give the deployment repository's branch, like main "
+            "(see git check-ref-format for the rules)",
+        )
+
+
+def branch_name_problem(branch: str) -> str | None:
+    """What makes ``branch`` an invalid branch name (git's check-ref-format rules), or None."""
+    if not branch:
+        return "it is empty"
+    if branch.startswith("-"):
+        return "it starts with -"
+    if branch in ("HEAD", "@"):
+        return f"{branch} is not a branch name"
+    bad = re.search(r"[\x00-\x20\x7f~^:?*\[\\]", branch)
+    if bad:
+        return f"it contains {bad.group()!r}"
+    if ".." in branch:
+        return "it contains .."
+    if "@{" in branch:
+        return "it contains @{"
+    if branch.startswith("/") or branch.endswith("/") or "//" in branch:
+        return "it starts or ends with /, or contains //"
+    if branch.endswith("."):
+        return "it ends with ."
+    for part in branch.split("/"):
+        if part.startswith("."):
+            return f"the part {part!r} starts with ."
+        if part.endswith(".lock"):
+            return f"the part {part!r} ends with .lock"
+    return None
+
+
 @dataclass(frozen=True)
 class RemoteSpec:
     url: str
@@ -71,6 +110,9 @@ class RemoteSpec:
     max_attempts: int = 20
     base_delay: float = 0.05  # smallest back-off unit; see backoff_delay
     timeout: float = network.DEFAULT_TIMEOUT  # seconds: the bound on each fetch and push
+
+    def __post_init__(self) -> None:
+        check_branch_name(self.branch)
 
 
 TEMP_PREFIXES = ("glue-bump-", "glue-ssh-")
@@ -679,6 +721,9 @@ class RemoteOptions:
     known_hosts_file: Path | None = None
     insecure_no_host_key_check: bool = False
     max_attempts: int = 20
+
+    def __post_init__(self) -> None:
+        check_branch_name(self.branch)
 
 
 def key_is_encrypted(key: str) -> bool:
