@@ -332,17 +332,23 @@ def guard(view: View, change: Change[D], *, override_hold: bool = False) -> Chan
 
 
 def amend_message(message: str, body: Sequence[str], trailers: Sequence[tuple[str, str]]) -> str:
-    """``message`` with ``body`` lines before its trailer paragraph and ``trailers`` added."""
+    """``message`` with ``body`` lines before its trailer paragraph and ``trailers`` added.
+    What they carry in (a hold's reason, names) is data: CI-skip markers in it are
+    defused, and the result passes the checks of every commit message."""
     from gitops_glue.repo.commit import parse_trailers
+    from gitops_glue.repo.message import check_message, neutralise_skip_ci
 
     text = message.rstrip("\n")
     head, sep, last = text.rpartition("\n\n")
-    new_trailers = [f"{k}: {v}" for k, v in trailers]
+    added = "\n".join(neutralise_skip_ci(line) for line in body)
+    new_trailers = [f"{k}: {neutralise_skip_ci(v)}" for k, v in trailers]
     if sep and parse_trailers(text):
-        parts = [head, "\n".join(body), last + "\n" + "\n".join(new_trailers)]
+        parts = [head, added, last + "\n" + "\n".join(new_trailers)]
     else:
-        parts = [text, "\n".join(body), "\n".join(new_trailers)]
-    return "\n\n".join(p for p in parts if p) + "\n"
+        parts = [text, added, "\n".join(new_trailers)]
+    amended = "\n\n".join(p for p in parts if p) + "\n"
+    check_message(amended)
+    return amended
 
 
 # --------------------------------------------------------------------------- the commands

@@ -254,6 +254,20 @@ def test_a_skip_ci_marker_carried_in_by_data_is_neutralised(repo: Path, marker: 
     assert tag_of(repo, "dev", "a") == "3f9c2e1"
 
 
+def test_a_skip_ci_marker_in_a_hold_reason_is_neutralised(repo: Path) -> None:
+    """rollback --hold adds the hold's reason to the message after it is built."""
+    assert glue("bump-tag", "a", "1.4.0", "--env", "dev", cwd=repo).code == 0
+    run = glue(
+        "rollback", "--env", "dev", "--hold", "--reason", "broken [skip ci] ***NO_CI***",
+        cwd=repo,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    lowered = head(repo).message.lower()
+    assert "[skip ci]" not in lowered and "***no_ci***" not in lowered
+    assert "broken (skip ci)" in lowered
+    assert tag_of(repo, "dev", "a") == "3f9c2e1"
+
+
 def test_a_template_with_data_markers_keeps_its_own_words(repo: Path) -> None:
     set_template(repo, "{{ title }} for {{ upstream_revision }}\n\nfrom {{ actor }}")
     run = glue(
