@@ -21,7 +21,7 @@ import json
 import os
 import time
 import weakref
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,7 +158,11 @@ def submodule_error(rel: str, submodule: str) -> UsageError:
 
 
 def worktree_reader(
-    root: Path, *, within: Path | None = None, regular: Collection[str] = ()
+    root: Path,
+    *,
+    within: Path | None = None,
+    regular: Collection[str] = (),
+    tracked: Callable[[str], bool] | None = None,
 ) -> Reader:
     """Read files below ``root``; None for a missing file, an error for a folder or a
     symbolic link that points nowhere.
@@ -167,6 +171,8 @@ def worktree_reader(
     through a symbolic link, so nothing outside the repository is read into a commit.
     ``regular``: paths that must be files, never links (glue's own files, which a
     remote's tree reader refuses as links too).
+    ``tracked``: whether git tracks a path; a tracked file missing from the work tree (a
+    sparse checkout leaves it out, or it was deleted) is an error, not a missing file.
     """
     from gitops_glue.files import read_text
 
@@ -185,6 +191,15 @@ def worktree_reader(
                 raise UsageError(
                     f"{rel}: is a symbolic link to {os.readlink(path)}, which is not a file",
                     hint="replace the link with the file itself",
+                )
+            if tracked is not None and tracked(rel):
+                folder = rel.rpartition("/")[0] or "."
+                raise UsageError(
+                    f"{rel} is in the branch but not in the work tree: a sparse checkout "
+                    "leaves it out, or it was deleted; glue edits the values files in the "
+                    "work tree",
+                    hint=f"bring it back (git sparse-checkout add {folder}, or git restore "
+                    f"{rel}), then run glue again",
                 )
             return None
         if within is not None and not path.resolve().is_relative_to(within.resolve()):

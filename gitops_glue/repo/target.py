@@ -52,7 +52,12 @@ class Checkout(CommitTarget):
             tip = repo.head.peel(pygit2.Commit)
             view = View(
                 self.loaded.config,
-                gitrepo.worktree_reader(self.root, within=workdir, regular=(holds.PATH,)),
+                gitrepo.worktree_reader(
+                    self.root,
+                    within=workdir,
+                    regular=(holds.PATH,),
+                    tracked=lambda rel: (f"{prefix}/{rel}" if prefix else rel) in repo.index,
+                ),
                 gitrepo.GitHistory(repo, tip, prefix),
             )
             change = plan(view)

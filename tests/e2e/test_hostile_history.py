@@ -325,3 +325,13 @@ def test_rollback_in_a_sparse_checkout_says_the_file_is_left_out(
     err = refused(clone, "rollback", "--env", "dev")
     assert "environments/dev.yaml is in the branch but not in the work tree" in err
     assert "sparse checkout" in err and "uncommitted changes" not in err
+
+
+def test_bump_in_a_sparse_checkout_says_the_file_is_left_out(repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "sparse"
+    git(tmp_path, "clone", "-q", f"file://{repo}", str(clone))
+    git(clone, "sparse-checkout", "set", "charts")
+    for args in (("bump-tag", "a", "1.4.0", "--env", "dev"), ("promote", "--to", "prod", "a")):
+        err = refused(clone, *args)
+        assert "is in the branch but not in the work tree" in err, err
+        assert "git sparse-checkout add environments" in err
