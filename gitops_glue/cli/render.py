@@ -11,11 +11,17 @@ from gitops_glue.cli.options import Output
 
 
 def emit(output: Output, data: Mapping[str, object], text: str) -> None:
+    """A command's result on stdout; every secret glue knows is masked in it (data that
+    came in from CI, a commit title, can carry one)."""
+    from gitops_glue.redact import redact
+
     if output is Output.json:
-        typer.echo(json.dumps(data, indent=2, sort_keys=False))
+        typer.echo(redact(json.dumps(data, indent=2, sort_keys=False)))
     elif text:
-        typer.echo(text)
+        typer.echo(redact(text))
 
 
 def note(message: str) -> None:
-    typer.echo(message, err=True)
+    from gitops_glue.redact import redact
+
+    typer.echo(redact(message), err=True)
