@@ -20,9 +20,9 @@ from gitops_glue.repo.commit import (
     Change,
     CommitResult,
     CommitTarget,
-    FileEdit,
     View,
     commit_change,
+    edits_between,
 )
 from gitops_glue.repo.message import (
     MessageParts,
@@ -381,11 +381,7 @@ def plan_bump(config: GlueConfig, read: versions.Reader, req: BumpRequest) -> Bu
                 item.service, current.tag, item.tag, current.revision, new_revision, written.file
             )
         )
-    edits = tuple(
-        FileEdit(name, original, text)
-        for name, text in texts.items()
-        if (original := read(name)) is not None and text != original
-    )
+    edits = edits_between({path: read(path) or "" for path in texts}, texts)
     details = TagChange(env.name, bumps_out[0].file, tuple(bumps_out))
     return Change(
         edits=edits,

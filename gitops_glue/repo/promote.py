@@ -35,9 +35,9 @@ from gitops_glue.repo.commit import (
     Change,
     CommitResult,
     CommitTarget,
-    FileEdit,
     View,
     commit_change,
+    edits_between,
 )
 from gitops_glue.repo.message import (
     MessageParts,
@@ -344,11 +344,7 @@ def plan_promote(
             + (f" {proven.age(rules.min_age)}" if rules and rules.min_age else "")
             + "), then promote again",
         )
-    edits = tuple(
-        FileEdit(file, original, text)
-        for file, text in texts.items()
-        if (original := read(file)) is not None and text != original
-    )
+    edits = edits_between({path: read(path) or "" for path in texts}, texts)
     return Change(
         edits=edits,
         message=promotion_message(config, src_name, dst.name, promotions, req.ci),
