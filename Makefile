@@ -22,9 +22,10 @@ typecheck:
 
 # Everything but the cluster: unit tests, end-to-end tests against the real sshd,
 # registry and Slack stand-in, and the stand-ins' own tests. On every core (pytest-xdist):
-# each worker starts its own servers; the tests share nothing else.
+# each worker starts its own servers; the tests share nothing else. make check leaves out
+# the few tests marked slow (they mostly wait); make test runs them.
 fast:
-	$(PYTEST) -n auto -m "not cluster" tests
+	$(PYTEST) -n auto --dist worksteal -m "not cluster and not slow" tests
 
 unit:
 	$(PYTEST) tests/unit
@@ -45,7 +46,7 @@ check:
 
 # The cluster tests run in one process: they share one testbed per session.
 test: bootstrap lint typecheck
-	$(PYTEST) -n auto -m "not cluster" tests
+	$(PYTEST) -n auto --dist worksteal -m "not cluster" tests
 	$(PYTEST) -m cluster tests/cluster
 
 # Every benchmark; the table lands in benchmarks/README.md. mikefarah's yq (the peer of

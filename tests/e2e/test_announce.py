@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.helpers import glue
 from tests.support.registry import PASSWORD, USERNAME, RegistryServer
 from tests.support.slackserver import BOT_TOKEN, SlackServer
@@ -167,6 +169,7 @@ def test_slack_429_is_retried_after_retry_after(
     assert slack.requests[0].json == slack.requests[2].json
 
 
+@pytest.mark.slow
 def test_slack_client_errors_fail_at_once_and_mask_the_webhook(
     registry: RegistryServer, slack: SlackServer
 ) -> None:

@@ -298,6 +298,7 @@ def _start_bump(
     )
 
 
+@pytest.mark.slow
 def test_sixteen_racing_bumps_all_land_in_linear_history(
     ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:

@@ -307,19 +307,19 @@ def push_to(remote: BareRemote, work: Path, files: dict[str, str], links: dict[s
     git(work, "push", "-q", "origin", "main")
 
 
+@pytest.mark.slow
 @pytest.mark.ssh
 @pytest.mark.parametrize(
     ("files", "links", "words"),
+    # One case for each way the remote path differs: the file's structure, a link in
+    # the tree, the limits. The other damaged shapes go through the same parser and are
+    # covered on a checkout above; over sshd each case costs five commands.
     [
         ({HOLDS: DAMAGED["misspelt-section"]}, {}, "unknown top-level"),
-        ({HOLDS: DAMAGED["holds-null"]}, {}, "expected a mapping"),
-        ({HOLDS: DAMAGED["mark-a-string"]}, {}, "holds.prod.a"),
         ({"real-holds.yaml": GOOD}, {HOLDS: "real-holds.yaml"}, "symbolic link"),
-        ({}, {HOLDS: "/nowhere/holds.yaml"}, "symbolic link"),
         ({HOLDS: alias_bomb()}, {}, "alias bomb"),
-        ({HOLDS: deep(5000)}, {}, "nested more than 100 levels"),
     ],
-    ids=["misspelt", "null", "mark-a-string", "link", "dangling-link", "alias-bomb", "deep"],
+    ids=["misspelt", "link", "alias-bomb"],
 )
 def test_a_damaged_holds_file_stops_commands_over_remote(
     ssh_git_server: SshGitServer,
