@@ -12,21 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.helpers import GITLAB_CI as GITLAB
 from tests.support.helpers import glue
 from tests.support.registry import PASSWORD, USERNAME, RegistryServer
 from tests.support.slackserver import BOT_TOKEN, SlackServer
-
-GITLAB = {
-    "GITLAB_CI": "true",
-    "CI_PIPELINE_URL": "https://gitlab.example.com/team/a/-/pipelines/42",
-    "CI_PROJECT_PATH": "team/a",
-    "CI_PROJECT_URL": "https://gitlab.example.com/team/a",
-    "CI_COMMIT_SHA": "3f9c2e1d" + "0" * 32,
-    "CI_COMMIT_REF_NAME": "main",
-    "GITLAB_USER_LOGIN": "dev1",
-    "CI_COMMIT_TITLE": "Speed up checkout",
-    "CI_COMMIT_AUTHOR": "Dev One <dev1@example.com>",
-}
 
 
 def announce(

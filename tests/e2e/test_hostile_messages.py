@@ -15,22 +15,12 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.helpers import GITLAB_CI as GITLAB
 from tests.support.helpers import Run, git, glue
 from tests.support.slackserver import WEBHOOK_SECRET, SlackServer
 
 REGISTRY_PASSWORD = "Regi$try-Passw0rd-Hostile25"
 GIT_TOKEN = "glpat-HostileGitToken25"
-GITLAB = {
-    "GITLAB_CI": "true",
-    "CI_PIPELINE_URL": "https://gitlab.example.com/team/a/-/pipelines/42",
-    "CI_PROJECT_PATH": "team/a",
-    "CI_PROJECT_URL": "https://gitlab.example.com/team/a",
-    "CI_COMMIT_SHA": "3f9c2e1d" + "0" * 32,
-    "CI_COMMIT_REF_NAME": "main",
-    "GITLAB_USER_LOGIN": "dev1",
-    "CI_COMMIT_TITLE": "Speed up checkout",
-    "CI_COMMIT_AUTHOR": "Dev One <dev1@example.com>",
-}
 
 
 def _env(slack: SlackServer, **extra: str) -> dict[str, str]:

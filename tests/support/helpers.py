@@ -26,6 +26,20 @@ TESTBED_BIN = (
 EXAMPLE_FILES = ["glue.yaml", "helmfile.yaml.gotmpl", "environments", "charts"]
 
 
+#: What GitLab CI sets for a service's pipeline (announce and notify read it).
+GITLAB_CI = {
+    "GITLAB_CI": "true",
+    "CI_PIPELINE_URL": "https://gitlab.example.com/team/a/-/pipelines/42",
+    "CI_PROJECT_PATH": "team/a",
+    "CI_PROJECT_URL": "https://gitlab.example.com/team/a",
+    "CI_COMMIT_SHA": "3f9c2e1d" + "0" * 32,
+    "CI_COMMIT_REF_NAME": "main",
+    "GITLAB_USER_LOGIN": "dev1",
+    "CI_COMMIT_TITLE": "Speed up checkout",
+    "CI_COMMIT_AUTHOR": "Dev One <dev1@example.com>",
+}
+
+
 @dataclass
 class Run:
     code: int
