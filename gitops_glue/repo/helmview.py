@@ -248,7 +248,7 @@ def _unrendered(root: Path, rendered: list[_Part]) -> list[_Part]:
             texts = re.split(r"^---[ \t]*$", path.read_text(encoding="utf-8"), flags=re.M)
             out += [_Part(directory, name, t) for t in texts]
         for text in texts:
-            data = _load(text)
+            data = load_yaml(text)
             for entry in (data.get("helmfiles") or []) if isinstance(data, dict) else []:
                 nested = entry.get("path") if isinstance(entry, dict) else entry
                 if isinstance(nested, str) and not any(c in nested for c in "*?["):
@@ -257,7 +257,7 @@ def _unrendered(root: Path, rendered: list[_Part]) -> list[_Part]:
     return out
 
 
-def _load(text: str) -> Any:
+def load_yaml(text: str) -> Any:
     """Plain YAML through libyaml (PyYAML comes with lightkube); None when it is not YAML."""
     import yaml  # type: ignore[import-untyped]
 
@@ -274,7 +274,7 @@ def _relative(directory: str, path: str) -> str:
 
 def _releases(parts: list[_Part]) -> Iterator[tuple[str, dict[str, Any]]]:
     for part in parts:
-        data = _load(part.text)
+        data = load_yaml(part.text)
         if isinstance(data, dict):
             for item in data.get("releases") or []:
                 if isinstance(item, dict) and item.get("name"):
@@ -303,7 +303,7 @@ def _environment(parts: list[_Part], env: str) -> tuple[list[Any], str | None]:
     context: str | None = None
     default: str | None = None
     for part in parts:
-        data = _load(part.text) if part.directory in (".", "helmfile.d") else None
+        data = load_yaml(part.text) if part.directory in (".", "helmfile.d") else None
         if not isinstance(data, dict):
             continue
         envs = data.get("environments")
@@ -344,7 +344,7 @@ def _merged_env_values(root: Path, files: list[str]) -> dict[str, Any]:
         path = root / name
         if not path.is_file():
             continue
-        data = _load(path.read_text(encoding="utf-8", errors="replace"))
+        data = load_yaml(path.read_text(encoding="utf-8", errors="replace"))
         if isinstance(data, dict):
             _deep_merge(merged, data)
     return merged
@@ -435,7 +435,7 @@ def _check_declared(parts: list[_Part], env: str) -> None:
         return
     declared = False
     for part in parts:
-        data = _load(part.text)
+        data = load_yaml(part.text)
         if isinstance(data, dict) and isinstance(data.get("environments"), dict):
             declared = declared or env in data["environments"]
     if not declared:
@@ -477,7 +477,7 @@ def _chart_keys(data: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, 
                 yield ".".join(path), v
 
 
-def _get(data: Any, key: str) -> tuple[bool, Any]:
+def get_key(data: Any, key: str) -> tuple[bool, Any]:
     node = data
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -497,7 +497,7 @@ def tag_sources(view: EnvView, root: Path) -> dict[str, list[TagSource]]:
             if isinstance(entry, str):
                 path = root / entry
                 text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
-                data = _load(text)
+                data = load_yaml(text)
                 loaded.append((entry, data, data))
             else:
                 loaded.append((None, entry, probe))
@@ -529,12 +529,12 @@ def _source_of(
         if s.name == key:
             return _traced(view, release.name, key, s.value, p.value, files, "set")
     for file, data, probe in reversed(loaded):
-        ok, value = _get(data, key)
+        ok, value = get_key(data, key)
         if not ok:
             continue
         if file is not None:
             return TagSource(release.name, key, "file", value, file=file, files=files)
-        _, marked = _get(probe, key)
+        _, marked = get_key(probe, key)
         return _traced(view, release.name, key, value, marked, files, "inline values")
     return None
 

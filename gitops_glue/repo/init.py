@@ -133,8 +133,8 @@ def _revision_key(root: Path, files: tuple[str, ...], tag_key: str) -> str | Non
     candidate = ".".join([*parts[:-2], "revision"])
     for name in files:
         path = root / name
-        data = helmview._load(path.read_text(encoding="utf-8")) if path.is_file() else None
-        if helmview._get(data, candidate)[0]:
+        data = helmview.load_yaml(path.read_text(encoding="utf-8")) if path.is_file() else None
+        if helmview.get_key(data, candidate)[0]:
             return candidate
     return None
 
