@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import msgspec
 from msgspec import UNSET, UnsetType, field
 
-from gitops_glue.cluster import record
+from gitops_glue import inputs, keypath
 from gitops_glue.errors import ConfigError, UsageError
 from gitops_glue.files import CONFIG_NAME, find_config
-from gitops_glue.repo import inputs, keypath
+from gitops_glue.naming import default_namespace, short_ref
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -189,7 +189,7 @@ class Environment(_Model, frozen=True, kw_only=True):
 
     @property
     def record_namespace(self) -> str:
-        return self.namespace or record.default_namespace(self.name)
+        return self.namespace or default_namespace(self.name)
 
 
 #: What a service's ``values`` patterns may name.
@@ -420,8 +420,6 @@ class GlueConfig(_Model, frozen=True, kw_only=True):
         ``refs/heads/main`` (Azure's Build.SourceBranch, GitHub's GITHUB_REF) is ``main``.
         """
         import fnmatch
-
-        from gitops_glue.integrations.ci import short_ref
 
         branch = short_ref(branch)
         return any(r.to == env and fnmatch.fnmatchcase(branch, r.branch) for r in self.auto_release)

@@ -34,11 +34,6 @@ __all__ = ["DeployRecord", "FailedDeploy", "ServiceVersion"]
 LABELS = {"app.kubernetes.io/managed-by": "gitops-glue", "gitops-glue.dev/kind": "deploy-record"}
 
 
-def default_namespace(env: str) -> str:
-    """Namespace of an environment's deploy record and lock when glue.yaml names none."""
-    return f"glue-{env}"
-
-
 def record_name(env: str) -> str:
     return f"glue-deployed-{env}"
 

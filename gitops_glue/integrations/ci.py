@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from gitops_glue.naming import short_ref
+
 
 @dataclass(frozen=True)
 class CiContext:
@@ -51,18 +53,6 @@ def commit_url(repository_url: str | None, sha: str | None) -> str:
     if "github" in host or "/_git/" in base:
         return f"{base}/commit/{sha}"
     return f"{base}/-/commit/{sha}"
-
-
-def short_ref(ref: str) -> str:
-    """A branch or tag name as people write it: ``refs/heads/main`` is ``main``.
-
-    Azure Pipelines (``Build.SourceBranch``) and GitHub (``GITHUB_REF``) give full
-    refs; branch rules in glue.yaml (``auto_release``) are written with short names.
-    """
-    for prefix in ("refs/heads/", "refs/tags/"):
-        if ref.startswith(prefix):
-            return ref[len(prefix) :]
-    return ref
 
 
 def _jenkins_branch(ref: str) -> str:

@@ -32,7 +32,7 @@ class AnnounceRequest:
         """The same rules as ``glue bump-tag``'s for the tag it will be deployed with:
         a request that breaks them is refused before anything is read or sent."""
         from gitops_glue.config import TagPolicy
-        from gitops_glue.repo.inputs import check_lines
+        from gitops_glue.inputs import check_lines
         from gitops_glue.repo.policy import check_tag
 
         check_lines({"--image": self.image, "--service": self.service})

@@ -36,6 +36,7 @@ from gitops_glue.cluster import record
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import commit_url
 from gitops_glue.messages import slack, templates
+from gitops_glue.naming import default_namespace
 from gitops_glue.service_version import ServiceVersion
 
 if TYPE_CHECKING:
@@ -466,7 +467,6 @@ def read_old(
     kube: Kube, namespace: str, env: str, releases: Mapping[str, str]
 ) -> dict[str, ServiceVersion] | None:
     """Recorded versions: per-release records over the environment's record; None if none."""
-    from gitops_glue.cluster import record
 
     env_record = record.read(kube, namespace, env)
     found = env_record is not None
@@ -767,9 +767,7 @@ def build_request(opts: NotifyOptions, ci: CiContext, loaded: LoadedConfig | Non
         releases: dict[str, str] = {name: rel}
         sources: dict[str, str | None] = {name: opts.source_repo or None}
         namespace = (
-            loaded.config.environment(env).record_namespace
-            if loaded
-            else record.default_namespace(env)
+            loaded.config.environment(env).record_namespace if loaded else default_namespace(env)
         )
         scope: list[str] | None = [name]
         state_release: str | None = rel

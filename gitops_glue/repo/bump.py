@@ -12,10 +12,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from gitops_glue import inputs
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import inputs, versions
+from gitops_glue.repo import versions
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from gitops_glue import keypath
 from gitops_glue.config import Environment, GlueConfig
 from gitops_glue.errors import UsageError
-from gitops_glue.repo import keypath, values, versions
+from gitops_glue.repo import values, versions
 
 if TYPE_CHECKING:
     from gitops_glue.deploy.helmfile import Tools

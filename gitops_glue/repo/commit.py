@@ -506,7 +506,7 @@ def glue_trailers(message: str) -> list[tuple[str, str]] | None:
     the message (:func:`parse_trailers`, with and without the ``---`` divider). None when
     the message ends otherwise: such trailers are not glue's, and nothing glue does may
     rest on them."""
-    from gitops_glue.repo.inputs import find_line_breaker
+    from gitops_glue.inputs import find_line_breaker
 
     text = message[:-1] if message.endswith("\n") else message
     _head, sep, last = text.rpartition("\n\n")

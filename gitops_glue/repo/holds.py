@@ -30,9 +30,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from gitops_glue import inputs
 from gitops_glue.errors import UsageError, YamlEditError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import inputs, values, versions
+from gitops_glue.repo import values, versions
 from gitops_glue.repo.commit import Change, CommitResult, CommitTarget, FileEdit, View
 
 if TYPE_CHECKING:

@@ -407,7 +407,7 @@ def check_message(message: str) -> None:
     """The last word on every commit message glue writes: at most :data:`MAX_MESSAGE`
     characters, and no control character or line separator but the newlines (and tabs
     in the body) that make it: git reads lines at ``\n`` only, other tools at more."""
-    from gitops_glue.repo.inputs import describe_char, find_line_breaker
+    from gitops_glue.inputs import describe_char, find_line_breaker
 
     if len(message) > MAX_MESSAGE:
         raise UsageError(
@@ -509,7 +509,7 @@ def trailer_lines(trailers: Sequence[tuple[str, str]]) -> list[str]:
     """``Key: value`` lines, one per trailer with a value. A value that would not read back
     the same in git (a control character or line separator; blanks at its ends, which git
     drops) is refused: rollback and notify trust only trailers that read back exactly."""
-    from gitops_glue.repo.inputs import check_line
+    from gitops_glue.inputs import check_line
 
     out = []
     for key, given in trailers:

@@ -25,11 +25,12 @@ import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 
+from gitops_glue import inputs
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import inputs, versions
 from gitops_glue.repo import proof as proven
+from gitops_glue.repo import versions
 from gitops_glue.repo.bump import ServiceTag, revision_for
 from gitops_glue.repo.commit import (
     Change,

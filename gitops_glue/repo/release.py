@@ -13,10 +13,11 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
+from gitops_glue import inputs
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import inputs, versions
+from gitops_glue.repo import versions
 from gitops_glue.repo.bump import (
     BumpChange,
     BumpRequest,

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from gitops_glue import inputs
+from gitops_glue import keypath as kp
 from gitops_glue.errors import YamlEditError
-from gitops_glue.repo import inputs
-from gitops_glue.repo import keypath as kp
 
 NodeKind = Literal["scalar", "alias", "map", "seq"]
 

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from gitops_glue import keypath
 from gitops_glue.config import Environment, GlueConfig, Service
 from gitops_glue.errors import UsageError
-from gitops_glue.repo import keypath, values
+from gitops_glue.repo import values
 from gitops_glue.service_version import ServiceVersion
 
 #: Reads a repository-relative file; returns None when the file does not exist.

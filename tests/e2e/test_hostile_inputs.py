@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_glue.repo import inputs
+from gitops_glue import inputs
 from tests.support.helpers import git, glue, snapshot
 
 HOSTILE = Path(__file__).resolve().parents[1] / "data" / "hostile"

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops_glue import __version__
+from gitops_glue import __version__, keypath
 from gitops_glue.errors import UsageError
-from gitops_glue.repo import keypath
 from tests.unit.cli.conftest import Glue
 
 VALUES = Path(__file__).resolve().parents[2] / "data" / "values"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from gitops_glue import naming
 from gitops_glue.config import parse_config
 from gitops_glue.integrations import ci
 
@@ -159,9 +160,9 @@ def test_circleci() -> None:
 def test_github_full_refs_are_shortened() -> None:
     env = {"GITHUB_ACTIONS": "true", "GITHUB_REF_NAME": "main", "GITHUB_HEAD_REF": ""}
     assert ci.detect(env).ref == "main"
-    assert ci.short_ref("refs/heads/release/1") == "release/1"
-    assert ci.short_ref("refs/tags/v1.0") == "v1.0"
-    assert ci.short_ref("main") == "main"
+    assert naming.short_ref("refs/heads/release/1") == "release/1"
+    assert naming.short_ref("refs/tags/v1.0") == "v1.0"
+    assert naming.short_ref("main") == "main"
 
 
 def test_every_system_in_the_table_is_detected_by_its_marker_alone() -> None:

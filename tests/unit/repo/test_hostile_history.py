@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from gitops_glue import inputs
 from gitops_glue.errors import UsageError
-from gitops_glue.repo import inputs
 from gitops_glue.repo.commit import glue_trailers, parse_trailers
 from gitops_glue.repo.message import has_skip_ci, neutralise_skip_ci
 from gitops_glue.repo.remote import branch_name_problem

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
+from gitops_glue import inputs, keypath
 from gitops_glue.config import TagPolicy, parse_config
 from gitops_glue.errors import ConfigError, ExitCode, PolicyError, UsageError, YamlEditError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import inputs, keypath, values
+from gitops_glue.repo import values
 from gitops_glue.repo.bump import BumpRequest, plan_bump
 from gitops_glue.repo.policy import check_tag
 from gitops_glue.repo.promote import PromoteRequest, plan_promote

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from gitops_glue.errors import UsageError
-from gitops_glue.repo.inputs import MAX_KEY_PATH
+from gitops_glue.inputs import MAX_KEY_PATH
 
 
 class Segment(NamedTuple):
