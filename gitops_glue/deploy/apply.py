@@ -297,13 +297,8 @@ def deployed_versions(
         if release not in deployed:
             continue
         services[name] = versions.deployed(read, loaded.config, env, name)
-    try:
-        import pygit2
-
-        head = str(pygit2.Repository(str(loaded.root)).head.target)
-    except Exception:  # not a checkout: the record simply has no git revision
-        head = ""
-    return services, head
+    head = gitrepo.local_head(loaded.root)  # None: not a checkout, no git revision
+    return services, head.commit if head else ""
 
 
 def _write_record(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -32,8 +31,6 @@ from typing import TYPE_CHECKING, Any
 from gitops_glue.errors import GlueError, OperationError, UsageError
 
 if TYPE_CHECKING:
-    import pygit2
-
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.config import LoadedConfig
     from gitops_glue.deploy.helmfile import Tools
@@ -135,41 +132,14 @@ def fingerprints(root: Path, env: str, tools: Tools) -> dict[str, tuple[str, str
     return out
 
 
-def export_tree(repo: pygit2.Repository, tree: pygit2.Tree, dest: Path) -> None:
-    """Write ``tree``'s files into ``dest`` (symlinks and executable bits kept)."""
-    import pygit2
-
-    modes = pygit2.enums.FileMode
-    for entry in tree:
-        target = dest / str(entry.name)
-        obj = repo[entry.id]
-        if isinstance(obj, pygit2.Tree):
-            target.mkdir()
-            export_tree(repo, obj, target)
-        elif isinstance(obj, pygit2.Blob):
-            if entry.filemode == modes.LINK:
-                os.symlink(obj.data.decode(), target)
-            else:
-                target.write_bytes(obj.data)
-                if entry.filemode == modes.BLOB_EXECUTABLE:
-                    target.chmod(0o755)
-
-
-def _resolve(repo: pygit2.Repository, rev: str, source: str) -> pygit2.Commit:
-    import pygit2
-
-    try:
-        return repo.revparse_single(rev).peel(pygit2.Commit)
-    except (KeyError, ValueError, pygit2.GitError):
-        hint = (
-            "the checkout does not have the deployed commit: fetch the full history "
-            "(GitHub actions/checkout fetch-depth: 0, GitLab GIT_DEPTH: 0)"
-            if source == "record"
-            else "give a commit, tag or branch of the deployment repository"
-        )
-        raise UsageError(
-            f"revision {rev!r} ({source}) is not in this repository", hint=hint
-        ) from None
+def _not_in_repository(rev: str, source: str) -> UsageError:
+    hint = (
+        "the checkout does not have the deployed commit: fetch the full history "
+        "(GitHub actions/checkout fetch-depth: 0, GitLab GIT_DEPTH: 0)"
+        if source == "record"
+        else "give a commit, tag or branch of the deployment repository"
+    )
+    return UsageError(f"revision {rev!r} ({source}) is not in this repository", hint=hint)
 
 
 def deployed_revision(loaded: LoadedConfig, env: str, kube: Kube) -> str | None:
@@ -190,7 +160,7 @@ def changed_releases(
     since_source: str,
 ) -> ChangedReport:
     """Compare every release's inputs at ``since`` with the checkout."""
-    import pygit2
+    from gitops_glue.repo import gitrepo
 
     loaded.config.environment(env)
     root = loaded.root
@@ -198,18 +168,15 @@ def changed_releases(
     old: dict[str, tuple[str, str]] = {}
     resolved: str | None = None
     if since is not None:
-        repo = pygit2.Repository(str(root))
-        commit = _resolve(repo, since, since_source)
-        resolved = str(commit.id)
-        # The deployment repo may sit in a subfolder of the git repository.
-        workdir = Path(repo.workdir or root).resolve()
-        sub = root.resolve().relative_to(workdir)
         tmp = Path(tempfile.mkdtemp(prefix="glue-changed-"))
         try:
-            export_tree(repo, commit.tree, tmp)
-            old_root = tmp / sub
+            exported = gitrepo.export_revision(root, since, tmp)
+            if exported is None:
+                raise _not_in_repository(since, since_source)
+            resolved, old_root = exported
             if not (old_root / "glue.yaml").is_file():
-                raise UsageError(f"{resolved[:10]} has no glue.yaml at {sub or '.'}")
+                sub = old_root.relative_to(tmp).as_posix()
+                raise UsageError(f"{resolved[:10]} has no glue.yaml at {sub}")
             try:
                 old = fingerprints(old_root, env, tools)
             except UsageError as exc:

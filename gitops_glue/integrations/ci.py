@@ -270,19 +270,17 @@ def local_git_context(ctx: CiContext, directory: Path) -> CiContext:
 
     Unchanged when ``directory`` is not a checkout or has no commits.
     """
-    try:
-        import pygit2
+    from gitops_glue.repo.gitrepo import local_head
 
-        repo = pygit2.Repository(str(directory))
-        head = repo.head.peel(pygit2.Commit)
-    except Exception:  # not a checkout, or no commits: go on without it
+    head = local_head(directory)
+    if head is None:  # not a checkout, or no commits: go on without it
         return ctx
     return dataclasses.replace(
         ctx,
-        commit=str(head.id),
-        ref="" if repo.head_is_detached else repo.head.shorthand,
-        commit_title=head.message.splitlines()[0] if head.message else "",
-        commit_author=head.author.name,
+        commit=head.commit,
+        ref=head.branch or "",
+        commit_title=head.title,
+        commit_author=head.author,
     )
 
 

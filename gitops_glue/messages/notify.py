@@ -815,19 +815,13 @@ def _proven_in_checkout(
 ) -> tuple[tuple[str, str], ...]:
     """The soak each version in ``tags`` passed when promoted into ``env`` (from the
     checkout's history); nothing when the folder is not a git checkout."""
-    import pygit2
-
-    from gitops_glue.repo.gitrepo import GitHistory
+    from gitops_glue.repo.gitrepo import checkout_history
     from gitops_glue.repo.proof import proven_in_history
 
-    try:
-        repo = pygit2.Repository(str(root))
-        tip = repo.head.peel(pygit2.Commit)
-    except (pygit2.GitError, KeyError, ValueError):
+    history = checkout_history(root)
+    if history is None:
         return ()
-    prefix = Path(repo.workdir or root).resolve()
-    rel = root.resolve().relative_to(prefix).as_posix() if root.resolve() != prefix else ""
-    return tuple(sorted(proven_in_history(GitHistory(repo, tip, rel), env, tags).items()))
+    return tuple(sorted(proven_in_history(history, env, tags).items()))
 
 
 def run(

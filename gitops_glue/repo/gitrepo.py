@@ -22,6 +22,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,6 +57,102 @@ def open_checkout(root: Path) -> pygit2.Repository:
     if repo.head_is_detached:
         raise UsageError(f"{root}: HEAD is detached", hint="check out the branch to commit to")
     return repo
+
+
+def tip(repo: pygit2.Repository) -> pygit2.Commit:
+    """The commit the checkout's branch points at."""
+    import pygit2
+
+    return repo.head.peel(pygit2.Commit)
+
+
+@dataclass(frozen=True)
+class LocalHead:
+    """What a checkout's HEAD says, for reports and messages outside CI."""
+
+    commit: str
+    branch: str | None  # None: HEAD is detached
+    title: str
+    author: str
+
+
+def local_head(root: Path) -> LocalHead | None:
+    """The HEAD of the checkout ``root`` is in; None when it is none or has no commit."""
+    import pygit2
+
+    try:
+        repo = pygit2.Repository(str(root))
+        head = tip(repo)
+    except (pygit2.GitError, KeyError, ValueError):
+        return None
+    return LocalHead(
+        commit=str(head.id),
+        branch=None if repo.head_is_detached else repo.head.shorthand,
+        title=head.message.splitlines()[0] if head.message else "",
+        author=head.author.name,
+    )
+
+
+def git_user_name() -> str:
+    """git's global ``user.name``; empty when unset or unreadable."""
+    import pygit2
+
+    try:
+        return str(pygit2.Config.get_global_config()["user.name"])
+    except (KeyError, OSError, pygit2.GitError):
+        return ""
+
+
+def checkout_history(root: Path) -> GitHistory | None:
+    """The history of the checkout ``root`` is in, from HEAD, with paths relative to
+    ``root``; None when ``root`` is not in a checkout or it has no commit."""
+    import pygit2
+
+    try:
+        repo = pygit2.Repository(str(root))
+        head = tip(repo)
+    except (pygit2.GitError, KeyError, ValueError):
+        return None
+    prefix = Path(repo.workdir or root).resolve()
+    rel = root.resolve().relative_to(prefix).as_posix() if root.resolve() != prefix else ""
+    return GitHistory(repo, head, rel)
+
+
+def export_revision(root: Path, rev: str, dest: Path) -> tuple[str, Path] | None:
+    """Write the files of ``rev`` (a commit, tag or branch of the checkout ``root`` is in)
+    into ``dest``; returns the full commit id and the folder that stands for ``root``
+    there. None when ``rev`` (or the repository) is not there."""
+    import pygit2
+
+    try:
+        repo = pygit2.Repository(str(root))
+        commit = repo.revparse_single(rev).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        return None
+    _export_tree(repo, commit.tree, dest)
+    # The deployment repo may sit in a subfolder of the git repository.
+    workdir = Path(repo.workdir or root).resolve()
+    return str(commit.id), dest / root.resolve().relative_to(workdir)
+
+
+def _export_tree(repo: pygit2.Repository, tree: pygit2.Tree, dest: Path) -> None:
+    """Write ``tree``'s files into ``dest`` (symlinks and executable bits kept)."""
+    import pygit2
+
+    modes = pygit2.enums.FileMode
+    for entry in tree:
+        target = dest / str(entry.name)
+        obj = repo[entry.id]
+        if isinstance(obj, pygit2.Tree):
+            target.mkdir()
+            _export_tree(repo, obj, target)
+        elif isinstance(obj, pygit2.Blob):
+            if entry.filemode == modes.LINK:
+                os.symlink(obj.data.decode(), target)
+            else:
+                target.write_bytes(obj.data)
+                if entry.filemode == modes.BLOB_EXECUTABLE:
+                    target.chmod(0o755)
 
 
 #: The tree whose ``.gitattributes`` a bare repository's index holds (see :func:`attributes_from`).

@@ -233,13 +233,9 @@ def who(actor: str | None, ci: CiContext) -> str:
         return actor
     if ci.actor:
         return ci.actor
-    try:
-        import pygit2
+    from gitops_glue.repo.gitrepo import git_user_name
 
-        name = pygit2.Config.get_global_config()["user.name"]
-    except (KeyError, OSError, pygit2.GitError):
-        name = ""
-    return str(name) or "unknown"
+    return git_user_name() or "unknown"
 
 
 def now_utc() -> str:

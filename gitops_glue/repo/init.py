@@ -140,13 +140,10 @@ def _revision_key(root: Path, files: tuple[str, ...], tag_key: str) -> str | Non
 
 
 def _branch(root: Path) -> str | None:
-    try:
-        import pygit2
+    from gitops_glue.repo.gitrepo import local_head
 
-        repo = pygit2.Repository(str(root))
-        return None if repo.head_is_unborn or repo.head_is_detached else repo.head.shorthand
-    except Exception:  # not a checkout, or an unreadable one: glue.yaml's default stays
-        return None
+    head = local_head(root)  # None: not a checkout, or no commit (glue.yaml's default stays)
+    return head.branch if head else None
 
 
 def plan(req: InitRequest) -> InitResult:

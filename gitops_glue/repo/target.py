@@ -34,8 +34,6 @@ class Checkout(CommitTarget):
         return self.loaded.config
 
     def land(self, plan: Plan[D], *, dry_run: bool, history: bool) -> Landed[D]:
-        import pygit2
-
         from gitops_glue.files import refuse_link
         from gitops_glue.repo import gitrepo, holds
 
@@ -49,7 +47,7 @@ class Checkout(CommitTarget):
         with lock:
             if not dry_run:
                 gitrepo.recover_checkout(repo, workdir)
-            tip = repo.head.peel(pygit2.Commit)
+            tip = gitrepo.tip(repo)
             view = View(
                 self.loaded.config,
                 gitrepo.worktree_reader(
