@@ -8,32 +8,17 @@ checkout, or with ``--remote`` a remote branch), makes one call into
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from gitops_glue.cli.app import State, app, loaded
-from gitops_glue.cli.options import (
-    BranchOpt,
-    DryRunOpt,
-    EnvOpt,
-    InsecureOpt,
-    KnownHostsOpt,
-    KubeconfigOpt,
-    MaxAttemptsOpt,
-    Output,
-    OutputOpt,
-    RemoteOpt,
-    SshKeyFileOpt,
-)
-from gitops_glue.cli.render import emit, note
+from gitops_glue.cli.app import State, app
+from gitops_glue.cli.options import DryRunOpt, EnvOpt, KubeconfigOpt, Output, OutputOpt
+from gitops_glue.cli.render import emit, render_result
+from gitops_glue.cli.target import CHECKOUT, RepoOptions, read_options, repo_options
 from gitops_glue.durations import parse_duration
 from gitops_glue.errors import UsageError
-
-if TYPE_CHECKING:
-    from gitops_glue.repo.commit import CommitResult, CommitTarget, D
 
 ToEnvOpt = Annotated[str, typer.Option("--to", envvar="GLUE_ENV", help="the environment")]
 OverrideHoldOpt = Annotated[
@@ -49,40 +34,8 @@ RevisionOpt = Annotated[
 ]
 
 
-def _progress(message: str) -> None:
-    note(f"glue: {message}")
-
-
-def commit_target(
-    remote: str | None,
-    branch: str,
-    ssh_key_file: Path | None,
-    known_hosts: Path | None,
-    insecure: bool,
-    max_attempts: int = 20,
-) -> CommitTarget:
-    """The checkout glue runs in, or with ``--remote`` the remote branch."""
-    if not remote:
-        from gitops_glue.config import LoadedConfig
-        from gitops_glue.repo.target import Checkout
-
-        found: LoadedConfig = loaded()
-        return Checkout(found)
-    from gitops_glue.repo.remote import RemoteBranch, RemoteOptions
-
-    options = RemoteOptions(remote, branch, ssh_key_file, known_hosts, insecure, max_attempts)
-    return RemoteBranch(options, os.environ, _progress)
-
-
-def render_result(output: Output, result: CommitResult[D]) -> None:
-    for text in result.change.warnings:
-        note(f"glue: warning: {text}")
-    for text in result.change.notes:
-        note(f"glue: note: {text}")
-    emit(output, result.to_json(), result.summary())
-
-
 @app.command("bump-tag")
+@repo_options
 def bump_tag_cmd(
     services: Annotated[
         list[str],
@@ -99,12 +52,7 @@ def bump_tag_cmd(
         str | None,
         typer.Option(envvar="GLUE_UPSTREAM_REPO", help="the service's repository, for the commit"),
     ] = None,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
-    max_attempts: MaxAttemptsOpt = 20,
+    repo: RepoOptions = CHECKOUT,
     dotenv: Annotated[
         Path | None,
         typer.Option(
@@ -139,9 +87,7 @@ def bump_tag_cmd(
     Without --revision (or @REVISION), a tag that is a commit SHA is its own revision and
     any other new tag clears the service's old revision (revision_key).
     """
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
-    ) as target:
+    with repo.target() as target:
         target.start(push=not dry_run)  # a remote's fetch runs while the rest of glue loads
         from gitops_glue.integrations import ci
         from gitops_glue.repo.bump import BumpRequest, bump, parse_service_tags
@@ -170,6 +116,7 @@ def bump_tag_cmd(
 
 
 @app.command("promote")
+@repo_options
 def promote_cmd(
     service: Annotated[
         list[str] | None, typer.Argument(help="service(s) from glue.yaml (or --all)")
@@ -192,12 +139,7 @@ def promote_cmd(
             "service (default: promote the others and list the refused ones)",
         ),
     ] = False,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
-    max_attempts: MaxAttemptsOpt = 20,
+    repo: RepoOptions = CHECKOUT,
     require_deployed: Annotated[
         bool,
         typer.Option(
@@ -241,9 +183,7 @@ def promote_cmd(
         require_deployed=require_deployed,
         min_age=None if min_age is None else parse_duration(min_age),
     )
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
-    ) as target:
+    with repo.target() as target:
         from gitops_glue.repo.proof import cluster_records
 
         result = promote(
@@ -268,6 +208,7 @@ SourceBranchOpt = Annotated[
 
 
 @app.command("release")
+@repo_options
 def release_cmd(
     services: Annotated[
         list[str],
@@ -282,12 +223,7 @@ def release_cmd(
     tag: Annotated[str | None, typer.Option(envvar="GLUE_TAG", help="the tag to release")] = None,
     source_branch: SourceBranchOpt = None,
     revision: RevisionOpt = None,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
-    max_attempts: MaxAttemptsOpt = 20,
+    repo: RepoOptions = CHECKOUT,
     override_hold: OverrideHoldOpt = False,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
@@ -319,14 +255,13 @@ def release_cmd(
         ci=ctx,
         also=also,
     )
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
-    ) as target:
+    with repo.target() as target:
         result = release(target, req, dry_run=dry_run, override_hold=override_hold)
     render_result(output, result)
 
 
 @app.command("rollback")
+@repo_options
 def rollback_cmd(
     env: EnvOpt,
     to_commit: Annotated[
@@ -338,12 +273,7 @@ def rollback_cmd(
             help="roll back every glue change of ENV after this commit (default: the last)",
         ),
     ] = None,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
-    max_attempts: MaxAttemptsOpt = 20,
+    repo: RepoOptions = CHECKOUT,
     hold: Annotated[
         bool,
         typer.Option("--hold", help="also hold the rolled-back services in ENV (needs --reason)"),
@@ -377,22 +307,17 @@ def rollback_cmd(
         reject_reason=(reason or "") if reject else None,
         actor=actor,
     )
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
-    ) as target:
+    with repo.target() as target:
         result = rollback(target, req, dry_run=dry_run, override_hold=override_hold)
     render_result(output, result)
 
 
 @app.command("should-release")
+@read_options
 def should_release_cmd(
     env: EnvOpt,
     source_branch: SourceBranchOpt = None,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
+    repo: RepoOptions = CHECKOUT,
     output: OutputOpt = Output.text,
 ) -> None:
     """Print true if glue.yaml's auto_release sends new tags of the source branch to ENV."""
@@ -400,8 +325,6 @@ def should_release_cmd(
 
     if not source_branch:
         raise UsageError("--source-branch BRANCH is required: the image's source branch")
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check
-    ) as target:
+    with repo.target() as target:
         decision = should_release(target, source_branch, env)
     emit(output, decision.to_json(), decision.summary())

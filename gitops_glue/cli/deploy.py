@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from gitops_glue.deploy.helmfile import Target
 
 
-def commit_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Target:
+def helmfile_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Target:
     """What helmfile deploys: ENV of the deployment repo where glue.yaml is."""
     from gitops_glue.deploy.helmfile import Target, Tools
     from gitops_glue.files import find_config
@@ -83,7 +83,7 @@ def diff_cmd(
     from gitops_glue.cluster import context
     from gitops_glue.deploy.diff import diff
 
-    target = commit_target(env, selector, extra)
+    target = helmfile_target(env, selector, extra)
     where = context.for_environment(
         _config(env), env, kubeconfig=kubeconfig, context=kube_context, tools=target.tools
     )
@@ -145,7 +145,7 @@ def apply_cmd(
     from gitops_glue.integrations import ci
 
     request = apply.ApplyRequest(
-        target=commit_target(env, selector, extra),
+        target=helmfile_target(env, selector, extra),
         options=apply.ApplyOptions(
             timeout=parse_duration(timeout),
             lock_timeout=parse_duration(lock_timeout),

@@ -11,19 +11,9 @@ from typing import Annotated
 import typer
 
 from gitops_glue.cli.app import app
-from gitops_glue.cli.commit import commit_target, render_result
-from gitops_glue.cli.options import (
-    BranchOpt,
-    DryRunOpt,
-    EnvOpt,
-    InsecureOpt,
-    KnownHostsOpt,
-    MaxAttemptsOpt,
-    Output,
-    OutputOpt,
-    RemoteOpt,
-    SshKeyFileOpt,
-)
+from gitops_glue.cli.options import DryRunOpt, EnvOpt, Output, OutputOpt
+from gitops_glue.cli.render import render_result
+from gitops_glue.cli.target import CHECKOUT, RepoOptions, repo_options
 
 ServiceArg = Annotated[str, typer.Argument(help="a service from glue.yaml", show_default=False)]
 ReasonOpt = Annotated[
@@ -48,18 +38,14 @@ ActorOpt = Annotated[
 
 
 @app.command("hold")
+@repo_options
 def hold_cmd(
     service: ServiceArg,
     env: EnvOpt,
     reason: ReasonOpt = "",
     actor: ActorOpt = None,
     override_hold: ReplaceHoldOpt = False,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
-    max_attempts: MaxAttemptsOpt = 20,
+    repo: RepoOptions = CHECKOUT,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -72,23 +58,17 @@ def hold_cmd(
     req = HoldRequest(
         service, env, reason=reason, actor=actor, ci=ci.detect(), override_hold=override_hold
     )
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
-    ) as target:
+    with repo.target() as target:
         result = hold(target, req, dry_run=dry_run)
     render_result(output, result)
 
 
 @app.command("unhold")
+@repo_options
 def unhold_cmd(
     service: ServiceArg,
     env: EnvOpt,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
-    max_attempts: MaxAttemptsOpt = 20,
+    repo: RepoOptions = CHECKOUT,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -98,25 +78,19 @@ def unhold_cmd(
     from gitops_glue.repo.holds import HoldRequest, hold
 
     req = HoldRequest(service, env, release=True, ci=ci.detect())
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
-    ) as target:
+    with repo.target() as target:
         result = hold(target, req, dry_run=dry_run)
     render_result(output, result)
 
 
 @app.command("reject")
+@repo_options
 def reject_cmd(
     service: ServiceArg,
     tag: Annotated[str, typer.Argument(help="the image tag to reject", show_default=False)],
     reason: ReasonOpt = "",
     actor: ActorOpt = None,
-    remote: RemoteOpt = None,
-    branch: BranchOpt = "main",
-    ssh_key_file: SshKeyFileOpt = None,
-    known_hosts: KnownHostsOpt = None,
-    insecure_no_host_key_check: InsecureOpt = False,
-    max_attempts: MaxAttemptsOpt = 20,
+    repo: RepoOptions = CHECKOUT,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -126,8 +100,6 @@ def reject_cmd(
     from gitops_glue.repo.holds import RejectRequest, reject
 
     req = RejectRequest(service, tag, reason, actor=actor, ci=ci.detect())
-    with commit_target(
-        remote, branch, ssh_key_file, known_hosts, insecure_no_host_key_check, max_attempts
-    ) as target:
+    with repo.target() as target:
         result = reject(target, req, dry_run=dry_run)
     render_result(output, result)

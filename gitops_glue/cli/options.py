@@ -7,7 +7,6 @@ so the one error handler (``cli/entry.py``) can answer an error in the form aske
 from __future__ import annotations
 
 import enum
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -110,60 +109,3 @@ KubeContextOpt = Annotated[
 
 
 ExtraArgs = Annotated[list[str] | None, typer.Argument(help="extra helmfile arguments, after --")]
-
-
-RemoteOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="GLUE_REMOTE",
-        help="deployment repo URL: change it there, no checkout needed "
-        "(ssh://..., git@host:path or https://...)",
-    ),
-]
-
-
-BranchOpt = Annotated[
-    str,
-    typer.Option(
-        "--branch", envvar="GLUE_BRANCH", help="the deployment repository's branch (of --remote)"
-    ),
-]
-
-
-SshKeyFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="GLUE_SSH_KEY_FILE",
-        help="deploy key file (or GLUE_SSH_KEY with the key text; passphrase in "
-        "GLUE_SSH_KEY_PASSPHRASE)",
-    ),
-]
-
-
-KnownHostsOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--known-hosts",
-        help="known_hosts file with the server's host key (or GLUE_SSH_KNOWN_HOSTS with the lines)",
-    ),
-]
-
-
-InsecureOpt = Annotated[
-    bool,
-    typer.Option(
-        "--insecure-no-host-key-check",
-        help="DANGEROUS: accept any SSH host key (man-in-the-middle possible)",
-    ),
-]
-
-
-MaxAttemptsOpt = Annotated[
-    int,
-    typer.Option(
-        envvar="GLUE_MAX_ATTEMPTS",
-        min=1,
-        max=50,
-        help="pushes to try when other pipelines push at the same time",
-    ),
-]
