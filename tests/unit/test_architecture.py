@@ -185,3 +185,21 @@ def test_a_hook_job_notify_without_glue_yaml_does_not_build_the_config_model(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert json.loads(proc.stdout) == ["glue-dev", []]
+
+
+def test_no_cli_command_module_imports_another() -> None:
+    """What commands share lives in the shared modules; entry.py alone loads the commands."""
+    shared = {"app", "options", "render", "target"}
+    cli = {name for name in modules() if name.startswith("gitops_glue.cli.")}
+    offenders = []
+    for path in sorted((PACKAGE / "cli").glob("*.py")):
+        if path.stem in ("__init__", "entry"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = imported_names(tree, module_name(path), False, False, frozenset(cli))
+        offenders += [
+            f"{path.relative_to(ROOT)} imports {name}"
+            for name in sorted(imported & cli)
+            if name.rsplit(".", 1)[1] not in shared
+        ]
+    assert offenders == []
