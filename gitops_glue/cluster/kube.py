@@ -65,13 +65,6 @@ class Lease:
     labels: dict[str, str] = field(default_factory=dict)
 
 
-def preload() -> None:
-    """Import the Kubernetes client now (about 0.1 s of glue's start-up), e.g. while a
-    tool runs that glue waits for before it can make the client."""
-    import httpcore2  # noqa: F401  # httpx2 imports it when the client is made
-    import lightkube  # noqa: F401
-
-
 def _status(exc: BaseException) -> int | None:
     """The HTTP status of an API error (lightkube's ApiError or a non-JSON answer)."""
     code = getattr(getattr(exc, "status", None), "code", None)

@@ -358,26 +358,14 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
     if req.changed_only and req.target.selectors:
         raise UsageError("--changed-only picks the releases itself: drop --selector")
     # The environment's cluster: the lock, recovery, record and helmfile all go there.
-    # The tools a deploy waits for are started first; glue works while they run.
-    resolve = context.start_for_environment(
+    where = context.for_environment(
         loaded,
         env.name,
         kubeconfig=req.kubeconfig,
         context=req.kube_context,
         tools=req.target.tools,
     )
-    check = None if req.dry_run else req.target.tools.start_check()
-    if not req.dry_run:
-        from gitops_glue.cluster.kube import preload
-
-        preload()
-    where = resolve()
     target = replace(req.target, kube_args=where.args)
-    listing = None
-    if not req.dry_run and not req.changed_only:
-        from gitops_glue.deploy.helmfile import start_list_releases
-
-        listing = start_list_releases(target)
     kube: Kube | None = None
 
     def cluster() -> Kube:
@@ -395,17 +383,13 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
             return ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
         say(f"glue: --changed-only: deploying {', '.join(selection.changed)}")
         target = replace(target, selectors=tuple(selection.selectors))
-    if check is None:  # --dry-run
+    if req.dry_run:
         from gitops_glue.deploy.diff import diff
 
         result = ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
         result.diff = diff(target, where)
         return result
-    if listing is None:  # --changed-only: the releases are known now
-        from gitops_glue.deploy.helmfile import start_list_releases
-
-        listing = start_list_releases(target)
-    return _deploy(loaded, target, cluster(), req.options, say, selection, where, check, listing)
+    return _deploy(loaded, target, cluster(), req.options, say, selection, where)
 
 
 def _deploy(
@@ -416,26 +400,15 @@ def _deploy(
     say: Progress,
     selection: ChangedReport | None,
     where: ClusterRef,
-    check: Callable[[], int],
-    listing: Callable[[], list[Release]],
 ) -> ApplyResult:
-    """Deploy; ``check`` and ``listing`` wait for the tool check and the release list
-    that apply() started."""
+    """Deploy: check the tools, list the releases, then lock, recover and run helmfile."""
     from gitops_glue.cluster import diagnose
     from gitops_glue.cluster.lock import DeployLock
-    from gitops_glue.deploy.helmfile import tail
-
-    # What deployed_versions() imports, imported now: it loads while helm and helmfile
-    # (started by apply()) run, instead of after them.
-    from gitops_glue.repo import gitrepo  # noqa: F401
-    from gitops_glue.repo import versions as _versions  # noqa: F401
-
-    with suppress(ImportError):
-        import pygit2  # noqa: F401
+    from gitops_glue.deploy.helmfile import list_releases, tail
 
     env = loaded.config.environment(target.env)
-    major = check()
-    items = listing()
+    major = target.tools.check()
+    items = list_releases(target)
     names = [r.name for r in items]
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
     forwarder = _SignalForwarder()
