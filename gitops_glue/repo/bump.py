@@ -16,7 +16,7 @@ from gitops_glue import inputs
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import versions
+from gitops_glue.repo import holds, versions
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -432,4 +432,6 @@ def bump(
     def plan(view: View) -> BumpChange:
         return plan_bump(view.config, view.read, req)
 
-    return commit_change(target, plan, dry_run=dry_run, override_hold=override_hold)
+    return commit_change(
+        target, plan, guards=holds.guards(override_hold=override_hold), dry_run=dry_run
+    )

@@ -13,18 +13,20 @@ Two kinds of checks:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from gitops_glue import keypath
 from gitops_glue.config import Environment, GlueConfig
-from gitops_glue.errors import UsageError
+from gitops_glue.errors import GlueError, UsageError
 from gitops_glue.repo import values, versions
 
 if TYPE_CHECKING:
     from gitops_glue.deploy.helmfile import Tools
     from gitops_glue.repo import helmview
+    from gitops_glue.repo.commit import Change, D, View
 
 Severity = Literal["error", "note"]
 
@@ -113,6 +115,17 @@ def key_line(text: str, filename: str, key: str) -> int | None:
 
 
 # --------------------------------------------------------------------------- cheap checks
+
+
+def setup_warnings(view: View, change: Change[D]) -> Change[D]:
+    """A commit's guard: :func:`file_problems` on the view it was planned on, as the
+    change's warnings, so a broken setup is said before it bites. A check that cannot
+    run never stops the write (its error becomes the warning)."""
+    try:
+        found = tuple(p.text() for p in file_problems(view.config, view.read, "glue.yaml"))
+    except GlueError as exc:
+        found = (str(exc),)
+    return dataclasses.replace(change, warnings=found) if found else change
 
 
 def file_problems(

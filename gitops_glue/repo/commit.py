@@ -13,12 +13,11 @@ the new tip after a lost push race). :func:`commit_change` is the only entry.
 from __future__ import annotations
 
 import abc
-import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from gitops_glue.config import GlueConfig
@@ -275,36 +274,30 @@ class CommitTarget(abc.ABC):
         self.close()
 
 
+#: A rule every change passes before it is committed (holds, rejected tags, setup
+#: warnings): it returns the change, maybe with notes or warnings, or raises GlueError.
+Guard = Callable[[View, Change[Any]], Change[Any]]
+
+
 def commit_change(
     target: CommitTarget,
     plan: Plan[D],
     *,
+    guards: Sequence[Guard] = (),
     dry_run: bool = False,
     history: bool = False,
-    override_hold: bool = False,
 ) -> CommitResult[D]:
-    """Plan on ``target`` and commit the change there: the one way glue commits.
+    """Plan on ``target``, pass the change through ``guards`` in order, and commit it
+    there: the one way glue commits. The caller names the guards its change must pass
+    (:func:`gitops_glue.repo.holds.guards` for a change of versions)."""
 
-    The cheap checks of ``glue check`` (values files exist, tag keys resolve) run on
-    the same view and come back as warnings: a broken setup is said before it bites.
-    Holds and rejected versions (:func:`gitops_glue.repo.holds.guard`) are enforced here,
-    for every command; ``override_hold`` lets a held service move, said in the commit.
-    """
+    def guarded(view: View) -> Change[D]:
+        change = plan(view)
+        for rule in guards:
+            change = rule(view, change)
+        return change
 
-    def checked(view: View) -> Change[D]:
-        from gitops_glue.errors import GlueError
-        from gitops_glue.repo.check import file_problems
-        from gitops_glue.repo.holds import guard
-
-        change = guard(view, plan(view), override_hold=override_hold)
-        try:
-            problems = file_problems(view.config, view.read, "glue.yaml")
-            found = tuple(p.text() for p in problems)
-        except GlueError as exc:  # a check that cannot run never stops the write
-            found = (str(exc),)
-        return dataclasses.replace(change, warnings=found) if found else change
-
-    landed = target.land(checked, dry_run=dry_run, history=history)
+    landed = target.land(guarded, dry_run=dry_run, history=history)
     return CommitResult(landed.change, landed.commit, dry_run, target.remote, landed.attempts)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,16 @@ from gitops_glue import inputs
 from gitops_glue.errors import UsageError, YamlEditError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.repo import values, versions
-from gitops_glue.repo.commit import Change, CommitResult, CommitTarget, FileEdit, View
+from gitops_glue.repo.check import setup_warnings
+from gitops_glue.repo.commit import (
+    Change,
+    CommitResult,
+    CommitTarget,
+    FileEdit,
+    Guard,
+    View,
+    commit_change,
+)
 
 if TYPE_CHECKING:
     from gitops_glue.config import GlueConfig
@@ -271,6 +281,13 @@ def moves(config: GlueConfig, read: versions.Reader, files: Mapping[str, str]) -
             if old != new:
                 out.append(Move(env.name, name, old, new))
     return out
+
+
+def guards(*, override_hold: bool = False) -> tuple[Guard, ...]:
+    """What a change of versions (bump, promote, release, rollback) passes before it is
+    committed: :func:`guard` (holds and rejected tags), then glue check's cheap checks
+    as warnings (:func:`gitops_glue.repo.check.setup_warnings`)."""
+    return (functools.partial(guard, override_hold=override_hold), setup_warnings)
 
 
 def guard(view: View, change: Change[D], *, override_hold: bool = False) -> Change[D]:
@@ -544,16 +561,14 @@ def plan_reject(view: View, req: RejectRequest) -> Change[HoldChange]:
 
 def hold(target: CommitTarget, req: HoldRequest, *, dry_run: bool = False) -> HoldResult:
     """``glue hold`` / ``glue unhold``: one commit to ``glue-holds.yaml``."""
-    from gitops_glue.repo.commit import commit_change
-
-    return commit_change(target, lambda view: plan_hold(view, req), dry_run=dry_run)
+    plan = lambda view: plan_hold(view, req)  # noqa: E731
+    return commit_change(target, plan, guards=(setup_warnings,), dry_run=dry_run)
 
 
 def reject(target: CommitTarget, req: RejectRequest, *, dry_run: bool = False) -> HoldResult:
     """``glue reject``: one commit to ``glue-holds.yaml``."""
-    from gitops_glue.repo.commit import commit_change
-
-    return commit_change(target, lambda view: plan_reject(view, req), dry_run=dry_run)
+    plan = lambda view: plan_reject(view, req)  # noqa: E731
+    return commit_change(target, plan, guards=(setup_warnings,), dry_run=dry_run)
 
 
 # --------------------------------------------------------------------------- rollback

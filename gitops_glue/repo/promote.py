@@ -29,8 +29,8 @@ from gitops_glue import inputs
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import PolicyError, UsageError
 from gitops_glue.integrations.ci import CiContext
+from gitops_glue.repo import holds, versions
 from gitops_glue.repo import proof as proven
-from gitops_glue.repo import versions
 from gitops_glue.repo.bump import ServiceTag, revision_for
 from gitops_glue.repo.commit import (
     Change,
@@ -377,4 +377,6 @@ def promote(
     def plan(view: View) -> PromoteChange:
         return plan_promote(view.config, view.read, req, records, clock())
 
-    return commit_change(target, plan, dry_run=dry_run, override_hold=override_hold)
+    return commit_change(
+        target, plan, guards=holds.guards(override_hold=override_hold), dry_run=dry_run
+    )

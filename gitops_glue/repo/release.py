@@ -17,7 +17,7 @@ from gitops_glue import inputs
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import versions
+from gitops_glue.repo import holds, versions
 from gitops_glue.repo.bump import (
     BumpChange,
     BumpRequest,
@@ -131,7 +131,9 @@ def release(
         change = plan_release(view.config, view.read, req)
         return dataclasses.replace(change, notes=notes + change.notes)
 
-    return commit_change(target, plan, dry_run=dry_run, override_hold=override_hold)
+    return commit_change(
+        target, plan, guards=holds.guards(override_hold=override_hold), dry_run=dry_run
+    )
 
 
 # --------------------------------------------------------------------------- branch tags

@@ -28,7 +28,7 @@ from gitops_glue import inputs
 from gitops_glue.config import GlueConfig
 from gitops_glue.errors import UsageError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import versions
+from gitops_glue.repo import holds, versions
 from gitops_glue.repo.commit import (
     Change,
     CommitResult,
@@ -295,8 +295,6 @@ def rollback(
     """``glue rollback``: plan on the target's history and commit the revert there."""
 
     def plan(view: View) -> RollbackChange:
-        from gitops_glue.repo import holds
-
         change = plan_rollback(view.config, view.history, req)
         for edit in change.edits:
             if view.read(edit.path) is None:
@@ -317,4 +315,10 @@ def rollback(
             ci=req.ci,
         )
 
-    return commit_change(target, plan, dry_run=dry_run, history=True, override_hold=override_hold)
+    return commit_change(
+        target,
+        plan,
+        guards=holds.guards(override_hold=override_hold),
+        dry_run=dry_run,
+        history=True,
+    )
