@@ -24,6 +24,32 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def import_nodes(tree: ast.AST, top_only: bool) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements of ``tree``: every one, at any depth (inside functions,
+    methods, ``try`` and ``if``), or with ``top_only`` those that run when the module
+    is imported. Imports under ``if TYPE_CHECKING:`` never run: both leave them out."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+            continue
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            todo += node.orelse
+            continue
+        if top_only and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        todo += ast.iter_child_nodes(node)
+    return found
+
+
 def imported_names(
     tree: ast.AST,
     current: str,
@@ -35,39 +61,27 @@ def imported_names(
 
     ``from a import b`` names ``a.b`` when that is a module in ``known``, else ``a``.
     """
-    nodes = tree.body if top_only and isinstance(tree, ast.Module) else list(ast.walk(tree))
-    if top_only:
-        # Module level includes imports under if/try at top level, not inside functions.
-        flat: list[ast.AST] = []
-        todo: list[ast.AST] = list(nodes)
-        while todo:
-            node = todo.pop()
-            flat.append(node)
-            if isinstance(node, (ast.If, ast.Try)):
-                todo += [*node.body, *node.orelse]
-                if isinstance(node, ast.Try):
-                    todo += [*node.finalbody, *(s for h in node.handlers for s in h.body)]
-        nodes = flat
     names: set[str] = set()
-    for node in nodes:
+    for node in import_nodes(tree, top_only):
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = current.split(".")
-                base = base if is_package else base[:-1]
-                base = base[: len(base) - (node.level - 1)]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            for alias in node.names:
-                qualified = f"{module}.{alias.name}"
-                names.add(qualified if qualified in known or not known else module)
+            continue
+        if node.level:
+            base = current.split(".")
+            base = base if is_package else base[:-1]
+            base = base[: len(base) - (node.level - 1)]
+            module = ".".join([*base, node.module] if node.module else base)
+        else:
+            module = node.module or ""
+        for alias in node.names:
+            qualified = f"{module}.{alias.name}"
+            names.add(qualified if qualified in known or not known else module)
     return names
 
 
-def internal_graph() -> dict[str, set[str]]:
-    """Module-level imports between gitops_glue modules.
+def internal_graph(*, top_only: bool = False) -> dict[str, set[str]]:
+    """Imports between gitops_glue modules: at any level (inside functions too), or
+    with ``top_only`` those made when the module loads.
 
     The implicit import of a parent package's ``__init__`` is left out: ours hold no
     imports of their children but the CLI's, which nothing below it imports.
@@ -77,7 +91,7 @@ def internal_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        imported = imported_names(tree, name, path.name == "__init__.py", True, known)
+        imported = imported_names(tree, name, path.name == "__init__.py", top_only, known)
         graph[name] = {target for target in imported if target in known and target != name}
     return graph
 
@@ -133,9 +147,60 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
 
 
 def test_no_module_imports_a_module_that_imports_it_back() -> None:
+    # At any level: an import inside a function closes a cycle as surely as one at the
+    # top, only later (when that function first runs).
     graph = internal_graph()
     assert len(graph) > 20, "the scan found too few modules"
     assert find_cycles(graph) == []
+
+
+def test_the_import_scan_sees_imports_inside_functions_and_skips_type_checking() -> None:
+    tree = ast.parse(
+        "import os\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    import typed_only\n"
+        "else:\n"
+        "    import at_runtime\n"
+        "def f():\n"
+        "    from pkg import late\n"
+        "class C:\n"
+        "    def m(self):\n"
+        "        try:\n"
+        "            import deep\n"
+        "        except ImportError:\n"
+        "            pass\n"
+    )
+    known = frozenset({"pkg"})
+    everywhere = imported_names(tree, "m", False, top_only=False, known=known)
+    assert everywhere == {"os", "typing", "at_runtime", "pkg", "deep"}
+    at_load = imported_names(tree, "m", False, top_only=True, known=known)
+    assert at_load == {"os", "typing", "at_runtime"}
+
+
+#: glue's model sits at the bottom: config.py may import only the modules at the
+#: package's top (errors, files, naming, inputs, ...), never a domain package above it.
+DOMAIN = ("cli", "repo", "deploy", "cluster", "messages", "integrations")
+
+
+def test_config_imports_nothing_above_it() -> None:
+    above = {
+        target
+        for target in internal_graph()["gitops_glue.config"]
+        if target.split(".")[1] in DOMAIN
+    }
+    assert above == set()
+
+
+def test_pygit2_is_imported_only_where_git_is_wrapped() -> None:
+    wrappers = {"gitops_glue.repo.gitrepo", "gitops_glue.repo.remote"}
+    users = set()
+    for name, path in modules().items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = imported_names(tree, name, path.name == "__init__.py", top_only=False)
+        if any(n.split(".")[0] == "pygit2" for n in imported):
+            users.add(name)
+    assert users == wrappers
 
 
 def test_the_cycle_finder_finds_long_cycles() -> None:
