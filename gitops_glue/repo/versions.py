@@ -20,7 +20,7 @@ rollback, holds, status, notify, apply's deploy record, check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Collection, Iterator, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -131,6 +131,14 @@ def deployed(read: Reader, config: GlueConfig, env: Environment, service: str) -
     v = read_version(read, config, env, service)
     release = config.service(service).release_name(service)
     return ServiceVersion(v.tag, v.revision, release, v.digest)
+
+
+def deployed_all(
+    read: Reader, config: GlueConfig, env: Environment, services: Collection[str] = ()
+) -> dict[str, ServiceVersion]:
+    """:func:`deployed` for each of ``services`` (every service when none is named): what
+    deploying ``env`` now gives them. A tag of None: set nowhere in ``env``."""
+    return {name: deployed(read, config, env, name) for name in services or config.services}
 
 
 def tag_of(read: Reader, config: GlueConfig, env: Environment, service: str) -> str | None:
