@@ -185,6 +185,15 @@ def proven_in_history(
     return found
 
 
+def proven_in_checkout(root: Path, env: str, tags: Mapping[str, str]) -> dict[str, str]:
+    """:func:`proven_in_history` in the history of the checkout ``root`` is in; nothing
+    when ``root`` is not in a git checkout."""
+    from gitops_glue.repo.gitrepo import checkout_history
+
+    history = checkout_history(root)
+    return {} if history is None else proven_in_history(history, env, tags)
+
+
 def short(digest: str) -> str:
     """``sha256:0123456789ab`` (12 hex digits): enough to tell digests apart."""
     algo, _, hexes = digest.partition(":")
