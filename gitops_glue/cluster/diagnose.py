@@ -38,6 +38,35 @@ class PodProblem:
             "logs": self.logs,
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PodProblem:
+        """A problem as :meth:`to_json` wrote it."""
+        return cls(
+            str(data.get("namespace") or ""),
+            str(data.get("pod") or ""),
+            data.get("container") or None,
+            str(data.get("reason") or ""),
+            str(data.get("message") or ""),
+            [str(line) for line in data.get("logs") or []],
+        )
+
+
+@dataclass(frozen=True)
+class FailureReport:
+    """Why a deploy failed, as ``glue apply --report`` writes it and ``glue notify``
+    reads it back: the pods that are not Ready and helmfile's last output lines."""
+
+    failing_pods: list[PodProblem] = field(default_factory=list)
+    error: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {"failing_pods": [p.to_json() for p in self.failing_pods], "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FailureReport:
+        pods = [PodProblem.from_json(p) for p in data.get("failing_pods") or []]
+        return cls(pods, str(data.get("error") or ""))
+
 
 Pod = Mapping[str, Any]  # as the API serves it in JSON
 
