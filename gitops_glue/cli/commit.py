@@ -90,7 +90,7 @@ def bump_tag_cmd(
     with repo.target() as target:
         target.start(push=not dry_run)  # a remote's fetch runs while the rest of glue loads
         from gitops_glue.integrations import ci
-        from gitops_glue.repo.bump import BumpRequest, bump, parse_service_tags
+        from gitops_glue.repo.bump import BumpRequest, bump, ci_outputs, parse_service_tags
 
         ctx = ci.detect()
         req = BumpRequest.of(
@@ -103,15 +103,7 @@ def bump_tag_cmd(
         if resolve_digest:
             req = dataclasses.replace(req, resolve_digest=True)
         result = bump(target, req, dry_run=dry_run, override_hold=override_hold)
-    data = result.to_json()
-    ci.write_outputs(
-        {
-            k: "" if v is None else str(v)
-            for k, v in data.items()
-            if k in ("status", "service", "environment", "file", "old_tag", "new_tag", "commit")
-        },
-        dotenv=str(dotenv) if dotenv else None,
-    )
+    ci.write_outputs(ci_outputs(result), dotenv=str(dotenv) if dotenv else None)
     render_result(output, result)
 
 
@@ -230,30 +222,10 @@ def release_cmd(
 ) -> None:
     """Put TAG (or the newest tag of a source branch) of SERVICE into ENV: a hotfix release."""
     from gitops_glue.integrations import ci
-    from gitops_glue.repo.bump import ServiceTag, parse_service_tags
     from gitops_glue.repo.release import ReleaseRequest, release
 
-    ctx = ci.detect()
-    also: tuple[ServiceTag, ...] = ()
-    if len(services) == 1 and "=" not in services[0]:
-        first, tag_of_first = services[0], tag
-    else:
-        if tag is not None or source_branch is not None:
-            raise UsageError(
-                "give either SERVICE with --tag/--source-branch, or SERVICE=TAG ... without them"
-            )
-        first_item, *rest = parse_service_tags(services, revision)
-        first, also, tag_of_first = first_item.service, tuple(rest), first_item.tag
-        revision = first_item.revision
-    req = ReleaseRequest(
-        service=first,
-        env=to,
-        tag=tag_of_first,
-        source_branch=source_branch,
-        revision=revision,
-        upstream_repo=ctx.repository or None,
-        ci=ctx,
-        also=also,
+    req = ReleaseRequest.from_args(
+        services, to, tag=tag, source_branch=source_branch, revision=revision, ci=ci.detect()
     )
     with repo.target() as target:
         result = release(target, req, dry_run=dry_run, override_hold=override_hold)

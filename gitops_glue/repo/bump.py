@@ -219,6 +219,16 @@ class TagChange:
 BumpChange = Change[TagChange]
 BumpResult = CommitResult[TagChange]
 
+#: What ``glue bump-tag`` hands the next CI job (GitHub step outputs, a GitLab dotenv).
+CI_OUTPUT_KEYS = ("status", "service", "environment", "file", "old_tag", "new_tag", "commit")
+
+
+def ci_outputs(result: BumpResult) -> dict[str, str]:
+    """The result's :data:`CI_OUTPUT_KEYS` as text, empty where there is none."""
+    return {
+        k: "" if v is None else str(v) for k, v in result.to_json().items() if k in CI_OUTPUT_KEYS
+    }
+
 
 def _str(value: object) -> str | None:
     return None if value is None else str(value)

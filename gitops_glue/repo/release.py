@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gitops_glue import inputs
@@ -24,6 +25,7 @@ from gitops_glue.repo.bump import (
     BumpResult,
     ServiceTag,
     TagChange,
+    parse_service_tags,
     plan_bump,
 )
 from gitops_glue.repo.commit import CommitTarget, View, commit_change
@@ -47,6 +49,32 @@ class ReleaseRequest:
     ci: CiContext = field(default_factory=CiContext)
     #: More services for the same commit (``glue release --to ENV a=1 b=1``).
     also: tuple[ServiceTag, ...] = ()
+
+    @classmethod
+    def from_args(
+        cls,
+        args: Sequence[str],
+        env: str,
+        *,
+        tag: str | None = None,
+        source_branch: str | None = None,
+        revision: str | None = None,
+        ci: CiContext | None = None,
+    ) -> ReleaseRequest:
+        """One ``SERVICE`` with ``--tag`` or ``--source-branch``, or several
+        ``SERVICE=TAG[@REVISION]`` without them; the repository is CI's."""
+        ci = ci or CiContext()
+        upstream_repo = ci.repository or None
+        if len(args) == 1 and "=" not in args[0]:
+            return cls(args[0], env, tag, source_branch, revision, upstream_repo, ci)
+        if tag is not None or source_branch is not None:
+            raise UsageError(
+                "give either SERVICE with --tag/--source-branch, or SERVICE=TAG ... without them"
+            )
+        first, *rest = parse_service_tags(args, revision)
+        return cls(
+            first.service, env, first.tag, None, first.revision, upstream_repo, ci, tuple(rest)
+        )
 
 
 def release_message(config: GlueConfig, req: ReleaseRequest, details: TagChange) -> str:
