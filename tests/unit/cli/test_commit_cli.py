@@ -120,3 +120,71 @@ def test_ssh_remote_without_a_deploy_key_is_refused_before_connecting(
         env={"GLUE_SSH_KEY": "not a key"},
     )
     assert run.code == 2 and "host key of [127.0.0.1]:1 is unknown" in run.err
+
+
+REPOSITORY_OPTIONS = [
+    "--remote <str> ",
+    "[env var: GLUE_REMOTE]",
+    "--branch <str> ",
+    "[env var: GLUE_BRANCH; default: main]",
+    "--ssh-key-file <path> ",
+    "[env var: GLUE_SSH_KEY_FILE]",
+    "--known-hosts <path> ",
+    "--insecure-no-host-key-check ",
+]
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["bump-tag", "promote", "release", "rollback", "hold", "unhold", "reject", "should-release"],
+)
+def test_every_command_that_commits_offers_the_repository_options(
+    glue_in_process: Glue, command: str
+) -> None:
+    run = glue_in_process(command, "--help")
+    assert run.code == 0, run.err
+    shown = " ".join(run.out.split())  # help wraps where the terminal ends
+    for text in REPOSITORY_OPTIONS:
+        assert text in shown, (command, text)
+    pushes = (
+        "--max-attempts <int range> " in shown
+        and "GLUE_MAX_ATTEMPTS; default: 20; 1<=x<=50]" in shown
+    )
+    assert pushes == (command != "should-release")  # should-release only reads
+
+
+def test_the_repository_options_reach_the_remote_branch(glue_in_process: Glue, repo: Path) -> None:
+    url = "ssh://git@127.0.0.1:1/deploy.git"  # refused before connecting: nothing listens
+    run = glue_in_process(
+        "hold", "a", "--env", "dev", "--reason", "x", "--remote", url, "--branch", "bad..name"
+    )
+    assert run.code == 2 and "--branch 'bad..name': not a valid git branch name" in run.err
+    run = glue_in_process("unhold", "a", "--env", "dev", env={"GLUE_MAX_ATTEMPTS": "51"})
+    assert run.code == 2 and "51 is not in the range 1<=x<=50" in run.err
+    before = git(repo, "rev-parse", "HEAD")
+    run = glue_in_process("reject", "a", "v0.9", "--reason", "x", "--branch", "bad..name", cwd=repo)
+    assert run.code == 0, run.err  # without --remote, --branch is not used: the checkout is
+    assert git(repo, "rev-parse", "HEAD^") == before
+
+
+def test_bump_tag_hands_the_next_ci_job_its_result_in_a_dotenv(
+    glue_in_process: Glue, repo: Path, tmp_path: Path
+) -> None:
+    dotenv = tmp_path / "bump.env"
+    run = glue_in_process(
+        "bump-tag", "a", "4e5f6a7", "--env", "dev", "--dotenv", str(dotenv), cwd=repo
+    )
+    assert run.code == 0, run.err
+    lines = dotenv.read_text().splitlines()
+    assert [line.split("=")[0] for line in lines] == [
+        "GLUE_STATUS",
+        "GLUE_SERVICE",
+        "GLUE_OLD_TAG",
+        "GLUE_NEW_TAG",
+        "GLUE_FILE",
+        "GLUE_ENVIRONMENT",
+        "GLUE_COMMIT",
+    ]
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert "GLUE_STATUS=changed" in lines and f"GLUE_COMMIT={head}" in lines
+    assert "GLUE_SERVICE=a" in lines and "GLUE_NEW_TAG=4e5f6a7" in lines
