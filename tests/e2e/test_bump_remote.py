@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.support.helpers import glue, many_services_seed
+from tests.support.helpers import glue, many_services_seed, start_glue
 from tests.support.sshgit import BareRemote, SshGitServer
 
 pytestmark = pytest.mark.ssh
@@ -269,33 +268,8 @@ def test_policy_is_read_from_the_remote_config(
 def _start_bump(
     service: str, tag: str, env: str, url: str, server: SshGitServer, cwd: Path
 ) -> subprocess.Popen[str]:
-    import os
-
-    full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GLUE_")},
-        **ssh_env(server),
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gitops_glue",
-            "bump-tag",
-            service,
-            tag,
-            "--env",
-            env,
-            "--remote",
-            url,
-            "-o",
-            "json",
-        ],
-        cwd=cwd,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = ("bump-tag", service, tag, "--env", env, "--remote", url)
+    return start_glue(*args, cwd=cwd, env=ssh_env(server))
 
 
 @pytest.mark.slow

@@ -9,9 +9,6 @@ git-shell deploy key) with racing pipelines.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pygit2
@@ -21,7 +18,7 @@ from gitops_glue.config import load_config
 from gitops_glue.messages.notify import compute, from_checkout
 from gitops_glue.repo.commit import parse_trailers
 from gitops_glue.service_version import ServiceVersion
-from tests.support.helpers import git, glue, many_services_seed, snapshot
+from tests.support.helpers import git, glue, many_services_seed, snapshot, start_glue
 from tests.support.sshgit import BareRemote, SshGitServer
 
 
@@ -223,37 +220,17 @@ def test_a_broken_commit_template_changes_nothing(repo: Path) -> None:
 # --------------------------------------------------------------------------- remote
 
 
-def _start(args: list[str], server: SshGitServer, cwd: Path) -> subprocess.Popen[str]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GLUE_")}, **ssh_env(server)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "gitops_glue", *args, "-o", "json"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.mark.ssh
 def test_eight_racing_three_service_bumps_each_land_whole(
     ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:
     remote = ssh_git_server.new_remote("race-multi", seed=many_services_seed(3, ["dev"]))
     procs = [
-        _start(
-            [
-                "bump-tag",
-                "--env",
-                "dev",
-                f"s0=1.0.{i}",
-                f"s1=1.0.{i}",
-                f"s2=1.0.{i}",
-                "--remote",
-                remote.url,
-            ],
-            ssh_git_server,
-            tmp_path,
+        start_glue(
+            *("bump-tag", "--env", "dev", f"s0=1.0.{i}", f"s1=1.0.{i}", f"s2=1.0.{i}"),
+            *("--remote", remote.url),
+            cwd=tmp_path,
+            env=ssh_env(ssh_git_server),
         )
         for i in range(8)
     ]

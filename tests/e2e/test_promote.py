@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pygit2
@@ -13,7 +10,7 @@ import pytest
 
 from gitops_glue.repo.commit import parse_trailers
 from gitops_glue.repo.release import pick_branch_tag
-from tests.support.helpers import git, glue, many_services_seed, snapshot
+from tests.support.helpers import git, glue, many_services_seed, snapshot, start_glue
 from tests.support.registry import RegistryServer
 from tests.support.sshgit import BareRemote, SshGitServer
 
@@ -290,18 +287,6 @@ def test_promote_over_ssh_one_and_all(
     assert ssh_remote.head() == head_before
 
 
-def _start(args: list[str], server: SshGitServer, cwd: Path) -> subprocess.Popen[str]:
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("GLUE_")}, **ssh_env(server)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "gitops_glue", *args, "-o", "json"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 @pytest.mark.ssh
 def test_concurrent_promote_and_bumps_all_land(
     ssh_git_server: SshGitServer, tmp_path: Path
@@ -314,7 +299,7 @@ def test_concurrent_promote_and_bumps_all_land(
     jobs += [
         ["bump-tag", f"s{i}", "2222222", "--env", "prod", "--remote", remote.url] for i in range(4)
     ]
-    procs = [_start(j, ssh_git_server, tmp_path) for j in jobs]
+    procs = [start_glue(*j, cwd=tmp_path, env=ssh_env(ssh_git_server)) for j in jobs]
     results = [
         (
             p.wait(timeout=300),

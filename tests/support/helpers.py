@@ -86,6 +86,21 @@ def glue(
         return _glue_in_process(list(args), cwd, full_env)
 
 
+def start_glue(*args: str, cwd: Path, env: dict[str, str] | None = None) -> _subprocess.Popen[str]:
+    """Start ``glue ARGS -o json`` in a process of its own and return at once: for tests
+    where several glue runs race. The environment is as :func:`glue` makes it."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(_CI_PREFIXES)}
+    full_env.update(env or {})
+    return _subprocess.Popen(
+        [sys.executable, "-m", "gitops_glue", *args, "-o", "json"],
+        cwd=cwd,
+        env=full_env,
+        stdout=_subprocess.PIPE,
+        stderr=_subprocess.PIPE,
+        text=True,
+    )
+
+
 def _glue_in_process(args: list[str], cwd: Path | None, env: dict[str, str]) -> Run:
     from gitops_glue.cli.entry import main
 
