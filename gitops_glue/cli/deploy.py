@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 def helmfile_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Target:
     """What helmfile deploys: ENV of the deployment repo where glue.yaml is."""
-    from gitops_glue.deploy.helmfile import Target, Tools
+    from gitops_glue.deploy.helmfile import Target
     from gitops_glue.files import find_config
+    from gitops_glue.tools import Tools
 
     return Target(
         env=env,
@@ -221,7 +222,7 @@ def changed_cmd(
     """List ENV's releases whose inputs changed since the deployed revision; print a selector."""
     from gitops_glue.cluster import context
     from gitops_glue.deploy import changed
-    from gitops_glue.deploy.helmfile import Tools
+    from gitops_glue.tools import Tools
 
     cfg, tools = _config(env), Tools.from_env()
     report = changed.report(

@@ -10,7 +10,8 @@ The context, first found wins:
 
 1. ``--kube-context`` / ``GLUE_KUBE_CONTEXT`` (one environment's commands only);
 2. the environment's ``kube_context`` in ``glue.yaml``;
-3. helmfile's own view of the environment (``helmfile -e ENV build``): the
+3. helmfile's own view of the environment, read safely (:mod:`gitops_glue.helmview`:
+   ``helmfile list`` in a sandbox, so no hook of the repository runs): the
    environment's ``kubeContext``, else ``helmDefaults.kubeContext``; nothing
    when helmfile is not installed or cannot render the environment;
 4. none: the kubeconfig's current context.
@@ -25,17 +26,16 @@ context through ``--kube-context``.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.config import LoadedConfig
-    from gitops_glue.deploy.helmfile import Started, Tools
+    from gitops_glue.tools import Tools
 
 
 @dataclass(frozen=True)
@@ -73,52 +73,6 @@ def _expand(root: Path, path: str) -> str:
     return str(expanded if expanded.is_absolute() else root / expanded)
 
 
-def start_helmfile_kube_context(root: Path, env: str, tools: Tools) -> Callable[[], str | None]:
-    """The kube context helmfile uses for ``env``, from ``helmfile -e ENV build``, which
-    starts now; calling what this returns waits for it."""
-    from gitops_glue.deploy.helmfile import Started, helmfile_env
-
-    args = [tools.helmfile, "--helm-binary", tools.helm, "-e", env, "build"]
-    build = Started(args, cwd=root, timeout=120, env=helmfile_env())
-    return lambda: _built_kube_context(build, env)
-
-
-def _built_kube_context(build: Started, env: str) -> str | None:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        proc = build.result()
-    except (OSError, subprocess.TimeoutExpired):
-        return None  # no helmfile here (a hook Job, a laptop without it): no default
-    if proc.returncode != 0:
-        return None
-    try:
-        docs = list(YAML(typ="safe", pure=True).load_all(proc.stdout))
-    except YAMLError:
-        return None
-    return kube_context_of(docs, env)
-
-
-def kube_context_of(docs: list[Any], env: str) -> str | None:
-    """The environment's ``kubeContext`` in helmfile's build documents, else
-    ``helmDefaults.kubeContext``; None when neither is set."""
-    fallback: str | None = None
-    for doc in docs:
-        if not isinstance(doc, dict):
-            continue
-        environments = doc.get("environments")
-        spec = environments.get(env) if isinstance(environments, dict) else None
-        ctx = spec.get("kubeContext") if isinstance(spec, dict) else None
-        if isinstance(ctx, str) and ctx:
-            return ctx
-        defaults = doc.get("helmDefaults")
-        ctx = defaults.get("kubeContext") if isinstance(defaults, dict) else None
-        if fallback is None and isinstance(ctx, str) and ctx:
-            fallback = ctx
-    return fallback
-
-
 def for_environment(
     loaded: LoadedConfig,
     env_name: str,
@@ -129,47 +83,23 @@ def for_environment(
     helmfile_context: Callable[[str], str | None] | None = None,
 ) -> ClusterRef:
     """The cluster of ``env_name`` (see the module's docstring for the order).
-    ``helmfile_context``: how to ask helmfile (default: ``helmfile build``, which runs
-    the repository's prepare hooks; commands that only read pass the safe reading of
-    :mod:`gitops_glue.repo.helmview`)."""
-    if helmfile_context is not None:
-        env = loaded.config.environment(env_name)
-        if not context and not env.kube_context:
-            file = _expand(loaded.root, env.kubeconfig) if env.kubeconfig else kubeconfig
-            found = helmfile_context(env.name)
-            return ClusterRef(file, found, "helmfile kubeContext") if found else ClusterRef(file)
-    return start_for_environment(
-        loaded, env_name, kubeconfig=kubeconfig, context=context, tools=tools
-    )()
-
-
-def start_for_environment(
-    loaded: LoadedConfig,
-    env_name: str,
-    *,
-    kubeconfig: str | None = None,
-    context: str | None = None,
-    tools: Tools | None = None,
-) -> Callable[[], ClusterRef]:
-    """:func:`for_environment` with the ``helmfile build`` it may need started now;
-    calling what this returns waits for it."""
+    ``helmfile_context``: how to ask helmfile for an environment's kube context
+    (default: :func:`gitops_glue.helmview.kube_context`; ``status --cluster`` passes
+    one that reuses the view it reads anyway)."""
     env = loaded.config.environment(env_name)
     file = _expand(loaded.root, env.kubeconfig) if env.kubeconfig else kubeconfig
     if context:
-        ref = ClusterRef(file, context, "--kube-context")
-        return lambda: ref
+        return ClusterRef(file, context, "--kube-context")
     if env.kube_context:
-        ref = ClusterRef(file, env.kube_context, "glue.yaml")
-        return lambda: ref
-    from gitops_glue.deploy.helmfile import Tools
+        return ClusterRef(file, env.kube_context, "glue.yaml")
+    if helmfile_context is None:
+        from gitops_glue import helmview
+        from gitops_glue.tools import Tools
 
-    found = start_helmfile_kube_context(loaded.root, env.name, tools or Tools.from_env())
-
-    def resolved() -> ClusterRef:
-        context = found()
-        return ClusterRef(file, context, "helmfile kubeContext") if context else ClusterRef(file)
-
-    return resolved
+        found = helmview.kube_context(loaded.root, env.name, tools or Tools.from_env())
+    else:
+        found = helmfile_context(env.name)
+    return ClusterRef(file, found, "helmfile kubeContext") if found else ClusterRef(file)
 
 
 def per_environment(

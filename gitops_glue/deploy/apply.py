@@ -179,7 +179,7 @@ def _run_helmfile(
 ) -> tuple[int | None, str]:
     """Run ``helmfile apply``, relaying its output line by line; None as the code when it
     was interrupted."""
-    from gitops_glue.deploy.helmfile import ANSI, helmfile_env
+    from gitops_glue.tools import ANSI, helmfile_env
 
     proc = subprocess.Popen(
         target.helmfile_args("apply", "--detailed-exitcode", "--suppress-secrets"),
@@ -404,7 +404,8 @@ def _deploy(
     """Deploy: check the tools, list the releases, then lock, recover and run helmfile."""
     from gitops_glue.cluster import diagnose
     from gitops_glue.cluster.lock import DeployLock
-    from gitops_glue.deploy.helmfile import list_releases, tail
+    from gitops_glue.deploy.helmfile import list_releases
+    from gitops_glue.tools import tail
 
     env = loaded.config.environment(target.env)
     major = target.tools.check()

@@ -33,7 +33,7 @@ from gitops_glue.errors import GlueError, OperationError, UsageError
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.config import LoadedConfig
-    from gitops_glue.deploy.helmfile import Tools
+    from gitops_glue.tools import Tools
 
 #: Top-level keys of ``helmfile build`` that are not shared release inputs.
 _NOT_GLOBAL = {"releases", "renderedvalues", "environments", "filepath", "templates"}
@@ -87,7 +87,7 @@ def _run_build(root: Path, env: str, tools: Tools) -> list[dict[str, Any]]:
             args, cwd=root, capture_output=True, text=True, timeout=300, check=False
         )
     except FileNotFoundError:
-        from gitops_glue.deploy.helmfile import missing_tool
+        from gitops_glue.tools import missing_tool
 
         raise missing_tool(tools.helmfile) from None
     if proc.returncode != 0:

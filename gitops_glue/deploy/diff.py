@@ -7,8 +7,9 @@ import subprocess
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from gitops_glue.deploy.helmfile import ANSI, Target, helmfile_env, list_releases, tail
+from gitops_glue.deploy.helmfile import Target, list_releases
 from gitops_glue.errors import ExitCode, OperationError
+from gitops_glue.tools import ANSI, helmfile_env, tail
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.context import ClusterRef

@@ -24,9 +24,9 @@ from gitops_glue.errors import GlueError, UsageError
 from gitops_glue.repo import values, versions
 
 if TYPE_CHECKING:
-    from gitops_glue.deploy.helmfile import Tools
-    from gitops_glue.repo import helmview
+    from gitops_glue import helmview
     from gitops_glue.repo.commit import Change, D, View
+    from gitops_glue.tools import Tools
 
 Severity = Literal["error", "note"]
 
@@ -183,9 +183,9 @@ def helmfile_problems(
     config_text: str = "",
 ) -> list[Problem]:
     """glue.yaml against helmfile's own view of each environment (read safely: no hooks,
-    no cluster, no network; :mod:`gitops_glue.repo.helmview`): the files, the releases,
+    no cluster, no network; :mod:`gitops_glue.helmview`): the files, the releases,
     and for every service the tag glue reads against the one helmfile renders."""
-    from gitops_glue.repo import helmview
+    from gitops_glue import helmview
     from gitops_glue.repo.gitrepo import worktree_reader
 
     read = worktree_reader(root)
@@ -330,21 +330,22 @@ def _compare(
 
 def check(directory: Path, *, use_helmfile: bool = True) -> CheckReport:
     """``glue check``: every check; helmfile's only where the binary is installed."""
+    from gitops_glue import helmview
     from gitops_glue.config import load_config
-    from gitops_glue.deploy import helmfile
     from gitops_glue.files import read_text
     from gitops_glue.repo.gitrepo import worktree_reader
+    from gitops_glue.tools import Tools
 
     loaded = load_config(directory)
     text = read_text(loaded.path)
     name = loaded.path.name
     config = loaded.config
     problems = file_problems(config, worktree_reader(loaded.root), name, text)
-    tools = helmfile.Tools.from_env()
+    tools = Tools.from_env()
     ran = False
     if not use_helmfile:
         problems.append(Problem("helmfile checks skipped (--no-helmfile)", severity="note"))
-    elif helmfile.find_helmfile(loaded.root) is None:
+    elif helmview.find_helmfile(loaded.root) is None:
         problems.append(
             Problem(
                 "no helmfile.yaml, helmfile.yaml.gotmpl or helmfile.d next to glue.yaml: "
@@ -352,7 +353,7 @@ def check(directory: Path, *, use_helmfile: bool = True) -> CheckReport:
                 severity="note",
             )
         )
-    elif not helmfile.available(tools):
+    elif not tools.helmfile_installed():
         problems.append(
             Problem(
                 f"{tools.helmfile} not found: values file order and releases not checked "

@@ -1,7 +1,7 @@
 """``glue init``: a commented ``glue.yaml`` for a deployment repository that has a helmfile.
 
 Where each release's image tag comes from is helmfile's own answer, read safely
-(:mod:`gitops_glue.repo.helmview`: no hooks, no cluster, no network): a release's
+(:mod:`gitops_glue.helmview`: no hooks, no cluster, no network): a release's
 own values files (written as patterns with ``{env}`` and ``{service}`` when every
 environment follows one), or an environment value that reaches the release through
 the helmfile's inline values or ``set:``. A tag that the helmfile computes itself
@@ -21,7 +21,7 @@ from gitops_glue.errors import UsageError
 from gitops_glue.files import CONFIG_NAME
 
 if TYPE_CHECKING:
-    from gitops_glue.repo.helmview import TagSource
+    from gitops_glue.helmview import TagSource
 
 #: Usual promotion order, for environments helmfile lists without one.
 _RANK = (
@@ -125,7 +125,7 @@ def _pattern(path: str, env: str, release: str) -> str:
 
 def _revision_key(root: Path, files: tuple[str, ...], tag_key: str) -> str | None:
     """``X.revision`` next to an environment value ``X.image.tag``, when a file sets it."""
-    from gitops_glue.repo import helmview
+    from gitops_glue import helmview
 
     parts = tag_key.split(".")
     if len(parts) < 3 or parts[-2:] != ["image", "tag"]:
@@ -149,9 +149,9 @@ def _branch(root: Path) -> str | None:
 def plan(req: InitRequest) -> InitResult:
     """Work out glue.yaml for the repository at ``req.directory``; writes nothing unless
     asked, and never over an existing glue.yaml (``--dry-run`` still prints it)."""
-    from gitops_glue.deploy import helmfile
-    from gitops_glue.repo import helmview
+    from gitops_glue import helmview
     from gitops_glue.repo.gitrepo import worktree_reader
+    from gitops_glue.tools import Tools, missing_tool
 
     root = req.directory.resolve()
     path = root / CONFIG_NAME
@@ -161,18 +161,18 @@ def plan(req: InitRequest) -> InitResult:
             hint="move it away first, run `glue init --dry-run` to see what it would write, "
             "or `glue check` to compare it with the helmfile",
         )
-    found = helmfile.find_helmfile(root)
+    found = helmview.find_helmfile(root)
     if found is None:
         raise UsageError(
             f"no helmfile.yaml, helmfile.yaml.gotmpl or helmfile.d in {root}",
             hint="run glue init at the root of the deployment repository (-C DIR)",
         )
-    tools = helmfile.Tools.from_env()
-    if not helmfile.available(tools):
-        raise helmfile.missing_tool(tools.helmfile)
+    tools = Tools.from_env()
+    if not tools.helmfile_installed():
+        raise missing_tool(tools.helmfile)
     read = worktree_reader(root)
     notes: list[str] = []
-    declared = helmfile.declared_environments(read, root)
+    declared = helmview.declared_environments(read, root)
     listed = [n for n in declared if n != "default"] or list(declared)
     if req.environments:
         names = list(req.environments)

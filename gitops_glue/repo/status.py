@@ -353,13 +353,13 @@ def collect_cluster(
 def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
     """``glue status --cluster``: git beside what each environment runs (each from its
     own cluster), drift flagged. Each environment's kube context and release namespaces
-    come from helmfile's view read safely (no hook runs; :mod:`gitops_glue.repo.helmview`)."""
+    come from helmfile's view read safely (no hook runs; :mod:`gitops_glue.helmview`)."""
+    from gitops_glue import helmview
     from gitops_glue.cluster import context
     from gitops_glue.config import load_config
-    from gitops_glue.deploy.helmfile import Tools
     from gitops_glue.errors import GlueError
-    from gitops_glue.repo import helmview
     from gitops_glue.repo.gitrepo import worktree_reader
+    from gitops_glue.tools import Tools
 
     loaded = load_config(directory)
     tools = Tools.from_env()

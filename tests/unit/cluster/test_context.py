@@ -6,11 +6,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from gitops_glue.cluster import context
 from gitops_glue.config import load_config
-from gitops_glue.deploy.helmfile import Tools
+from gitops_glue.tools import Tools
 
 # `helmfile -e prod build` of a helmfile with per-environment kubeContext, as
 # helmfile 0.166.0 prints it (helmfile v1.8.0 prints the same keys, indented).
@@ -53,26 +52,6 @@ services:
 """
 
 
-def _docs(text: str) -> list[object]:
-    return list(YAML(typ="safe", pure=True).load_all(text))
-
-
-def test_the_environments_kube_context_comes_from_helmfiles_build_output() -> None:
-    docs = _docs(BUILD_OUTPUT)
-    assert context.kube_context_of(docs, "prod") == "ctx-b"
-    assert context.kube_context_of(docs, "staging") == "ctx-a"
-    assert context.kube_context_of(docs, "dev") is None
-
-
-def test_helm_defaults_kube_context_is_the_fallback_and_nested_helmfiles_are_searched() -> None:
-    docs = _docs(
-        "helmDefaults: {kubeContext: shared}\nenvironments: {prod: {values: [a.yaml]}}\n"
-        "---\nenvironments: {prod: {kubeContext: nested-prod}}\n"
-    )
-    assert context.kube_context_of(docs, "prod") == "nested-prod"
-    assert context.kube_context_of(docs, "staging") == "shared"
-
-
 def _repo(tmp_path: Path, helmfile_script: str | None) -> Path:
     (tmp_path / "glue.yaml").write_text(GLUE_YAML)
     if helmfile_script is not None:
@@ -81,30 +60,6 @@ def _repo(tmp_path: Path, helmfile_script: str | None) -> Path:
         fake.write_text(helmfile_script)
         fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
     return tmp_path
-
-
-def test_glue_yaml_wins_over_helmfile_and_the_option_wins_over_both(tmp_path: Path) -> None:
-    # A stand-in helmfile whose build says kubeContext ctx-a for staging.
-    script = "#!/bin/sh\ncat <<'EOF'\n" + BUILD_OUTPUT + "EOF\n"
-    repo = _repo(tmp_path, script)
-    loaded = load_config(repo)
-    tools = Tools(helmfile=str(repo / "bin" / "helmfile"), helm="helm")
-
-    staging = context.for_environment(loaded, "staging", kubeconfig="/k/all.yaml", tools=tools)
-    assert (staging.context, staging.source, staging.kubeconfig) == (
-        "ctx-a",
-        "helmfile kubeContext",
-        "/k/all.yaml",
-    )
-    assert staging.args == ("--kube-context", "ctx-a")
-    assert staging.tool_env({})["KUBECONFIG"] == "/k/all.yaml"
-
-    prod = context.for_environment(loaded, "prod", kubeconfig="/k/all.yaml", tools=tools)
-    assert (prod.context, prod.source) == ("prod-admin", "glue.yaml")
-    assert prod.kubeconfig == str(repo / "kube" / "prod.yaml")  # relative to the repo
-
-    forced = context.for_environment(loaded, "prod", context="break-glass", tools=tools)
-    assert (forced.context, forced.source) == ("break-glass", "--kube-context")
 
 
 def test_without_helmfile_there_is_no_default_context(tmp_path: Path) -> None:
