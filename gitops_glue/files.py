@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import signal
 import stat
 import tempfile
 from pathlib import Path
 
+from gitops_glue.checkpoints import checkpoint
 from gitops_glue.errors import ConfigError, OperationError, UsageError
 
 CONFIG_NAME = "glue.yaml"
@@ -41,23 +41,6 @@ def read_text(path: Path) -> str:
         raise UsageError(f"{path}: not readable (permission denied)") from None
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-
-
-#: Test-only hook: ``GLUE_TEST_KILL_AT=<step>`` makes glue send itself SIGKILL at the
-#: named :func:`checkpoint` (``<step>:INT`` sends SIGINT instead). The crash-safety tests
-#: use it to stop glue deterministically between the steps of a commit; nothing else does.
-TEST_KILL_AT = "GLUE_TEST_KILL_AT"
-
-
-def checkpoint(step: str) -> None:
-    """A named point between two steps of a write, where the crash tests may stop glue."""
-    wanted = os.environ.get(TEST_KILL_AT)
-    if not wanted:
-        return
-    name, _, how = wanted.partition(":")
-    if name == step:
-        sig = {"INT": signal.SIGINT, "STOP": signal.SIGSTOP}.get(how, signal.SIGKILL)
-        os.kill(os.getpid(), sig)
 
 
 def refuse_link(path: Path, *, root: Path | None = None) -> None:

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gitops_glue.checkpoints import checkpoint
 from gitops_glue.config import Author
 from gitops_glue.errors import Interrupted, OperationError, UsageError
-from gitops_glue.files import atomic_write_bytes, atomic_write_text, checkpoint
+from gitops_glue.files import atomic_write_bytes, atomic_write_text
 from gitops_glue.repo.commit import HistoryCommit, Reverted
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Issue 15: a local bump killed (SIGKILL) at any step never leaves a staged revert.
 
 glue sends itself SIGKILL at a named step when ``GLUE_TEST_KILL_AT`` names it (a
-test-only hook, :func:`gitops_glue.files.checkpoint`), so every step is hit
+test-only hook, :func:`gitops_glue.checkpoints.checkpoint`), so every step is hit
 deterministically. After each kill the checkout is either "no commit, tree clean",
 "commit, tree clean", or (killed between writing the files and moving the branch)
 the bump uncommitted in the work tree, never the old tag staged against a new
