@@ -7,7 +7,6 @@ checkout, or with ``--remote`` a remote branch), makes one call into
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -92,16 +91,14 @@ def bump_tag_cmd(
         from gitops_glue.integrations import ci
         from gitops_glue.repo.bump import BumpRequest, bump, ci_outputs, parse_service_tags
 
-        ctx = ci.detect()
         req = BumpRequest.of(
             env,
             parse_service_tags(services, revision),
-            upstream_repo=upstream_repo or (ctx.repository or None),
-            ci=ctx,
+            upstream_repo=upstream_repo,
+            ci=ci.detect(),
             if_auto_release=if_auto_release,
+            resolve_digest=resolve_digest,
         )
-        if resolve_digest:
-            req = dataclasses.replace(req, resolve_digest=True)
         result = bump(target, req, dry_run=dry_run, override_hold=override_hold)
     ci.write_outputs(ci_outputs(result), dotenv=str(dotenv) if dotenv else None)
     render_result(output, result)

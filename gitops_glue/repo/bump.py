@@ -78,19 +78,23 @@ class BumpRequest:
         upstream_repo: str | None = None,
         ci: CiContext | None = None,
         if_auto_release: str | None = None,
+        resolve_digest: bool = False,
     ) -> BumpRequest:
+        """The bump of ``items`` in ``env``; the upstream repository is CI's unless named."""
         if not items:
             raise UsageError("name at least one SERVICE=TAG to bump")
         first, *rest = items
+        ci = ci or CiContext()
         return cls(
             first.service,
             first.tag,
             env,
             first.revision,
-            upstream_repo,
-            ci or CiContext(),
+            upstream_repo or ci.repository or None,
+            ci,
             if_auto_release,
             tuple(rest),
+            resolve_digest,
         )
 
 

@@ -58,6 +58,13 @@ def test_release_arguments_that_do_not_fit_either_form(
     assert refused.value.message == message
 
 
+def test_a_bumps_upstream_repository_is_cis_unless_named() -> None:
+    items = [ServiceTag("a", "v1.2.0")]
+    assert BumpRequest.of("dev", items, ci=CI).upstream_repo == "acme/a"
+    assert BumpRequest.of("dev", items, upstream_repo="acme/b", ci=CI).upstream_repo == "acme/b"
+    assert BumpRequest.of("dev", items).upstream_repo is None
+
+
 GLUE_YAML = """\
 version: 1
 environments:
