@@ -11,7 +11,6 @@ an I/O error), the command failed (exit 1), it did not quietly succeed.
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import os
 import sys
@@ -84,22 +83,7 @@ class _Stdout:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console entry point: the one place that turns exceptions into exit codes."""
-    if argv is None:
-        # A command's run is mostly imports: tens of thousands of long-lived objects
-        # that the collector, at its default threshold (700), scans again and again as
-        # they load (20 ms of glue apply). A short-lived process can collect less often.
-        gc.set_threshold(50_000, 10, 10)
-    try:
-        _run(sys.argv[1:] if argv is None else argv)
-    except SystemExit:
-        if argv is None:
-            # The command has finished. The interpreter's teardown garbage-collects
-            # every object left (the Kubernetes client's models and modules: 60 ms
-            # after glue apply); frozen, the collector skips them. Everything else at
-            # exit (atexit handlers, flushing the output) runs as usual.
-            gc.freeze()
-        raise
-    raise AssertionError("unreachable")  # _run always exits
+    _run(sys.argv[1:] if argv is None else argv)
 
 
 def _run(args: list[str]) -> NoReturn:

@@ -536,18 +536,6 @@ def read_remote_config(spec: RemoteSpec, auth: Auth) -> GlueConfig:
         return config_at(gitrepo.tree_reader(conn.session.repo, tip.tree), spec.branch)
 
 
-def _import_planning_modules() -> None:
-    """Import what planning on the fetched tip imports on first use.
-
-    Imported while a fetch is under way, they cost the bump nothing; imported
-    after it, they were ~20 ms of its critical path (YAML parser, the checks
-    and the hold guard that :func:`~gitops_glue.repo.commit.commit_change` runs).
-    """
-    import ruamel.yaml  # noqa: F401
-
-    from gitops_glue.repo import check, holds  # noqa: F401
-
-
 class Connection:
     """A temporary clone of the remote branch whose first fetch starts at once.
 
@@ -592,8 +580,6 @@ class Connection:
 
     def tip(self) -> pygit2.Commit:
         """The fetched branch tip (waits for the first fetch; raises what it raised)."""
-        if self._thread.is_alive():
-            _import_planning_modules()  # while the network round trips run
         # The fetch and the push connection each have their own deadline; a margin.
         self._thread.join(2 * self.timeout + 5)
         if self._thread.is_alive():
