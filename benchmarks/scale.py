@@ -17,7 +17,8 @@ from pathlib import Path
 from common import Report, git_init, glue_command, run, side_by_side
 
 from gitops_glue.cluster.record import ServiceVersion
-from gitops_glue.messages import notify
+from gitops_glue.messages.changes import compute
+from gitops_glue.messages.notice import Notice, Phase, build_message
 
 ENVS = ("dev", "qa", "staging", "prod")
 
@@ -60,9 +61,9 @@ def main() -> None:
         }
 
         def render(_: int) -> None:
-            changes = notify.compute("prod", old, new)
-            for phase in ("pre-upgrade", "post-upgrade"):
-                notify.build_message(notify.Notice(phase, changes, actor="bench"))
+            changes = compute("prod", old, new)
+            for phase in (Phase.pre_upgrade, Phase.post_upgrade):
+                build_message(Notice(phase, changes, actor="bench"))
 
         (rendered,) = side_by_side(args.runs * 3, render)
         report.add(

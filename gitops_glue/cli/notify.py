@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -20,18 +19,10 @@ from gitops_glue.cli.options import (
     Thread,
 )
 from gitops_glue.cli.render import note
+from gitops_glue.messages.notice import Phase
 
 if TYPE_CHECKING:
     from gitops_glue.messages.notify import NotifyResult
-
-
-class Phase(str, enum.Enum):
-    pre_install = "pre-install"
-    pre_upgrade = "pre-upgrade"
-    post_install = "post-install"
-    post_upgrade = "post-upgrade"
-    post_rollback = "post-rollback"
-    failed = "failed"
 
 
 @app.command("notify")
@@ -123,8 +114,8 @@ def notify_cmd(
     """Tell Slack that a deployment of ENV started, finished, failed or was rolled back."""
     from gitops_glue.messages import notify
 
-    options = notify.NotifyOptions(
-        phase=phase.value,
+    request = notify.NotifyRequest(
+        phase=phase,
         environment=env,
         directory=State.directory,
         services=tuple(service or ()),
@@ -144,7 +135,7 @@ def notify_cmd(
         channel=channel,
     )
     try:
-        result = notify.run(options, dry_run=dry_run, progress=lambda m: note(f"glue: {m}"))
+        result = notify.run(request, dry_run=dry_run, progress=lambda m: note(f"glue: {m}"))
     except Exception as exc:
         if not best_effort:
             raise

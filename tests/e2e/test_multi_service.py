@@ -15,7 +15,8 @@ import pygit2
 import pytest
 
 from gitops_glue.config import load_config
-from gitops_glue.messages.notify import compute, from_checkout
+from gitops_glue.messages.changes import compute
+from gitops_glue.repo import versions
 from gitops_glue.repo.commit import parse_trailers
 from gitops_glue.service_version import ServiceVersion
 from tests.support.helpers import git, glue, many_services_seed, snapshot, start_glue
@@ -127,8 +128,9 @@ def test_a_new_tag_never_keeps_the_old_revision(repo: Path) -> None:
             file = repo / path
             return file.read_text() if file.exists() else None
 
-        new = from_checkout(loaded.config, read, env)[0]
-        return {name: (v.tag, v.revision) for name, v in new.items()}
+        environment = loaded.config.environment(env)
+        new = versions.deployed_all(read, loaded.config, environment)
+        return {name: (v.tag, v.revision) for name, v in new.items() if v.tag is not None}
 
     # A tag that is not a commit SHA, no --revision: the old revision is cleared.
     run = glue("bump-tag", "a", "v1.5.0", "--env", "staging", cwd=repo)

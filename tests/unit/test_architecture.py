@@ -238,13 +238,16 @@ def test_a_hook_job_notify_without_glue_yaml_does_not_build_the_config_model(
         "import json, sys\n"
         "from pathlib import Path\n"
         "from gitops_glue.messages import notify\n"
+        "from gitops_glue.messages.notice import Phase\n"
         "from gitops_glue.integrations.ci import detect\n"
-        "opts = notify.NotifyOptions(phase='pre-upgrade', environment='dev',\n"
+        "req = notify.NotifyRequest(phase=Phase.pre_upgrade, environment='dev',\n"
         f"    directory=Path({str(tmp_path)!r}), services=('a',), tag='v1')\n"
-        "req = notify.build_request(opts, detect(), notify.config_for(opts))\n"
+        "config = notify.config_for(req)\n"
+        "req = notify.with_defaults(req, detect(), config)\n"
+        "what = notify.deployment(req, config)\n"
         "heavy = ('msgspec', 'gitops_glue.config')\n"
         "loaded = sorted(m for m in sys.modules if m.startswith(heavy))\n"
-        "print(json.dumps([req.record_namespace, loaded]))\n"
+        "print(json.dumps([what.record_namespace, loaded]))\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True

@@ -1,5 +1,6 @@
-"""How ``glue notify`` turns what it was asked into a request: hook mode or a checkout,
-glue.yaml's defaults, the CI's actor and pipeline, an apply report's failure lines."""
+"""How ``glue notify`` fills in what it was asked: the deployment from a hook Job's options
+or a checkout, glue.yaml's defaults, the CI's actor and pipeline, an apply report's failure
+lines."""
 
 from __future__ import annotations
 
@@ -11,41 +12,43 @@ import pytest
 from gitops_glue.errors import ConfigError, UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.messages import notify
+from gitops_glue.messages.notice import Phase
 from gitops_glue.service_version import ServiceVersion as V
 from tests.support.helpers import copy_example
 
 CI = CiContext(system="gitlab", actor="dev1", pipeline_url="https://gitlab.example.com/p/1")
 
 
-def hook(directory: Path, **kw: object) -> notify.NotifyOptions:
+def hook(directory: Path, **kw: object) -> notify.NotifyRequest:
     base: dict[str, object] = {
-        "phase": "pre-upgrade",
+        "phase": Phase.pre_upgrade,
         "environment": "prod",
         "directory": directory,
         "services": ("a",),
         "tag": "v1.2.3",
     }
-    return notify.NotifyOptions(**{**base, **kw})  # type: ignore[arg-type]
+    return notify.NotifyRequest(**{**base, **kw})  # type: ignore[arg-type]
 
 
-def build(opts: notify.NotifyOptions) -> notify.NotifyRequest:
-    return notify.build_request(opts, CI, notify.config_for(opts))
+def build(req: notify.NotifyRequest) -> tuple[notify.NotifyRequest, notify.Deployment]:
+    loaded = notify.config_for(req)
+    return notify.with_defaults(req, CI, loaded), notify.deployment(req, loaded)
 
 
 def test_hook_mode_needs_no_glue_yaml_and_defaults_to_glue_env(tmp_path: Path) -> None:
-    req = build(hook(tmp_path, revision="abc1234", release="a-api"))
-    assert req.record_namespace == "glue-prod"
-    assert req.new == {"a": V("v1.2.3", "abc1234", "a-api")}
-    assert (req.releases, req.scope, req.state_release) == ({"a": "a-api"}, ["a"], "a-api")
+    req, what = build(hook(tmp_path, revision="abc1234", release="a-api"))
+    assert what.record_namespace == "glue-prod"
+    assert what.new == {"a": V("v1.2.3", "abc1234", "a-api")}
+    assert (what.releases, what.scope, what.state_release) == ({"a": "a-api"}, ["a"], "a-api")
     assert (req.actor, req.pipeline_url) == ("dev1", "https://gitlab.example.com/p/1")
     assert (req.thread, req.quiet_when_unchanged, req.template) == ("reply", False, None)
 
 
 def test_hook_mode_takes_the_namespace_from_glue_yaml_when_there_is_one(tmp_path: Path) -> None:
     repo = copy_example(tmp_path / "deploy")
-    assert build(hook(repo)).record_namespace == "example-prod"
-    given = build(hook(repo, record_namespace="mine", actor="me"))
-    assert (given.record_namespace, given.actor) == ("mine", "me")
+    assert build(hook(repo))[1].record_namespace == "example-prod"
+    req, what = build(hook(repo, record_namespace="mine", actor="me"))
+    assert (what.record_namespace, req.actor) == ("mine", "me")
 
 
 def test_hook_mode_is_for_exactly_one_service(tmp_path: Path) -> None:
@@ -60,19 +63,17 @@ def test_without_a_tag_the_checkout_is_needed(tmp_path: Path) -> None:
         build(hook(tmp_path, tag=None))
 
 
-def test_unknown_phase_is_refused_before_anything_is_read(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="unknown phase"):
-        notify.run(hook(tmp_path, phase="mid-upgrade", tag=None), dry_run=True)
-
-
 def test_from_a_checkout_every_service_of_the_environment(tmp_path: Path) -> None:
     repo = copy_example(tmp_path / "deploy")
-    req = build(hook(repo, tag=None, services=(), environment="dev"))
-    assert req.new == {"a": V("3f9c2e1", "3f9c2e1", "a"), "b": V("9a8b7c6", "9a8b7c6", "b")}
-    assert req.record_namespace == "example-dev"
-    assert req.sources == {"a": "https://github.com/example/a", "b": "https://gitlab.com/example/b"}
-    assert (req.scope, req.state_release) == (None, None)
-    only_b = build(hook(repo, tag=None, services=("b",), environment="dev"))
+    _, what = build(hook(repo, tag=None, services=(), environment="dev"))
+    assert what.new == {"a": V("3f9c2e1", "3f9c2e1", "a"), "b": V("9a8b7c6", "9a8b7c6", "b")}
+    assert what.record_namespace == "example-dev"
+    assert what.sources == {
+        "a": "https://github.com/example/a",
+        "b": "https://gitlab.com/example/b",
+    }
+    assert (what.scope, what.state_release) == (None, None)
+    _, only_b = build(hook(repo, tag=None, services=("b",), environment="dev"))
     assert list(only_b.new) == ["b"] and only_b.scope == ["b"]
 
 
@@ -86,11 +87,11 @@ def test_glue_yaml_settings_and_template_are_defaults_the_options_override(
         + "notify:\n  thread: update\n  quiet_when_unchanged: true\n"
         + "templates:\n  notify: messages/notify.md.j2\n"
     )
-    req = build(hook(repo))
+    req, _ = build(hook(repo))
     assert (req.thread, req.quiet_when_unchanged) == ("update", True)
     assert req.template == repo / "messages" / "notify.md.j2"
     mine = tmp_path / "mine.j2"
-    req = build(hook(repo, thread="reply", quiet_when_unchanged=False, template=mine))
+    req, _ = build(hook(repo, thread="reply", quiet_when_unchanged=False, template=mine))
     assert (req.thread, req.quiet_when_unchanged, req.template) == ("reply", False, mine)
 
 
@@ -111,12 +112,12 @@ def test_failed_phase_names_the_failing_pods_from_the_apply_report(tmp_path: Pat
             }
         )
     )
-    failed = build(hook(tmp_path, phase="failed", apply_report=report))
+    _, failed = build(hook(tmp_path, phase=Phase.failed, apply_report=report))
     assert failed.failure == ("prod/a-1 [app]: CrashLoopBackOff | last log: boom",)
-    started = build(hook(tmp_path, apply_report=report))
+    _, started = build(hook(tmp_path, apply_report=report))
     assert started.failure == ()
-    missing = build(hook(tmp_path, phase="failed", apply_report=tmp_path / "none.json"))
+    _, missing = build(hook(tmp_path, phase=Phase.failed, apply_report=tmp_path / "none.json"))
     assert missing.failure == ()
     report.write_text("not json")
     with pytest.raises(UsageError, match="not a glue apply report"):
-        build(hook(tmp_path, phase="failed", apply_report=report))
+        build(hook(tmp_path, phase=Phase.failed, apply_report=report))

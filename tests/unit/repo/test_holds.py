@@ -50,19 +50,21 @@ def test_amend_message_keeps_trailers_last() -> None:
 def test_notify_marks_a_held_service() -> None:
     import json
 
-    from gitops_glue.messages.notify import Notice, build_message, compute
+    from gitops_glue.messages.changes import compute
+    from gitops_glue.messages.notice import Notice, Phase, build_message
     from gitops_glue.service_version import ServiceVersion
 
     old = {"a": ServiceVersion("1.0.0"), "b": ServiceVersion("2.0.0")}
     new = {"a": ServiceVersion("1.0.0"), "b": ServiceVersion("2.1.0")}
     for held, marked in ((("a",), "a `1.0.0` (held)"), (("b",), "2.1.0 (held)")):
         changes = compute("prod", old, new, held=held)
-        start = json.dumps(build_message(Notice("pre-upgrade", changes)).payload()["blocks"])
+        start = json.dumps(build_message(Notice(Phase.pre_upgrade, changes)).payload()["blocks"])
         assert marked in start, start
         assert start.count("(held)") == 1  # only the held service
-    short = build_message(Notice("post-upgrade", compute("prod", old, new, held=("b",))))
+    short = build_message(Notice(Phase.post_upgrade, compute("prod", old, new, held=("b",))))
     assert "b 2.0.0 → 2.1.0 (held)" in short.text
-    plain = json.dumps(build_message(Notice("pre-upgrade", compute("prod", old, new))).payload())
+    plain_start = Notice(Phase.pre_upgrade, compute("prod", old, new))
+    plain = json.dumps(build_message(plain_start).payload())
     assert "(held)" not in plain
 
 
