@@ -23,6 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from gitops_glue.cluster.diagnose import FailureReport
 from gitops_glue.errors import ExitCode, GlueError, OperationError, UsageError
 
 if TYPE_CHECKING:
@@ -117,8 +118,7 @@ class ApplyResult:
             "lock_holder": self.lock_holder,
             "took_over_lock_from": self.took_over,
             "record_written": self.record_written,
-            "failing_pods": [p.to_json() for p in self.problems],
-            "error": self.error,
+            **FailureReport(self.problems, self.error).to_json(),
         }
 
 
@@ -291,12 +291,8 @@ def deployed_versions(
 
     env = loaded.config.environment(env_name)
     read = gitrepo.worktree_reader(loaded.root)
-    services = {}
-    for name, svc in loaded.config.services.items():
-        release = svc.release_name(name)
-        if release not in deployed:
-            continue
-        services[name] = versions.deployed(read, loaded.config, env, name)
+    found = versions.deployed_all(read, loaded.config, env)
+    services = {name: v for name, v in found.items() if v.release in deployed}
     head = gitrepo.local_head(loaded.root)  # None: not a checkout, no git revision
     return services, head.commit if head else ""
 
