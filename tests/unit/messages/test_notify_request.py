@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gitops_glue.cluster.diagnose import PodProblem
+from gitops_glue.deploy.apply import ApplyResult
 from gitops_glue.errors import ConfigError, UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.messages import notify
@@ -121,3 +123,17 @@ def test_failed_phase_names_the_failing_pods_from_the_apply_report(tmp_path: Pat
     report.write_text("not json")
     with pytest.raises(UsageError, match="not a glue apply report"):
         build(hook(tmp_path, phase=Phase.failed, apply_report=report))
+
+
+def test_the_failed_phase_reads_the_report_glue_apply_writes(tmp_path: Path) -> None:
+    crash = PodProblem("prod", "a-1", "app", "CrashLoopBackOff", "back-off", ["1", "2", "3", "4"])
+    report = tmp_path / "report.json"
+    result = ApplyResult("prod", ["a"], [], False, "ci", problems=[crash], error="helmfile: boom")
+    report.write_text(json.dumps(result.to_json()))
+    _, failed = build(hook(tmp_path, phase=Phase.failed, apply_report=report))
+    assert failed.failure == ("prod/a-1 [app]: CrashLoopBackOff: back-off | last log: 2 / 3 / 4",)
+    # No pod explains it: the last lines of helmfile's error do.
+    result = ApplyResult("prod", ["a"], [], False, "ci", error="one\ntwo\nhelmfile: boom\n")
+    report.write_text(json.dumps(result.to_json()))
+    _, failed = build(hook(tmp_path, phase=Phase.failed, apply_report=report))
+    assert failed.failure == ("one", "two", "helmfile: boom")
