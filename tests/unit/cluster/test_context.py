@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -10,32 +11,30 @@ import pytest
 from gitops_glue.cluster import context
 from gitops_glue.config import load_config
 from gitops_glue.tools import Tools
+from tests.support.helpers import TESTBED_BIN
 
-# `helmfile -e prod build` of a helmfile with per-environment kubeContext, as
-# helmfile 0.166.0 prints it (helmfile v1.8.0 prints the same keys, indented).
-BUILD_OUTPUT = """---
-#  Source: /tmp/hfk/helmfile.yaml
+#: The testbed's helmfile 0.166 and 1.8 and the real helm (scripts/testbed install).
+HELMFILES = {"0.166": "helmfile", "1.8": "helmfile1"}
 
-filepath: helmfile.yaml
-helmBinary: helm
-kustomizeBinary: kustomize
+# A helmfile that names each environment's kube context, and a prepare hook that
+# leaves a marker (MARKER) if anything runs it.
+HELMFILE = """\
 environments:
-  prod:
-    values:
-    - env/prod.yaml
-    kubeContext: ctx-b
   staging:
-    values:
-    - env/staging.yaml
     kubeContext: ctx-a
+    values: [env/staging.yaml]
+  prod:
+    kubeContext: ctx-b
+    values: [env/prod.yaml]
+---
+hooks:
+  - events: [prepare]
+    command: sh
+    args: [-c, 'touch MARKER']
 releases:
-- chart: ./chart
-  chartPath: chart
-  name: a
-  namespace: ns1
-templates: {}
-renderedvalues:
-  x: 2
+  - name: a
+    namespace: ns1
+    chart: ./chart
 """
 
 GLUE_YAML = """\
@@ -62,6 +61,58 @@ def _repo(tmp_path: Path, helmfile_script: str | None) -> Path:
     return tmp_path
 
 
+@pytest.fixture(params=list(HELMFILES), ids=[f"helmfile{v}" for v in HELMFILES])
+def tools(request: pytest.FixtureRequest) -> Tools:
+    """The testbed's real helm with each helmfile version in turn (skips when not built)."""
+    helmfile, helm = TESTBED_BIN / HELMFILES[request.param], TESTBED_BIN / "helm3"
+    if not helmfile.exists() or not helm.exists():
+        pytest.skip(f"{helmfile.name} or helm3 not built in {TESTBED_BIN}")
+    return Tools(helmfile=str(helmfile), helm=str(helm))
+
+
+def _with_helmfile(repo: Path, text: str) -> Path:
+    (repo / "env").mkdir()
+    for name in ("staging", "prod"):
+        (repo / "env" / f"{name}.yaml").write_text("a: {image: {tag: v1}}\n")
+    (repo / "helmfile.yaml").write_text(text)
+    return repo
+
+
+def test_glue_yaml_wins_over_helmfile_and_the_option_wins_over_both(
+    tmp_path: Path, tools: Tools
+) -> None:
+    marker = tmp_path / "prepare-hook-ran"
+    repo = _with_helmfile(_repo(tmp_path, None), HELMFILE.replace("MARKER", str(marker)))
+    loaded = load_config(repo)
+
+    staging = context.for_environment(loaded, "staging", kubeconfig="/k/all.yaml", tools=tools)
+    assert (staging.context, staging.source, staging.kubeconfig) == (
+        "ctx-a",
+        "helmfile kubeContext",
+        "/k/all.yaml",
+    )
+    assert staging.args == ("--kube-context", "ctx-a")
+    assert staging.tool_env({})["KUBECONFIG"] == "/k/all.yaml"
+
+    prod = context.for_environment(loaded, "prod", kubeconfig="/k/all.yaml", tools=tools)
+    assert (prod.context, prod.source) == ("prod-admin", "glue.yaml")
+    assert prod.kubeconfig == str(repo / "kube" / "prod.yaml")  # relative to the repo
+
+    forced = context.for_environment(loaded, "prod", context="break-glass", tools=tools)
+    assert (forced.context, forced.source) == ("break-glass", "--kube-context")
+    # helmfile was asked without running the repository's hooks.
+    assert not marker.exists(), "finding the cluster ran the helmfile's prepare hook"
+
+
+def test_helm_defaults_kube_context_is_the_fallback(tmp_path: Path, tools: Tools) -> None:
+    text = "helmDefaults:\n  kubeContext: shared\n" + HELMFILE.replace(
+        "    kubeContext: ctx-a\n", ""
+    ).replace("MARKER", os.devnull)
+    repo = _with_helmfile(_repo(tmp_path, None), text)
+    ref = context.for_environment(load_config(repo), "staging", tools=tools)
+    assert (ref.context, ref.source) == ("shared", "helmfile kubeContext")
+
+
 def test_without_helmfile_there_is_no_default_context(tmp_path: Path) -> None:
     repo = _repo(tmp_path, None)
     tools = Tools(helmfile=str(repo / "bin" / "no-such-helmfile"), helm="helm")
@@ -70,9 +121,8 @@ def test_without_helmfile_there_is_no_default_context(tmp_path: Path) -> None:
     assert "KUBECONFIG" not in ref.tool_env({})
 
 
-def test_a_helmfile_that_cannot_render_gives_no_default(tmp_path: Path) -> None:
-    repo = _repo(tmp_path, "#!/bin/sh\necho 'in ./helmfile.yaml: boom' >&2\nexit 1\n")
-    tools = Tools(helmfile=str(repo / "bin" / "helmfile"), helm="helm")
+def test_a_helmfile_that_cannot_render_gives_no_default(tmp_path: Path, tools: Tools) -> None:
+    repo = _with_helmfile(_repo(tmp_path, None), "environments: [\n")
     assert context.for_environment(load_config(repo), "staging", tools=tools).context is None
 
 
