@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -449,6 +449,31 @@ class Kube:
             f"listing Pods {selector} in {namespace}",
         )
         return [p.to_dict() for p in pods]
+
+    def watch_pods(
+        self, namespace: str, label: str, values: Sequence[str], seconds: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The pods whose ``label`` is one of ``values``: first each as it is (ADDED),
+        then every change (ADDED, MODIFIED, DELETED), for ``seconds``: the API server
+        ends its watch then, and this ends at the first event after that."""
+        import time
+
+        import httpx2
+        from lightkube.resources.core_v1 import Pod
+
+        action = f"watching Pods {label} in {namespace}"
+        end = time.monotonic() + seconds
+        try:
+            for kind, pod in self._client.watch(
+                Pod, namespace=namespace, labels={label: tuple(values)}, server_timeout=seconds
+            ):
+                yield str(kind), pod.to_dict()
+                if time.monotonic() > end:
+                    return
+        except httpx2.HTTPStatusError as exc:
+            raise api_error(action, exc) from None
+        except httpx2.HTTPError as exc:
+            raise unreachable(action, exc) from None
 
     def pod_log(
         self, namespace: str, pod: str, container: str, *, tail: int, previous: bool = False
