@@ -104,22 +104,24 @@ CHECKOUT = RepoOptions()
 Command = Callable[..., None]
 
 
+#: The options' types (with their ``typer.Option``) and defaults, read once.
+_TYPES = typing.get_type_hints(RepoOptions, include_extras=True)
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RepoOptions)}
+
+
 def repo_options(command: Command) -> Command:
     """Put :class:`RepoOptions`' six options where ``command`` has ``repo: RepoOptions``."""
-    return _with_options(command, [f.name for f in dataclasses.fields(RepoOptions)])
+    return _with_options(command, list(_DEFAULTS))
 
 
 def read_options(command: Command) -> Command:
     """:func:`repo_options` without ``--max-attempts``, for a command that never pushes."""
-    names = [f.name for f in dataclasses.fields(RepoOptions) if f.name != "max_attempts"]
-    return _with_options(command, names)
+    return _with_options(command, [name for name in _DEFAULTS if name != "max_attempts"])
 
 
 def _with_options(command: Command, names: list[str]) -> Command:
     # typer reads a command's options from its signature: show it the options in place
     # of the ``repo`` parameter, and build the one value from them when it calls.
-    hints = typing.get_type_hints(RepoOptions, include_extras=True)
-    defaults = {f.name: f.default for f in dataclasses.fields(RepoOptions)}
     signature = inspect.signature(command, eval_str=True)
     if "repo" not in signature.parameters:
         raise TypeError(f"{command.__name__} has no parameter repo: RepoOptions")
@@ -129,7 +131,7 @@ def _with_options(command: Command, names: list[str]) -> Command:
             params.append(param)
             continue
         params += [
-            param.replace(name=name, annotation=hints[name], default=defaults[name])
+            param.replace(name=name, annotation=_TYPES[name], default=_DEFAULTS[name])
             for name in names
         ]
 
