@@ -18,7 +18,8 @@ from common import Report, git_init, glue_command, run, side_by_side
 
 from gitops_glue.cluster.record import ServiceVersion
 from gitops_glue.messages.changes import compute
-from gitops_glue.messages.notice import Notice, Phase, build_message
+from gitops_glue.messages.notice import Notice, build_message
+from gitops_glue.messages.phase import Phase
 
 ENVS = ("dev", "qa", "staging", "prod")
 

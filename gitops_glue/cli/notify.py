@@ -19,7 +19,7 @@ from gitops_glue.cli.options import (
     Thread,
 )
 from gitops_glue.cli.render import note
-from gitops_glue.messages.notice import Phase
+from gitops_glue.messages.phase import Phase
 
 if TYPE_CHECKING:
     from gitops_glue.messages.notify import NotifyResult

@@ -8,41 +8,18 @@ Slack message; start messages are full, the others short.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gitops_glue.messages import slack, templates
 from gitops_glue.messages.changes import ChangeSet
-
-Kind = Literal["start", "finish", "rollback", "failed"]
+from gitops_glue.messages.phase import Kind, Phase
 
 #: How many changed services a short message names before "and N more".
 SHORT_LIST = 5
 #: How many unchanged services the collapsed line names before "and N more".
 UNCHANGED_LIST = 20
-
-
-class Phase(str, enum.Enum):
-    """A deployment's phase: Helm's hook names, and ``failed``."""
-
-    pre_install = "pre-install"
-    pre_upgrade = "pre-upgrade"
-    post_install = "post-install"
-    post_upgrade = "post-upgrade"
-    post_rollback = "post-rollback"
-    failed = "failed"
-
-    @property
-    def kind(self) -> Kind:
-        if self in (Phase.pre_install, Phase.pre_upgrade):
-            return "start"
-        if self in (Phase.post_install, Phase.post_upgrade):
-            return "finish"
-        if self is Phase.post_rollback:
-            return "rollback"
-        return "failed"
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from gitops_glue.cluster.notify_state import SavedStart, read_state, save_state,
 from gitops_glue.errors import UsageError
 from gitops_glue.messages import slack
 from gitops_glue.messages.changes import compute
-from gitops_glue.messages.notice import Notice, Phase, build_message
+from gitops_glue.messages.notice import Notice, build_message
+from gitops_glue.messages.phase import Phase
 from gitops_glue.naming import default_namespace
 from gitops_glue.service_version import ServiceVersion
 

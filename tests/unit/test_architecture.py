@@ -238,7 +238,7 @@ def test_a_hook_job_notify_without_glue_yaml_does_not_build_the_config_model(
         "import json, sys\n"
         "from pathlib import Path\n"
         "from gitops_glue.messages import notify\n"
-        "from gitops_glue.messages.notice import Phase\n"
+        "from gitops_glue.messages.phase import Phase\n"
         "from gitops_glue.integrations.ci import detect\n"
         "req = notify.NotifyRequest(phase=Phase.pre_upgrade, environment='dev',\n"
         f"    directory=Path({str(tmp_path)!r}), services=('a',), tag='v1')\n"

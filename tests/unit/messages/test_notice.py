@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from gitops_glue.messages.changes import compute
-from gitops_glue.messages.notice import Notice, Phase, build_message
+from gitops_glue.messages.notice import Notice, build_message
+from gitops_glue.messages.phase import Phase
 from gitops_glue.service_version import ServiceVersion as V
 from tests.support.slackserver import validate_message
 

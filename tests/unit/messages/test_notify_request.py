@@ -14,7 +14,7 @@ from gitops_glue.deploy.apply import ApplyResult
 from gitops_glue.errors import ConfigError, UsageError
 from gitops_glue.integrations.ci import CiContext
 from gitops_glue.messages import notify
-from gitops_glue.messages.notice import Phase
+from gitops_glue.messages.phase import Phase
 from gitops_glue.service_version import ServiceVersion as V
 from tests.support.helpers import copy_example
 

@@ -51,7 +51,8 @@ def test_notify_marks_a_held_service() -> None:
     import json
 
     from gitops_glue.messages.changes import compute
-    from gitops_glue.messages.notice import Notice, Phase, build_message
+    from gitops_glue.messages.notice import Notice, build_message
+    from gitops_glue.messages.phase import Phase
     from gitops_glue.service_version import ServiceVersion
 
     old = {"a": ServiceVersion("1.0.0"), "b": ServiceVersion("2.0.0")}
