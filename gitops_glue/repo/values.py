@@ -3,8 +3,9 @@
 Dump-after-load editors (yq, most YAML libraries) re-serialise the whole file,
 and users of GitOps tools that use them report dropped blank lines, folded
 block scalars, lost anchors and erased comments. This module instead parses
-the text with ruamel.yaml only to *locate* the scalar, then replaces exactly
-that slice of the original text. Everything else -- comments (also the one on
+the text only to *locate* the scalar (:mod:`gitops_glue.yamlnodes`: libyaml's
+parser, ruamel.yaml's where a key is added), then replaces exactly that slice
+of the original text. Everything else -- comments (also the one on
 the changed line), blank lines, key order, quoting, indentation, anchors,
 document markers, line endings -- stays byte-for-byte as it was. After every
 edit the result is parsed again and checked to hold the new value.
@@ -15,269 +16,30 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from gitops_glue import inputs
 from gitops_glue import keypath as kp
 from gitops_glue.errors import YamlEditError
+from gitops_glue.yamlnodes import Document, Node, parse_documents, pure_yaml
 
-NodeKind = Literal["scalar", "alias", "map", "seq"]
+# The located nodes and their parse live in gitops_glue.yamlnodes; callers in repo/ read
+# them through this module.
+__all__ = [
+    "Document",
+    "EditResult",
+    "Lookup",
+    "Node",
+    "get_value",
+    "lookup",
+    "parse_documents",
+    "render_scalar",
+    "scalar_is_string",
+    "set_value",
+    "to_python",
+]
 
 _STR_TAG = "tag:yaml.org,2002:str"
-
-
-@dataclass(eq=False)
-class Node:
-    """A node of one YAML document, with its place in the source text."""
-
-    kind: NodeKind
-    start: int
-    end: int
-    line: int
-    column: int
-    flow: bool = False  # a flow collection, or a scalar inside one
-    style: str | None = None
-    value: str | None = None
-    anchor: str | None = None
-    tag: str | None = None
-    plain: bool = False  # a plain scalar whose type is resolved implicitly
-    keys: list[Node] = field(default_factory=list)  # map: key nodes, in order
-    items: list[Node] = field(default_factory=list)  # map: values / seq: items
-    last_end: int = 0  # index just after the last character of the content
-    size: int = 1  # nodes this node stands for, aliases expanded
-    height: int = 0  # nesting of collections below and including this one, aliases expanded
-
-    def child(self, key: str) -> Node | None:
-        for k, v in zip(self.keys, self.items, strict=True):
-            if k.kind == "scalar" and k.value == key:
-                return v
-        return None
-
-    def key_names(self) -> list[str]:
-        return [str(k.value) for k in self.keys if k.kind == "scalar"]
-
-
-@dataclass
-class Document:
-    root: Node | None
-    anchors: dict[str, Node]
-
-
-def _yaml(version: tuple[int, int] | None = None) -> Any:
-    from ruamel.yaml import YAML
-
-    y = YAML(typ="rt", pure=True)
-    if version:
-        y.version = version
-    return y
-
-
-def _check_size(text: str, filename: str) -> None:
-    limit = inputs.MAX_FILE_BYTES
-    if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8")) > limit):
-        raise YamlEditError(
-            f"{filename}: larger than glue's limit of {limit // (1024 * 1024)} MiB",
-            hint="see Limits in docs/config.md",
-        )
-
-
-def _check_unique_keys(mapping: Node, filename: str) -> None:
-    """Refuse a mapping that names a key twice: glue would read the first, Helm the last."""
-    seen: dict[str, Node] = {}
-    for key in mapping.keys:
-        if key.kind != "scalar" or key.value is None:
-            continue
-        first = seen.setdefault(key.value, key)
-        if first is not key:
-            shown = key.value if len(key.value) <= 60 else key.value[:60] + "..."
-            raise YamlEditError(
-                f"{filename}:{key.line + 1}: duplicate key {shown!r} (first on line "
-                f"{first.line + 1}, again on line {key.line + 1})",
-                hint="YAML readers disagree on which one counts (Helm takes the last); "
-                "remove one of them",
-            )
-
-
-class _LibyamlGaveUp(Exception):
-    """libyaml refused the text: parse it again, whole, with the pure-Python parser."""
-
-
-def _events(text: str, fast: bool) -> Iterator[Any]:
-    """The parse events of ``text``; with ``fast``, libyaml's parser (``ruamel.yaml.clibz``:
-    ~50x faster on a 4,700-line file, same events and marks) when it is installed, else the
-    pure-Python one. One at a time: the caller's limits stop a hostile file early. Where
-    libyaml gives up this raises _LibyamlGaveUp: the events it sent just before may already
-    differ from the pure parser's (``{a: 0?}`` gives a scalar ``0``, then an error), so the
-    caller starts again with the pure parser, and what glue accepts and its errors do not
-    change.
-    """
-    if fast:
-        from ruamel.yaml.error import YAMLError
-
-        try:
-            from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
-        except ImportError:
-            pass
-        else:
-            parser = CParser(text)
-            while True:
-                try:
-                    event = parser.get_event()
-                except YAMLError:
-                    raise _LibyamlGaveUp from None
-                if getattr(event, "style", None) == "":
-                    event.style = None  # libyaml's plain style; the pure parser's is None
-                yield event
-                if type(event).__name__ == "StreamEndEvent":
-                    return
-    yield from _yaml().parse(io.StringIO(text))
-
-
-def parse_documents(text: str, filename: str = "<text>") -> list[Document]:
-    """Parse YAML text into located nodes; raise YamlEditError on bad YAML.
-
-    Also refuses what glue's limits (docs/config.md) exclude: files over
-    ``MAX_FILE_BYTES``, nesting deeper than ``MAX_DEPTH`` (aliases included),
-    documents that stand for more than ``MAX_EXPANDED_NODES`` nodes once aliases
-    are expanded (alias bombs), aliases of a collection inside itself, and
-    duplicate keys in any mapping.
-    """
-    try:
-        return _parse_documents(text, filename, fast=True)
-    except _LibyamlGaveUp:
-        return _parse_documents(text, filename, fast=False)
-
-
-def _parse_documents(text: str, filename: str, fast: bool) -> list[Document]:
-    from ruamel.yaml import events as ev
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    _check_size(text, filename)
-    docs: list[Document] = []
-    stack: list[Node] = []
-    anchors: dict[str, Node] = {}
-    root: Node | None = None
-
-    def too_big(node: Node) -> YamlEditError:
-        return YamlEditError(
-            f"{filename}:{node.line + 1}: with its aliases expanded this document has more "
-            f"than {inputs.MAX_EXPANDED_NODES:,} values (an alias bomb?)",
-            hint="see Limits in docs/config.md",
-        )
-
-    def too_deep(node: Node) -> YamlEditError:
-        return YamlEditError(
-            f"{filename}:{node.line + 1}: nested more than {inputs.MAX_DEPTH} levels deep "
-            "(aliases included)",
-            hint="see Limits in docs/config.md",
-        )
-
-    def attach(node: Node) -> None:
-        nonlocal root
-        if len(stack) + node.height > inputs.MAX_DEPTH:
-            raise too_deep(node)
-        if not stack:
-            root = node
-            return
-        parent = stack[-1]
-        if parent.kind == "map" and len(parent.keys) == len(parent.items):
-            parent.keys.append(node)
-        else:
-            parent.items.append(node)
-        for p in stack:
-            p.last_end = max(p.last_end, node.last_end)
-
-    try:
-        for e in _events(text, fast):
-            sm, em = e.start_mark, e.end_mark
-            in_flow = bool(stack) and stack[-1].flow
-            if isinstance(e, ev.DocumentStartEvent):
-                stack, anchors, root = [], {}, None
-            elif isinstance(e, ev.DocumentEndEvent):
-                if root is not None and root.kind == "scalar" and root.plain and not root.value:
-                    root = None  # nothing but a document marker: an empty document
-                docs.append(Document(root, anchors))
-            elif isinstance(e, ev.ScalarEvent):
-                plain = e.style is None and bool(e.implicit and e.implicit[0]) and e.tag is None
-                node = Node(
-                    "scalar",
-                    sm.index,
-                    em.index,
-                    sm.line,
-                    sm.column,
-                    flow=in_flow,
-                    style=e.style,
-                    value=e.value,
-                    anchor=e.anchor,
-                    tag=e.tag,
-                    plain=plain,
-                    last_end=em.index,
-                )
-                if e.anchor:
-                    anchors[e.anchor] = node
-                attach(node)
-            elif isinstance(e, ev.AliasEvent):
-                alias = Node(
-                    "alias",
-                    sm.index,
-                    em.index,
-                    sm.line,
-                    sm.column,
-                    flow=in_flow,
-                    anchor=e.anchor,
-                    last_end=em.index,
-                )
-                target = anchors.get(e.anchor) if e.anchor else None
-                if target is not None:
-                    if any(target is open_node for open_node in stack):
-                        raise YamlEditError(
-                            f"{filename}:{sm.line + 1}:{sm.column + 1}: alias *{e.anchor} "
-                            "refers to a collection it is inside of (an endless value)",
-                            hint="an alias can only repeat a value that is complete",
-                        )
-                    alias.size, alias.height = target.size, target.height
-                attach(alias)
-            elif isinstance(e, (ev.MappingStartEvent, ev.SequenceStartEvent)):
-                kind: NodeKind = "map" if isinstance(e, ev.MappingStartEvent) else "seq"
-                node = Node(
-                    kind,
-                    sm.index,
-                    em.index,
-                    sm.line,
-                    sm.column,
-                    flow=bool(e.flow_style) or in_flow,
-                    anchor=e.anchor,
-                    tag=e.tag,
-                    last_end=em.index,
-                )
-                if e.anchor:
-                    anchors[e.anchor] = node
-                node.height = 1
-                attach(node)
-                stack.append(node)
-            elif isinstance(e, (ev.MappingEndEvent, ev.SequenceEndEvent)):
-                node = stack.pop()
-                node.end = em.index
-                if node.flow:
-                    node.last_end = em.index
-                children = [*node.keys, *node.items]
-                node.size = 1 + sum(c.size for c in children)
-                node.height = 1 + max((c.height for c in children), default=0)
-                if node.size > inputs.MAX_EXPANDED_NODES:
-                    raise too_big(node)
-                if len(stack) + node.height > inputs.MAX_DEPTH:
-                    raise too_deep(node)
-                if node.kind == "map":
-                    _check_unique_keys(node, filename)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
-        raise YamlEditError(f"{where}: not valid YAML: {exc.problem or exc}") from None
-    except YAMLError as exc:
-        raise YamlEditError(f"{filename}: not valid YAML: {exc}") from None
-    return docs
 
 
 # --------------------------------------------------------------------------- lookup
@@ -476,7 +238,9 @@ def _plain_ok(value: str, *, as_string: bool, in_flow: bool) -> bool:
 
     probe = f"[{value}]" if in_flow else f"k: {value}\n"
     try:
-        scalars = [e for e in _yaml().parse(io.StringIO(probe)) if isinstance(e, ev.ScalarEvent)]
+        scalars = [
+            e for e in pure_yaml().parse(io.StringIO(probe)) if isinstance(e, ev.ScalarEvent)
+        ]
     except YAMLError:
         return False
     want = 1 if in_flow else 2
@@ -573,6 +337,9 @@ def set_value(
                     hint="pass --create to override it at this place only",
                 )
             raise _missing_error(filename, parsed, found)
+        # New keys go where ruamel.yaml's reading of the text puts the parent's end.
+        docs = parse_documents(text, filename, pure=True)
+        found = lookup(docs, parsed, document)
         return _create(text, docs, parsed, found, value, filename)
     doc = docs[found.document]
     if node.kind == "alias":
@@ -580,6 +347,12 @@ def set_value(
         as_string = force_string or target.kind != "scalar" or scalar_is_string(target)
         old = to_python(doc, node)
         new_text = render_scalar(value, style=None, as_string=as_string, in_flow=node.flow)
+    elif node.kind == "scalar" and node.style is None and not node.value:
+        raise YamlEditError(
+            f"{filename}:{node.line + 1}: {kp.render(parsed)} has no value written in the "
+            "file, so there is no text to change in place",
+            hint='write one there first, like  tag: ""',
+        )
     elif node.kind == "scalar":
         as_string = force_string or scalar_is_string(node)
         old = to_python(doc, node)

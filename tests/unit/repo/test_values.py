@@ -100,8 +100,8 @@ def test_set_changes_exactly_one_line(path: str, value: str, old_line: str, new_
 
 
 def test_a_flow_value_libyaml_reads_differently_is_set_and_read_back() -> None:
-    # libyaml (the fast-yaml extra) reads the plain `0?` in a flow mapping as `0` and then
-    # gives up; glue parses such a file again with the pure parser (found by hypothesis).
+    # libyaml reads the plain `0?` in a flow mapping as `0` and then gives up; glue parses
+    # such a file again with ruamel.yaml's parser (found by hypothesis).
     result = values.set_value("# generated\n{a: A}\n", "a", "0?")
     assert values.get_value(result.text, "a") == "0?"
     assert values.parse_documents("{a: 0?, b: 1}\n")[0].root is not None
