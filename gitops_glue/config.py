@@ -469,10 +469,10 @@ def check_limits(text: str, filename: str) -> None:
     """Size, depth, alias bombs and duplicate keys (docs/config.md, Limits): refused
     before anything is built. Syntax errors are left to the loader's own message."""
     from gitops_glue.errors import YamlEditError
-    from gitops_glue.repo import values
+    from gitops_glue.yamlnodes import parse_documents
 
     try:
-        values.parse_documents(text, filename)
+        parse_documents(text, filename)
     except YamlEditError as exc:
         if ": not valid YAML: " not in exc.message:
             raise ConfigError(exc.message, hint=exc.hint) from None
