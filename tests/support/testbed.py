@@ -187,6 +187,35 @@ class Testbed:
         record: dict[str, Any] = json.loads(raw)
         return record
 
+    # -- container logs (kwok serves them from files) --------------------------
+
+    def serve_logs(self, namespace: str, current: Path, previous: Path) -> None:
+        """Make ``kubectl logs`` of every container of every pod in ``namespace``
+        return ``current``'s lines, and ``kubectl logs --previous`` ``previous``'s.
+
+        Creates a kwok ClusterLogs object (cluster-scoped, named after the
+        namespace; it stays until the cluster goes). Write the files with
+        :meth:`container_log`; kwok reads them on each request.
+        """
+        body = {
+            "apiVersion": "kwok.x-k8s.io/v1alpha1",
+            "kind": "ClusterLogs",
+            "metadata": {"name": namespace},
+            "spec": {
+                "selector": {"matchNamespaces": [namespace]},
+                "logs": [{"logsFile": str(current), "previousLogsFile": str(previous)}],
+            },
+        }
+        resp = self.api("POST", "/apis/kwok.x-k8s.io/v1alpha1/clusterlogs", json=body)
+        if resp.status_code != 201:
+            raise TestbedError(f"creating ClusterLogs {namespace}: {resp.status_code} {resp.text}")
+
+    @staticmethod
+    def container_log(*lines: str, stream: str = "stdout") -> str:
+        """``lines`` as a container log file in the CRI format kwok reads."""
+        stamp = "2026-01-01T00:00:00.000000000Z"
+        return "".join(f"{stamp} {stream} F {line}\n" for line in lines)
+
     # -- helpers ---------------------------------------------------------------
 
     @staticmethod
