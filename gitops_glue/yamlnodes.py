@@ -5,10 +5,10 @@ Each node keeps where it sits in the text (character index, line, column), so
 :mod:`gitops_glue.config` can refuse what glue's limits exclude before anything is built.
 
 Two parsers give the same nodes. libyaml's (PyYAML's C extension, installed with glue)
-reads a 4,700-line values file ~20x faster than ruamel.yaml's pure-Python one, and is
-used where the two read a text the same way; ruamel's reads the rest, and every text
-libyaml refuses, so what glue accepts and the messages it gives do not depend on which
-one ran (tests/unit/repo/test_values_paths.py holds them to that).
+reads a 4,700-line values file into nodes ~8x faster than ruamel.yaml's pure-Python one,
+and is used where the two read a text the same way; ruamel's reads the rest, and every
+text libyaml refuses, so what glue accepts and the messages it gives do not depend on
+which one ran (tests/unit/repo/test_values_paths.py holds them to that).
 """
 
 from __future__ import annotations
