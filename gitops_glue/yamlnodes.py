@@ -236,6 +236,7 @@ def _build(events: Iterator[Any], text: str, filename: str) -> list[Document]:
             parent.items.append(node)
 
     previous_end = 0  # where the event before this one ended
+    counted = (0, 0)  # an index and the line it is on: empty values' lines count on from it
     for e in events:
         event = type(e).__name__
         sm, em = e.start_mark, e.end_mark
@@ -254,7 +255,9 @@ def _build(events: Iterator[Any], text: str, filename: str) -> list[Document]:
                 # An empty value: the parsers place it differently (after the ``:``, or at
                 # the next token); here, just after what came before it.
                 start = end = previous_end
-                line = text.count("\n", 0, start)
+                at, line = counted if counted[0] <= start else (0, 0)
+                line += text.count("\n", at, start)
+                counted = (start, line)
                 column = start - text.rfind("\n", 0, start) - 1
             node = Node(
                 "scalar",
