@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -99,18 +100,31 @@ def timed(samples: list[float]) -> Timing:
     return Timing(statistics.median(samples), min(samples), max(samples), len(samples))
 
 
-def side_by_side(runs: int, *steps: Callable[[int], object], warmup: bool = True) -> list[Timing]:
+def child_cpu() -> float:
+    """CPU time (user + system) of the child processes this one has waited for."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def side_by_side(
+    runs: int, *steps: Callable[[int], object], warmup: bool = True, cpu: bool = False
+) -> list[Timing]:
     """Time each step ``runs`` times, interleaved (a, b, a, b, ...) so that load from
-    other work on the machine falls on both alike. A step gets the run number."""
+    other work on the machine falls on both alike. A step gets the run number.
+
+    With ``cpu``, the CPU time of the commands a step runs (user + system, summed over
+    them) instead of the wall time: it moves much less with other load on the machine.
+    """
+    clock = child_cpu if cpu else time.perf_counter
     if warmup:
         for step in steps:
             step(-1)
     samples: list[list[float]] = [[] for _ in steps]
     for i in range(runs):
         for n, step in enumerate(steps):
-            start = time.perf_counter()
+            start = clock()
             step(i)
-            samples[n].append(time.perf_counter() - start)
+            samples[n].append(clock() - start)
     return [timed(s) for s in samples]
 
 

@@ -2,7 +2,8 @@
 
 Each script prints its own lines and, with ``$GLUE_BENCH_JSON`` set, writes its rows;
 this collects them into the table between the ``bench:table`` markers of
-benchmarks/README.md, with the machine and the date. Nothing passes or fails.
+benchmarks/README.md, with the machine and the date. With ``--only``, the other scripts'
+rows and printed summaries stay as the run before wrote them. Nothing passes or fails.
 
 Run: python benchmarks/run_all.py [--quick] [--only local,values]
 """
@@ -14,6 +15,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -64,6 +66,30 @@ def table(rows: list[tuple[str, Row]]) -> str:
     return "\n".join(out)
 
 
+def script_of(line: str) -> str:
+    """The script column of a table line."""
+    return line.split("|")[1].strip()
+
+
+def earlier(body: str, chosen: set[str]) -> tuple[list[str], dict[str, str], str]:
+    """From the table's ``body`` as the run before wrote it: the table lines and the
+    printed summaries of scripts not in ``chosen``, and that run's date."""
+    lines = [
+        line
+        for line in body.splitlines()
+        if line.startswith("| ")
+        and not line.startswith("| script |")
+        and script_of(line) not in chosen
+    ]
+    printed = {
+        m.group(1): m.group(0)
+        for m in re.finditer(r"`(\w+)\.py`[^\n]*:\n\n```\n.*?\n```\n", body, re.DOTALL)
+        if m.group(1) not in chosen
+    }
+    date = re.search(r"Date: ([^.]*)\.", body)
+    return lines, printed, date.group(1) if date else "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs")
@@ -99,10 +125,20 @@ def main() -> None:
         print(shown.stdout, end="")
         state = "" if shown.returncode == 0 else f" (exit {shown.returncode})"
         printed.append(f"`{script}.py`{state}:\n\n```\n{shown.stdout.strip()}\n```\n")
-    body = f"{header}\n\n{table(rows)}\n" + "".join(f"\n{p}" for p in printed)
     text = README.read_text()
     before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
+    old_body, after = rest.split(END, 1)
+    new_table = table(rows)
+    if args.only:
+        kept, kept_printed, date = earlier(old_body, set(args.only.split(",")))
+        rank = {name: i for i, (name, _, _) in enumerate(SCRIPTS)}
+        merged = sorted(
+            new_table.splitlines()[2:] + kept, key=lambda line: rank.get(script_of(line), 99)
+        )
+        new_table = "\n".join(new_table.splitlines()[:2] + merged)
+        header += f" Rows of {args.only} from this run; the others from the run of {date}."
+        printed = list(kept_printed.values()) + printed
+    body = f"{header}\n\n{new_table}\n" + "".join(f"\n{p}" for p in printed)
     README.write_text(f"{before}{START}\n{body}{END}{after}")
     print(f"table written to {README}")
 
