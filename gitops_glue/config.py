@@ -173,23 +173,39 @@ class Environment(_Model, frozen=True, kw_only=True):
     #: With ``require_deployed``: the version must have run in the source environment
     #: at least this long (a duration like ``30m``; ``--min-age``).
     min_age: str | None = None
+    #: ``glue apply`` watches the pods of the releases it changed this long after
+    #: helmfile succeeds, and fails at the first crash (``--verify``; ``0`` turns it off).
+    verify: str | None = None
 
     def __post_init__(self) -> None:
         if not _ENV_NAME.fullmatch(self.name):
             raise _Invalid("name", "use lower-case letters, digits and dashes (like prod-eu)")
         for item in self.values:
             _check_path("values", item)
-        if self.min_age is not None:
-            from gitops_glue.durations import parse_duration
+        for name in ("min_age", "verify"):
+            _check_duration(name, getattr(self, name))
 
-            try:
-                parse_duration(self.min_age)
-            except UsageError as exc:
-                raise _Invalid("min_age", f"{exc.message}; use forms like 90s, 30m or 1h") from None
+    @property
+    def verify_seconds(self) -> float | None:
+        """``verify`` in seconds; None when it is not set (or set to 0)."""
+        from gitops_glue.durations import parse_duration
+
+        return (parse_duration(self.verify) or None) if self.verify is not None else None
 
     @property
     def record_namespace(self) -> str:
         return self.namespace or default_namespace(self.name)
+
+
+def _check_duration(field_name: str, value: str | None) -> None:
+    if value is None:
+        return
+    from gitops_glue.durations import parse_duration
+
+    try:
+        parse_duration(value)
+    except UsageError as exc:
+        raise _Invalid(field_name, f"{exc.message}; use forms like 90s, 30m or 1h") from None
 
 
 #: What a service's ``values`` patterns may name.

@@ -136,6 +136,16 @@ def apply_cmd(
             "(see glue changed)",
         ),
     ] = False,
+    verify: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GLUE_VERIFY",
+            metavar="DURATION",
+            help="after helmfile succeeds, watch the pods of the releases it changed this "
+            "long and fail at the first crash, with its logs (default: ENV's verify in "
+            "glue.yaml; 0: off)",
+        ),
+    ] = None,
     output: OutputOpt = Output.text,
     extra: ExtraArgs = None,
 ) -> None:
@@ -152,6 +162,7 @@ def apply_cmd(
             lock_timeout=parse_duration(lock_timeout),
             recover=recover,
             holder=identity(ci.detect().pipeline_url),
+            verify=None if verify is None else parse_duration(verify),
         ),
         kubeconfig=kubeconfig,
         kube_context=kube_context,

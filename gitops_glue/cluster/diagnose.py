@@ -20,6 +20,7 @@ class PodProblem:
     reason: str  # CrashLoopBackOff, ImagePullBackOff, Unschedulable, NotReady...
     message: str
     logs: list[str] = field(default_factory=list)
+    release: str = ""  # the Helm release the pod belongs to, when known
 
     def describe(self) -> str:
         where = f"{self.namespace}/{self.pod}" + (f" [{self.container}]" if self.container else "")
@@ -36,6 +37,7 @@ class PodProblem:
             "reason": self.reason,
             "message": self.message,
             "logs": self.logs,
+            "release": self.release,
         }
 
     @classmethod
@@ -48,6 +50,7 @@ class PodProblem:
             str(data.get("reason") or ""),
             str(data.get("message") or ""),
             [str(line) for line in data.get("logs") or []],
+            str(data.get("release") or ""),
         )
 
 
@@ -141,5 +144,7 @@ def not_ready_pods(
                     )
                 except OperationError:
                     logs = []
-            problems.append(PodProblem(namespace, meta["name"], container, reason, message, logs))
+            problems.append(
+                PodProblem(namespace, meta["name"], container, reason, message, logs, release)
+            )
     return problems

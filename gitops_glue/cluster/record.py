@@ -10,8 +10,11 @@ ConfigMap) as the "old" side of a change. Format (``data``):
                   "digest": ..., "since": ...}}``: ``digest`` the image digest where the
                   service has a ``digest_key``; ``since`` the UTC time this tag (and
                   digest) was first deployed successfully (kept by redeploys of it)
-``failed.json``   ``{"<service>": {"tag": ..., "at": ...}}``: services whose last deploy
-                  attempt failed (cleared by the next successful deploy of the service)
+``failed.json``   ``{"<service>": {"tag": ..., "at": ..., "reason": ...}}``: services whose
+                  last deploy attempt failed, or failed its verification (``glue apply
+                  --verify``); cleared by the next successful deploy of the service
+``verified.json`` ``{"<service>": {"tag": ..., "at": ...}}``: services whose running tag
+                  passed ``glue apply --verify`` (dropped when another tag is deployed)
 ``git-revision``  the deployment repository commit that was deployed
 ``deployed-at``   UTC ISO-8601 time
 ``deployed-by``   pipeline URL or user@host
@@ -29,7 +32,7 @@ from gitops_glue.service_version import ServiceVersion
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
 
-__all__ = ["DeployRecord", "FailedDeploy", "ServiceVersion"]
+__all__ = ["DeployRecord", "FailedDeploy", "ServiceVersion", "Verified"]
 
 LABELS = {"app.kubernetes.io/managed-by": "gitops-glue", "gitops-glue.dev/kind": "deploy-record"}
 
@@ -40,7 +43,17 @@ def record_name(env: str) -> str:
 
 @dataclass(frozen=True)
 class FailedDeploy:
-    """A deploy attempt of a service that failed: the tag it tried, and when."""
+    """A deploy attempt of a service that failed: the tag it tried, when, and why
+    (empty when helmfile failed; the verification's finding when that failed)."""
+
+    tag: str | None
+    at: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The running tag of a service passed ``glue apply --verify`` at ``at``."""
 
     tag: str | None
     at: str
@@ -55,6 +68,7 @@ class DeployRecord:
     deployed_by: str = ""
     recoveries: list[dict[str, Any]] = field(default_factory=list)
     failed: dict[str, FailedDeploy] = field(default_factory=dict)
+    verified: dict[str, Verified] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, str]:
         return {
@@ -64,7 +78,14 @@ class DeployRecord:
                 sort_keys=True,
             ),
             "failed.json": json.dumps(
-                {k: {"tag": v.tag, "at": v.at} for k, v in sorted(self.failed.items())},
+                {
+                    k: {"tag": v.tag, "at": v.at, **({"reason": v.reason} if v.reason else {})}
+                    for k, v in sorted(self.failed.items())
+                },
+                sort_keys=True,
+            ),
+            "verified.json": json.dumps(
+                {k: {"tag": v.tag, "at": v.at} for k, v in sorted(self.verified.items())},
                 sort_keys=True,
             ),
             "git-revision": self.git_revision,
@@ -89,8 +110,12 @@ class DeployRecord:
                 for k, v in raw.items()
             },
             failed={
-                k: FailedDeploy(v.get("tag"), str(v.get("at") or ""))
+                k: FailedDeploy(v.get("tag"), str(v.get("at") or ""), str(v.get("reason") or ""))
                 for k, v in json.loads(data.get("failed.json") or "{}").items()
+            },
+            verified={
+                k: Verified(v.get("tag"), str(v.get("at") or ""))
+                for k, v in json.loads(data.get("verified.json") or "{}").items()
             },
             git_revision=data.get("git-revision", ""),
             deployed_at=data.get("deployed-at", ""),

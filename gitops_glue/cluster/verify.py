@@ -229,27 +229,29 @@ def verify(
         pods[key] = item
         found = failures_now(item, baselines[key])
         if found:
-            early = _problems(kube, key, found, log_lines)
+            early = _problems(kube, item, found, log_lines)
             return Verification(window, names, len(pods), clock() - start, early)
     late: tuple[PodProblem, ...] = ()
-    for key, pod in sorted(pods.items()):
-        late += _problems(kube, key, not_ready(pod), log_lines)
+    for _key, pod in sorted(pods.items()):
+        late += _problems(kube, pod, not_ready(pod), log_lines)
     return Verification(window, names, len(pods), clock() - start, late)
 
 
 def _problems(
-    kube: Kube, key: tuple[str, str], found: Sequence[Failure], log_lines: int
+    kube: Kube, pod: Pod, found: Sequence[Failure], log_lines: int
 ) -> tuple[PodProblem, ...]:
-    namespace, pod = key
+    meta = pod.get("metadata") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    release = str((meta.get("labels") or {}).get(INSTANCE) or "")
     out = []
     for f in found:
         logs: list[str] = []
         if f.container:
             try:
                 logs = kube.pod_log(
-                    namespace, pod, f.container, tail=log_lines, previous=f.previous
+                    namespace, name, f.container, tail=log_lines, previous=f.previous
                 )
             except OperationError:
                 logs = []
-        out.append(PodProblem(namespace, pod, f.container, f.reason, f.message, logs))
+        out.append(PodProblem(namespace, name, f.container, f.reason, f.message, logs, release))
     return tuple(out)

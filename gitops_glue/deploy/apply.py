@@ -12,13 +12,14 @@ next run's preflight recovers.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from gitops_glue.cluster.diagnose import PodProblem
     from gitops_glue.cluster.helm_storage import Recovery
     from gitops_glue.cluster.kube import Kube
+    from gitops_glue.cluster.verify import Verification
     from gitops_glue.config import LoadedConfig
     from gitops_glue.deploy.changed import ChangedReport
     from gitops_glue.deploy.diff import DiffResult
@@ -57,6 +59,7 @@ class ApplyOptions:
     recover: Recover = Recover.auto
     grace: float = 6.0  # after forwarding a signal, how long helmfile gets to stop
     holder: str = ""
+    verify: float | None = None  # seconds to watch the changed releases' pods after
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,7 @@ class ApplyResult:
     error: str = ""
     selection: ChangedReport | None = None  # --changed-only: what it found
     diff: DiffResult | None = None  # --dry-run: the diff instead of a deploy
+    verification: Verification | None = None  # --verify: what watching the pods found
 
     @property
     def nothing_changed(self) -> bool:
@@ -98,7 +102,10 @@ class ApplyResult:
             f"deployed {self.env}: {', '.join(self.releases)}"
             + ("" if self.changed else " (no changes)")
         ]
-        return "\n".join(lines + [f"  {r.describe()}" for r in self.recoveries])
+        lines += [f"  {r.describe()}" for r in self.recoveries]
+        if self.verification is not None:
+            lines.append(self.verification.summary())
+        return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:
         if self.diff is not None:
@@ -118,6 +125,7 @@ class ApplyResult:
             "lock_holder": self.lock_holder,
             "took_over_lock_from": self.took_over,
             "record_written": self.record_written,
+            "verification": self.verification.to_json() if self.verification else None,
             **FailureReport(self.problems, self.error).to_json(),
         }
 
@@ -305,12 +313,15 @@ def _write_record(
     holder: str,
     recoveries: list[Recovery],
     *,
-    failed: bool = False,
+    deployed: bool = True,
+    failed: Mapping[str, str] | None = None,
+    verified: Collection[str] = (),
 ) -> None:
     """After a deploy: the services' versions (``since`` kept while the tag and digest stay
-    the same), or with ``failed`` only the attempt (what runs is left as recorded)."""
-    import datetime as dt
-
+    the same). ``failed``: services whose deploy failed, with why; their last good
+    version stays recorded as what runs. ``deployed=False`` (helmfile failed): only the
+    attempt of every service is recorded. ``verified``: services that passed
+    ``--verify``; a service deployed with another tag loses its earlier verification."""
     from gitops_glue.cluster import record
 
     env = loaded.config.environment(env_name)
@@ -318,7 +329,8 @@ def _write_record(
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     services = dict(previous.services) if previous else {}
     failures = dict(previous.failed) if previous else {}
-    if failed:
+    checks = dict(previous.verified) if previous else {}
+    if not deployed:
         if previous is None:
             return  # nothing deployed yet: no record to mark
         for name, version in versions[0].items():
@@ -326,11 +338,19 @@ def _write_record(
         record.write(kube, env.record_namespace, replace(previous, failed=failures))
         return
     for name, version in versions[0].items():
+        if failed and name in failed:
+            failures[name] = record.FailedDeploy(version.tag, now, failed[name])
+            checks.pop(name, None)
+            continue
         old = services.get(name)
         same = old is not None and (old.tag, old.digest) == (version.tag, version.digest)
         since = (old.since if same and old else None) or now
         services[name] = replace(version, since=since)
         failures.pop(name, None)
+        if name in verified:
+            checks[name] = record.Verified(version.tag, now)
+        elif not same:
+            checks.pop(name, None)
     record.write(
         kube,
         env.record_namespace,
@@ -342,6 +362,7 @@ def _write_record(
             deployed_by=holder,
             recoveries=[r.to_json() for r in recoveries],
             failed=failures,
+            verified=checks,
         ),
     )
 
@@ -362,6 +383,9 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         tools=req.target.tools,
     )
     target = replace(req.target, kube_args=where.args)
+    options = req.options
+    if options.verify is None:
+        options = replace(options, verify=env.verify_seconds)
     kube: Kube | None = None
 
     def cluster() -> Kube:
@@ -385,7 +409,39 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         result = ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
         result.diff = diff(target, where)
         return result
-    return _deploy(loaded, target, cluster(), req.options, say, selection, where)
+    return _deploy(loaded, target, cluster(), options, say, selection, where)
+
+
+def _revision(kube: Kube, release: Release) -> int | None:
+    """The release's latest Helm revision (None before its first)."""
+    from gitops_glue.cluster import helm_storage
+
+    latest = helm_storage.state(kube, release.name, release.namespace).latest
+    return latest.number if latest else None
+
+
+def _verify(
+    kube: Kube, changed: list[Release], window: float, since: dt.datetime, say: Progress
+) -> Verification:
+    """Watch the pods of the releases that changed (see :mod:`gitops_glue.cluster.verify`)."""
+    from gitops_glue.cluster import verify
+
+    if not changed:
+        say("glue: verify: no release changed; nothing to watch")
+    else:
+        names = ", ".join(r.name for r in changed)
+        say(f"glue: verify: watching the pods of {names} for {window:g}s")
+    pairs = [(r.namespace, r.name) for r in changed]
+    return verify.verify(kube, pairs, window, since=since)
+
+
+def _reason(verification: Verification, release: str) -> str:
+    """The first failure of ``release``'s pods, in one line, for the deploy record."""
+    for p in verification.failures:
+        if p.release == release:
+            where = f"{p.pod}" + (f" [{p.container}]" if p.container else "")
+            return f"verification: {where}: {p.reason}" + (f": {p.message}" if p.message else "")
+    return "verification failed"
 
 
 def _deploy(
@@ -438,6 +494,9 @@ def _deploy(
             )
             # What the record will say: the files as helmfile is about to deploy them.
             versions = deployed_versions(loaded, env.name, names)
+            # --verify watches the releases helmfile gives a new Helm revision.
+            before = {r: _revision(kube, r) for r in items} if opts.verify else {}
+            started = dt.datetime.now(dt.timezone.utc)
             code: int | None = None
             output = ""
             if forwarder.signal is None:
@@ -465,7 +524,7 @@ def _deploy(
                     )
                 result.error = tail(output, 20)
                 with suppress(Exception):  # the failure is reported either way
-                    _write_record(loaded, env.name, kube, versions, opts.holder, [], failed=True)
+                    _write_record(loaded, env.name, kube, versions, opts.holder, [], deployed=False)
                 detail = "\n".join(p.describe() for p in result.problems)
                 raise DeployFailed(
                     f"helmfile apply failed for {env.name!r} (exit {code})"
@@ -473,8 +532,36 @@ def _deploy(
                     result,
                 )
             result.changed = code == 2
-            _write_record(loaded, env.name, kube, versions, opts.holder, result.recoveries)
+            failed: dict[str, str] = {}
+            verified: list[str] = []
+            if opts.verify:
+                changed = [r for r in items if _revision(kube, r) != before[r]]
+                result.verification = _verify(kube, changed, opts.verify, started, say)
+                failing = {p.release for p in result.verification.failures}
+                for name, version in versions[0].items():
+                    if version.release in failing:
+                        failed[name] = _reason(result.verification, version.release)
+                    elif any(r.name == version.release for r in changed):
+                        verified.append(name)
+                result.problems = list(result.verification.failures)
+            _write_record(
+                loaded,
+                env.name,
+                kube,
+                versions,
+                opts.holder,
+                result.recoveries,
+                failed=failed,
+                verified=verified,
+            )
             result.record_written = True
+            if result.verification is not None and not result.verification.ok:
+                detail = "\n".join(p.describe() for p in result.problems)
+                raise DeployFailed(
+                    f"{env.name!r} deployed, then failed verification: "
+                    f"{result.verification.summary()}\nfailing pods:\n{detail}",
+                    result,
+                )
             return result
         finally:
             lock.release()

@@ -1,0 +1,154 @@
+"""`glue apply --verify`: after helmfile, watch the changed releases' pods; fail at the
+first crash with its log lines, and say so in the deploy record.
+
+kwok plays the kubelet: a pod annotated ``glue-test/crash-after`` turns Ready, then
+restarts into CrashLoopBackOff that long after (scripts/TESTBED.md), and kwok serves
+the log files the test writes as the containers' logs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.helpers import example_repo, git, glue
+from tests.support.testbed import Testbed
+
+pytestmark = pytest.mark.cluster
+
+POD_ANNOTATIONS = """      annotations:
+        gitops-glue.dev/revision: {{ .Values.revision | quote }}
+        {{- with .Values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+"""
+
+
+def verify_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
+    """The example repo, staging in a namespace of its own, its chart taking pod
+    annotations from values (``a.podAnnotations``), logs served for the namespace."""
+    repo = example_repo(tmp_path / "deploy")
+    ns = testbed.unique("vfy")
+    for name in ("environments/staging.yaml", "glue.yaml"):
+        path = repo / name
+        path.write_text(path.read_text().replace("namespace: example-staging", f"namespace: {ns}"))
+    template = repo / "charts/app/templates/deployment.yaml"
+    text = template.read_text()
+    old = "      annotations:\n        gitops-glue.dev/revision: {{ .Values.revision | quote }}\n"
+    assert text.count(old) == 1
+    template.write_text(text.replace(old, POD_ANNOTATIONS))
+    helmfile = repo / "helmfile.yaml.gotmpl"
+    helmfile.write_text(helmfile.read_text().replace("timeout: 300", "timeout: 60"))
+    git(repo, "commit", "-qam", "test namespace; pod annotations from values")
+    current, previous = tmp_path / "current.log", tmp_path / "previous.log"
+    current.write_text(testbed.container_log("starting app"))
+    previous.write_text(
+        testbed.container_log("starting app")
+        + testbed.container_log("FATAL: cannot reach postgres at db:5432", stream="stderr")
+    )
+    testbed.serve_logs(ns, current, previous)
+    return repo, ns
+
+
+def crash_a_after(repo: Path, delay: str) -> None:
+    """Give service a's pods the testbed's crash annotation, and a new tag (committed)."""
+    staging = repo / "environments/staging.yaml"
+    text = staging.read_text()
+    text = text.replace('tag: "3f9c2e1"  # service a', 'tag: "4e5f6a7"  # service a')
+    text = text.replace(
+        "a:\n  image:", f'a:\n  podAnnotations:\n    glue-test/crash-after: "{delay}"\n  image:'
+    )
+    staging.write_text(text)
+    git(repo, "commit", "-qam", "a 4e5f6a7, which crashes")
+
+
+def run(testbed: Testbed, repo: Path, *args: str) -> tuple[int, str, str]:
+    r = glue(*args, cwd=repo, env=testbed.env, timeout=300)
+    return r.code, r.out, r.err
+
+
+def record(testbed: Testbed, ns: str) -> dict[str, str]:
+    cm = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-staging")
+    assert cm is not None
+    return dict(cm["data"])
+
+
+def test_a_healthy_deploy_passes_verify_after_the_window(testbed: Testbed, tmp_path: Path) -> None:
+    repo, ns = verify_repo(tmp_path, testbed)
+    began = time.monotonic()
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--verify", "4s", "-o", "json")
+    took = time.monotonic() - began
+    assert code == 0, err + out
+    result = json.loads(out)
+    verification = result["verification"]
+    assert verification["ok"] is True and verification["failures"] == []
+    assert sorted(verification["releases"]) == [f"{ns}/a", f"{ns}/b"]
+    assert verification["pods"] == 2
+    assert took >= 4  # it watched the whole window
+    verified = json.loads(record(testbed, ns)["verified.json"])
+    assert {k: v["tag"] for k, v in verified.items()} == {"a": "3f9c2e1", "b": "1d2e3f4"}
+    # Nothing changed on a second apply: nothing to watch, and the verification stays.
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--verify", "30s")
+    assert code == 0, err + out
+    assert "no release changed; nothing to watch" in err + out
+    assert json.loads(record(testbed, ns)["verified.json"]) == verified
+
+
+def test_a_crash_after_ready_fails_verify_early_with_its_log(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    repo, ns = verify_repo(tmp_path, testbed)
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 0, err + out
+    crash_a_after(repo, "3s")
+    began = time.monotonic()
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--verify", "60s")
+    took = time.monotonic() - began
+    assert code == 1, err + out
+    assert took < 40  # the verdict came at the crash, not at the end of the window
+    assert "deployed, then failed verification" in err
+    assert "CrashLoopBackOff" in err
+    assert "FATAL: cannot reach postgres at db:5432" in err  # the previous run's log
+    rec = record(testbed, ns)
+    failed = json.loads(rec["failed.json"])
+    assert failed["a"]["tag"] == "4e5f6a7"
+    assert "CrashLoopBackOff" in failed["a"]["reason"]
+    # What runs successfully is still the last good version; b was not touched.
+    services = json.loads(rec["services.json"])
+    assert services["a"]["tag"] == "3f9c2e1" and "b" not in failed
+    # promote --require-deployed refuses the version that failed verification.
+    code, out, err = run(
+        testbed, repo, "promote", "a", "--to", "prod", "--require-deployed", "--dry-run"
+    )
+    assert code == 2 and "failed" in err, err + out
+
+
+def test_glue_yaml_verify_is_the_default_and_a_report_carries_the_logs(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    repo, _ = verify_repo(tmp_path, testbed)
+    config = repo / "glue.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n",
+            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n"
+            "    verify: 60s\n",
+        )
+    )
+    assert "verify: 60s" in config.read_text()
+    git(repo, "commit", "-qam", "staging: verify 60s")
+    assert run(testbed, repo, "apply", "--env", "staging", "--verify", "0")[0] == 0
+    crash_a_after(repo, "2s")
+    report = tmp_path / "report.json"
+    code, out, err = run(
+        testbed, repo, "apply", "--env", "staging", "--report", str(report), "-o", "json"
+    )
+    assert code == 1, err + out
+    written = json.loads(report.read_text())
+    [pod] = written["failing_pods"]
+    assert pod["release"] == "a" and pod["reason"] == "CrashLoopBackOff"
+    assert "FATAL: cannot reach postgres at db:5432" in pod["logs"]
+    assert written["verification"]["ok"] is False
