@@ -172,6 +172,8 @@ KEYS = [
     ("platform.yaml", "api.image.tag"),
     ("platform.yaml", "worker.containers.0.image"),
     ("platform.yaml", "defaults.resources.limits.cpu"),
+    ("platform.yaml", "api.replicaCount"),  # a number
+    ("platform.yaml", "worker.enabled"),  # a bool
 ]
 
 
@@ -179,7 +181,7 @@ KEYS = [
 @given(
     st.sampled_from(KEYS),
     st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(TOKENS)), max_size=1),
-    st.sampled_from(["v2", "1.10", "", "a: b", "#x", "it's", "0?"]),
+    st.sampled_from(["v2", "1.10", "5", "false", "", "a: b", "#x", "it's", "0?"]),
 )
 def test_set_writes_the_same_bytes_through_either_parser(
     key: tuple[str, str], edits: list[tuple[int, str]], value: str
