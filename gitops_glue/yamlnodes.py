@@ -27,9 +27,12 @@ NodeKind = Literal["scalar", "alias", "map", "seq"]
 #: Text libyaml reads differently from ruamel.yaml goes to ruamel.yaml alone: a tab
 #: (ruamel refuses one after a value), a byte-order mark (libyaml's marks do not count a
 #: leading one, and it drops one inside the text), the line breaks of YAML 1.1 (NEL, LS,
-#: PS: they move the lines of all later marks), a comment right after a block scalar's
-#: header (``|-#``) and directives (``%YAML 1.2#``): libyaml reads them, ruamel refuses.
-_LIBYAML_DIFFERS = re.compile(r"[\t\ufeff\x85\u2028\u2029]|[|>][-+1-9]{0,2}#|^%", re.MULTILINE)
+#: PS: they move the lines of all later marks), a lone surrogate (libyaml takes UTF-8), a
+#: comment right after a block scalar's header (``|-#``) and directives (``%YAML 1.2#``):
+#: libyaml reads them, ruamel refuses them.
+_LIBYAML_DIFFERS = re.compile(
+    r"[\t\ufeff\x85\u2028\u2029\ud800-\udfff]|[|>][-+1-9]{0,2}#|^%", re.MULTILINE
+)
 
 
 @dataclass(eq=False, slots=True)

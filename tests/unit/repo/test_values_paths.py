@@ -148,6 +148,7 @@ def test_generated_values_files_read_alike(
         "a: | \n \n\n    x\n",
         "?:\n\n\n?",
         "[{? }, {a}]\n",
+        "a: \udc80\n",
     ],
 )
 def test_texts_the_parsers_disagree_on_read_alike(text: str) -> None:
