@@ -86,7 +86,10 @@ def earlier(body: str, chosen: set[str]) -> tuple[list[str], dict[str, str], str
         for m in re.finditer(r"`(\w+)\.py`[^\n]*:\n\n```\n.*?\n```\n", body, re.DOTALL)
         if m.group(1) not in chosen
     }
-    date = re.search(r"Date: ([^.]*)\.", body)
+    # An --only run's header names the run its other rows come from.
+    date = re.search(r"the others from the run of ([^.]*)\.", body) or re.search(
+        r"Date: ([^.]*)\.", body
+    )
     return lines, printed, date.group(1) if date else "unknown"
 
 
