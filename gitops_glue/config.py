@@ -176,6 +176,9 @@ class Environment(_Model, frozen=True, kw_only=True):
     #: ``glue apply`` watches the pods of the releases it changed this long after
     #: helmfile succeeds, and fails at the first crash (``--verify``; ``0`` turns it off).
     verify: str | None = None
+    #: When ``verify`` finds the deploy failing: ``stop`` (exit 1) or ``rollback``: revert
+    #: the failed services' commits with a hold, push, deploy and verify that version.
+    on_failure: Literal["stop", "rollback"] | None = None
 
     def __post_init__(self) -> None:
         if not _ENV_NAME.fullmatch(self.name):

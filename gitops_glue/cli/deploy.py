@@ -20,6 +20,7 @@ from gitops_glue.cli.options import (
     SelectorOpt,
 )
 from gitops_glue.cli.render import emit, note
+from gitops_glue.cli.target import CHECKOUT, RepoOptions, repo_options
 from gitops_glue.deploy.apply import Recover
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def diff_cmd(
 
 
 @app.command("apply")
+@repo_options
 def apply_cmd(
     env: EnvOpt,
     selector: SelectorOpt = None,
@@ -146,6 +148,18 @@ def apply_cmd(
             "glue.yaml; 0: off)",
         ),
     ] = None,
+    rollback_on_failure: Annotated[
+        bool | None,
+        typer.Option(
+            "--rollback-on-failure/--stop-on-failure",
+            envvar="GLUE_ROLLBACK_ON_FAILURE",
+            show_default=False,
+            help="when verification fails: revert the failed services' commits with a hold "
+            "(to --remote when given), deploy and verify that version; or only report it "
+            "(default: ENV's on_failure in glue.yaml, else stop)",
+        ),
+    ] = None,
+    repo: RepoOptions = CHECKOUT,
     output: OutputOpt = Output.text,
     extra: ExtraArgs = None,
 ) -> None:
@@ -163,6 +177,12 @@ def apply_cmd(
             recover=recover,
             holder=identity(ci.detect().pipeline_url),
             verify=None if verify is None else parse_duration(verify),
+            on_failure=None
+            if rollback_on_failure is None
+            else apply.OnFailure.rollback
+            if rollback_on_failure
+            else apply.OnFailure.stop,
+            rollback_to=repo.target,
         ),
         kubeconfig=kubeconfig,
         kube_context=kube_context,

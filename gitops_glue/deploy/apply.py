@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from gitops_glue.deploy.changed import ChangedReport
     from gitops_glue.deploy.diff import DiffResult
     from gitops_glue.deploy.helmfile import Release, Target
+    from gitops_glue.repo.commit import CommitTarget
     from gitops_glue.service_version import ServiceVersion
 
 Progress = Callable[[str], None]
@@ -51,6 +52,52 @@ class Recover(str, enum.Enum):
     never = "never"  # fail instead
 
 
+class OnFailure(str, enum.Enum):
+    """What ``glue apply`` does when the deploy fails its verification."""
+
+    stop = "stop"  # report it (exit 1), change nothing more
+    rollback = "rollback"  # revert the services' commits with a hold, apply and verify that
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """What ``on_failure: rollback`` did."""
+
+    services: tuple[str, ...]
+    commit: str | None = None  # the revert commit (with the hold)
+    remote: str | None = None  # where it was pushed; None: committed to the checkout
+    reverted: tuple[str, ...] = ()  # the commits it reverts
+    error: str = ""  # why there is no rollback
+    verification: Verification | None = None  # of the rolled-back version
+
+    def text(self, env: str) -> str:
+        names = ", ".join(self.services)
+        if not self.commit:
+            return f"not rolled back ({names}): {self.error}"
+        where = f"pushed to {self.remote}" if self.remote else "committed to this checkout"
+        lines = [
+            f"rolled back {names} in {env}: commit {self.commit[:10]} ({where}) reverts "
+            + ", ".join(sha[:10] for sha in self.reverted),
+            f"{names} held in {env}: the next pipeline will not deploy the failed version; "
+            f"once it is fixed: glue unhold {' '.join(self.services)} --env {env}",
+        ]
+        if self.verification is not None:
+            lines.append(f"the rolled-back version: {self.verification.summary()}")
+        if self.error:
+            lines.append(self.error)
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "services": list(self.services),
+            "commit": self.commit,
+            "remote": self.remote,
+            "reverted": list(self.reverted),
+            "error": self.error or None,
+            "verification": self.verification.to_json() if self.verification else None,
+        }
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     timeout: float = 300  # the deploy timeout: pending older than this is stale
@@ -60,6 +107,9 @@ class ApplyOptions:
     grace: float = 6.0  # after forwarding a signal, how long helmfile gets to stop
     holder: str = ""
     verify: float | None = None  # seconds to watch the changed releases' pods after
+    on_failure: OnFailure | None = None  # when verification fails (None: glue.yaml's)
+    #: Where ``on_failure: rollback`` commits (None: the checkout glue runs in).
+    rollback_to: Callable[[], CommitTarget] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +136,7 @@ class ApplyResult:
     selection: ChangedReport | None = None  # --changed-only: what it found
     diff: DiffResult | None = None  # --dry-run: the diff instead of a deploy
     verification: Verification | None = None  # --verify: what watching the pods found
+    rollback: RolledBack | None = None  # on_failure: rollback: what it did
 
     @property
     def nothing_changed(self) -> bool:
@@ -105,6 +156,8 @@ class ApplyResult:
         lines += [f"  {r.describe()}" for r in self.recoveries]
         if self.verification is not None:
             lines.append(self.verification.summary())
+        if self.rollback is not None:
+            lines.append(self.rollback.text(self.env))
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:
@@ -126,6 +179,7 @@ class ApplyResult:
             "took_over_lock_from": self.took_over,
             "record_written": self.record_written,
             "verification": self.verification.to_json() if self.verification else None,
+            "rollback": self.rollback.to_json() if self.rollback else None,
             **FailureReport(self.problems, self.error).to_json(),
         }
 
@@ -386,6 +440,8 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
     options = req.options
     if options.verify is None:
         options = replace(options, verify=env.verify_seconds)
+    if options.on_failure is None:
+        options = replace(options, on_failure=OnFailure(env.on_failure or "stop"))
     kube: Kube | None = None
 
     def cluster() -> Kube:
@@ -444,6 +500,56 @@ def _reason(verification: Verification, release: str) -> str:
     return "verification failed"
 
 
+def _previous_revision(loaded: LoadedConfig, env: str, kube: Kube) -> str:
+    """The deployment repository commit the environment's record says was deployed
+    before this deploy ("" when none is recorded)."""
+    from gitops_glue.cluster import record
+
+    found = record.read(kube, loaded.config.environment(env).record_namespace, env)
+    return found.git_revision if found else ""
+
+
+def _roll_back(
+    loaded: LoadedConfig,
+    env: str,
+    failed: Mapping[str, str],
+    previous: str,
+    opts: ApplyOptions,
+    say: Progress,
+) -> RolledBack:
+    """``on_failure: rollback``: revert ``env``'s glue commits since the ``previous``
+    deploy that name a failed service, holding those services (the reason names the
+    failure): ``glue rollback --to-commit PREVIOUS --hold``, limited to those services.
+    With a remote target the reverted files are also written to the checkout, so the
+    rolled-back version is what helmfile deploys next."""
+    from gitops_glue.files import atomic_write_text
+    from gitops_glue.integrations import ci
+    from gitops_glue.repo.rollback import RollbackRequest, rollback
+    from gitops_glue.repo.target import Checkout
+
+    services = tuple(sorted(failed))
+    if not previous:
+        return RolledBack(services, error=f"no earlier deploy of {env} is recorded to return to")
+    reason = f"glue apply rolled it back: {failed[services[0]]}"[:500]
+    req = RollbackRequest(
+        env, to_commit=previous, services=services, ci=ci.detect(), hold_reason=reason
+    )
+    say(f"glue: on_failure rollback: reverting {', '.join(services)} to {previous[:10]}")
+    try:
+        with opts.rollback_to() if opts.rollback_to else Checkout(loaded) as target:
+            done = rollback(target, req)
+    except GlueError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return RolledBack(services, error=f"{exc.message}{hint}")
+    if done.commit is None:
+        return RolledBack(services, error="the failed version's commits are already reverted")
+    if done.remote:
+        for edit in done.change.edits:
+            atomic_write_text(loaded.root / edit.path, edit.new_text)
+    reverted = tuple(c.sha for c in done.change.details.reverted)
+    return RolledBack(services, done.commit, done.remote, reverted)
+
+
 def _deploy(
     loaded: LoadedConfig,
     target: Target,
@@ -465,6 +571,73 @@ def _deploy(
     names = [r.name for r in items]
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
     forwarder = _SignalForwarder()
+
+    def run_once(result: ApplyResult) -> dict[str, str]:
+        """helmfile apply of the files as they are now, --verify, the record; the failed
+        services (with why). Raises when helmfile fails or is interrupted."""
+        # What the record will say: the files as helmfile is about to deploy them.
+        versions = deployed_versions(loaded, env.name, names)
+        # --verify watches the releases helmfile gives a new Helm revision.
+        before = {r: _revision(kube, r) for r in items} if opts.verify else {}
+        started = dt.datetime.now(dt.timezone.utc)
+        code: int | None = None
+        output = ""
+        if forwarder.signal is None:
+            code, output = _run_helmfile(target, major, opts, forwarder, say, where)
+        if code is None:
+            say("glue: interrupted: recovering releases left pending, then unlocking")
+            result.recoveries += preflight(
+                kube,
+                items,
+                timeout=opts.timeout,
+                recover=Recover.auto,
+                helm=target.tools.helm,
+                say=say,
+                where=where,
+            )
+            raise DeployInterrupted(
+                f"deploy to {env.name!r} interrupted by signal {forwarder.signal}; no "
+                "release is left pending and the lock is released",
+                result,
+            )
+        if code not in (0, 2):
+            for release in items:
+                result.problems += diagnose.not_ready_pods(kube, release.namespace, release.name)
+            result.error = tail(output, 20)
+            with suppress(Exception):  # the failure is reported either way
+                _write_record(loaded, env.name, kube, versions, opts.holder, [], deployed=False)
+            detail = "\n".join(p.describe() for p in result.problems)
+            raise DeployFailed(
+                f"helmfile apply failed for {env.name!r} (exit {code})"
+                + (f"\nfailing pods:\n{detail}" if detail else f"\n{result.error}"),
+                result,
+            )
+        result.changed = code == 2
+        failed: dict[str, str] = {}
+        verified: list[str] = []
+        if opts.verify:
+            changed = [r for r in items if _revision(kube, r) != before[r]]
+            result.verification = _verify(kube, changed, opts.verify, started, say)
+            failing = {p.release for p in result.verification.failures}
+            for name, version in versions[0].items():
+                if version.release in failing:
+                    failed[name] = _reason(result.verification, version.release)
+                elif any(r.name == version.release for r in changed):
+                    verified.append(name)
+            result.problems = list(result.verification.failures)
+        _write_record(
+            loaded,
+            env.name,
+            kube,
+            versions,
+            opts.holder,
+            result.recoveries,
+            failed=failed,
+            verified=verified,
+        )
+        result.record_written = True
+        return failed
+
     with forwarder.installed():
         lock = DeployLock(
             kube,
@@ -492,74 +665,26 @@ def _deploy(
                 say=say,
                 where=where,
             )
-            # What the record will say: the files as helmfile is about to deploy them.
-            versions = deployed_versions(loaded, env.name, names)
-            # --verify watches the releases helmfile gives a new Helm revision.
-            before = {r: _revision(kube, r) for r in items} if opts.verify else {}
-            started = dt.datetime.now(dt.timezone.utc)
-            code: int | None = None
-            output = ""
-            if forwarder.signal is None:
-                code, output = _run_helmfile(target, major, opts, forwarder, say, where)
-            if code is None:
-                say("glue: interrupted: recovering releases left pending, then unlocking")
-                result.recoveries += preflight(
-                    kube,
-                    items,
-                    timeout=opts.timeout,
-                    recover=Recover.auto,
-                    helm=target.tools.helm,
-                    say=say,
-                    where=where,
-                )
-                raise DeployInterrupted(
-                    f"deploy to {env.name!r} interrupted by signal {forwarder.signal}; no "
-                    "release is left pending and the lock is released",
-                    result,
-                )
-            if code not in (0, 2):
-                for release in items:
-                    result.problems += diagnose.not_ready_pods(
-                        kube, release.namespace, release.name
-                    )
-                result.error = tail(output, 20)
-                with suppress(Exception):  # the failure is reported either way
-                    _write_record(loaded, env.name, kube, versions, opts.holder, [], deployed=False)
-                detail = "\n".join(p.describe() for p in result.problems)
-                raise DeployFailed(
-                    f"helmfile apply failed for {env.name!r} (exit {code})"
-                    + (f"\nfailing pods:\n{detail}" if detail else f"\n{result.error}"),
-                    result,
-                )
-            result.changed = code == 2
-            failed: dict[str, str] = {}
-            verified: list[str] = []
-            if opts.verify:
-                changed = [r for r in items if _revision(kube, r) != before[r]]
-                result.verification = _verify(kube, changed, opts.verify, started, say)
-                failing = {p.release for p in result.verification.failures}
-                for name, version in versions[0].items():
-                    if version.release in failing:
-                        failed[name] = _reason(result.verification, version.release)
-                    elif any(r.name == version.release for r in changed):
-                        verified.append(name)
-                result.problems = list(result.verification.failures)
-            _write_record(
-                loaded,
-                env.name,
-                kube,
-                versions,
-                opts.holder,
-                result.recoveries,
-                failed=failed,
-                verified=verified,
-            )
-            result.record_written = True
+            rolls_back = opts.verify and opts.on_failure is OnFailure.rollback
+            previous = _previous_revision(loaded, env.name, kube) if rolls_back else ""
+            failed = run_once(result)
+            if failed and rolls_back:
+                result.rollback = _roll_back(loaded, env.name, failed, previous, opts, say)
+                if result.rollback.commit:
+                    say("glue: applying the rolled-back version (verified too, never rolled back)")
+                    again = ApplyResult(env.name, names, [], False, opts.holder)
+                    try:
+                        run_once(again)
+                    except DeployFailed as exc:
+                        why = f"deploying the rolled-back version failed: {exc.message}"
+                        result.rollback = replace(result.rollback, error=why)
+                    result.rollback = replace(result.rollback, verification=again.verification)
             if result.verification is not None and not result.verification.ok:
                 detail = "\n".join(p.describe() for p in result.problems)
+                rolled = f"\n{result.rollback.text(env.name)}" if result.rollback else ""
                 raise DeployFailed(
                     f"{env.name!r} deployed, then failed verification: "
-                    f"{result.verification.summary()}\nfailing pods:\n{detail}",
+                    f"{result.verification.summary()}\nfailing pods:\n{detail}{rolled}",
                     result,
                 )
             return result

@@ -53,6 +53,8 @@ class RollbackRequest:
     #: ``--reject --reason``: reject the tags rolled back from, in the same commit.
     reject_reason: str | None = None
     actor: str | None = None  # who holds/rejects (``--actor``/``GLUE_ACTOR``)
+    #: Only glue commits that name one of these services (``Glue-Service``); None: all.
+    services: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,11 @@ def plan_rollback(config: GlueConfig, history: History, req: RollbackRequest) ->
         info = describe(commit, env)
         if info is not None and info.action == "rollback":
             undone.update(info.reverts)
-        elif info is not None and info.sha not in undone:
+        elif (
+            info is not None
+            and info.sha not in undone
+            and (req.services is None or set(info.services) & set(req.services))
+        ):
             targets.append((info, commit))
             if stop is None:
                 break

@@ -24,12 +24,16 @@ POD_ANNOTATIONS = """      annotations:
         {{- with .Values.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
+        {{- with get (.Values.crashTags | default dict) .Values.image.tag }}
+        glue-test/crash-after: {{ . | quote }}
+        {{- end }}
 """
 
 
 def verify_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
     """The example repo, staging in a namespace of its own, its chart taking pod
-    annotations from values (``a.podAnnotations``), logs served for the namespace."""
+    annotations from values (``a.podAnnotations``; ``a.crashTags``: the tags whose pods
+    crash, and after how long), logs served for the namespace."""
     repo = example_repo(tmp_path / "deploy")
     ns = testbed.unique("vfy")
     for name in ("environments/staging.yaml", "glue.yaml"):
@@ -152,3 +156,51 @@ def test_glue_yaml_verify_is_the_default_and_a_report_carries_the_logs(
     assert pod["release"] == "a" and pod["reason"] == "CrashLoopBackOff"
     assert "FATAL: cannot reach postgres at db:5432" in pod["logs"]
     assert written["verification"]["ok"] is False
+
+
+def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    repo, ns = verify_repo(tmp_path, testbed)
+    config = repo / "glue.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n",
+            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n"
+            "    verify: 60s\n    on_failure: rollback\n",
+        )
+    )
+    staging = repo / "environments/staging.yaml"
+    staging.write_text(
+        staging.read_text().replace(
+            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "2s"\n  image:'
+        )
+    )
+    git(repo, "commit", "-qam", "staging verifies and rolls back; a 4e5f6a7 crashes")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    assert code == 0, err + out  # 3f9c2e1 stays healthy: verified
+    assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
+    bump = git(repo, "rev-parse", "HEAD").strip()
+
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "-o", "json")
+    assert code == 1, err + out
+    assert "CrashLoopBackOff" in err and "FATAL: cannot reach postgres" in err
+    assert "rolled back a in staging" in err and "glue unhold a --env staging" in err
+    # The branch: one revert commit on top of the bump, holding a with the reason.
+    head = git(repo, "log", "-1", "--format=%B").strip()
+    assert f"Glue-Reverts: {bump}" in head and "Glue-Hold: staging a" in head
+    assert git(repo, "rev-parse", "HEAD~1").strip() == bump
+    holds = (repo / "glue-holds.yaml").read_text()
+    assert "CrashLoopBackOff" in holds and "glue apply rolled it back" in holds
+    assert 'tag: "3f9c2e1"' in staging.read_text()
+    # The cluster runs the previous version again, verified.
+    deployment = testbed.get(f"/apis/apps/v1/namespaces/{ns}/deployments/a")
+    assert deployment is not None
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.endswith(":3f9c2e1")
+    rec = record(testbed, ns)
+    assert json.loads(rec["services.json"])["a"]["tag"] == "3f9c2e1"
+    assert json.loads(rec["verified.json"])["a"]["tag"] == "3f9c2e1"
+    # The hold keeps the next pipeline from deploying the bad tag again.
+    again = glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo)
+    assert again.code == 2 and "held" in again.err, again.err
