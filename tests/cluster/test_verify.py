@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.helpers import example_repo, git, glue
+from tests.support.slackserver import BOT_TOKEN, SlackServer
 from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
@@ -204,3 +205,41 @@ def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
     # The hold keeps the next pipeline from deploying the bad tag again.
     again = glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo)
     assert again.code == 2 and "held" in again.err, again.err
+
+
+def test_notify_says_in_the_deploys_thread_that_verification_failed_with_the_log(
+    testbed: Testbed, slack: SlackServer, tmp_path: Path
+) -> None:
+    repo, _ = verify_repo(tmp_path, testbed)
+    assert run(testbed, repo, "apply", "--env", "staging")[0] == 0
+    crash_a_after(repo, "2s")
+    bot = {
+        **testbed.env,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_CHANNEL": "#deploys",
+        "GLUE_SLACK_API_URL": slack.api_url,
+    }
+    start = glue("notify", "--phase", "pre-upgrade", "--env", "staging", cwd=repo, env=bot)
+    assert start.code == 0, start.err
+    report = tmp_path / "report.json"
+    code, out, err = run(
+        testbed, repo, "apply", "--env", "staging", "--verify", "60s", "--report", str(report)
+    )
+    assert code == 1, err + out
+    failed = glue(
+        "notify",
+        "--phase",
+        "failed",
+        "--env",
+        "staging",
+        "--apply-report",
+        str(report),
+        cwd=repo,
+        env=bot,
+    )
+    assert failed.code == 0, failed.err
+    [first, reply] = slack.api_calls("chat.postMessage")
+    assert reply.json["thread_ts"] == first.response_json()["ts"]
+    text = json.dumps(reply.json)
+    assert "CrashLoopBackOff" in text
+    assert "FATAL: cannot reach postgres at db:5432" in text
