@@ -144,8 +144,9 @@ def promote_cmd(
             "--min-age",
             envvar="GLUE_MIN_AGE",
             metavar="DURATION",
-            help="with proof: the version must have run in the source at least this long "
-            "(30m, 2h; default: ENV's min_age in glue.yaml); implies --require-deployed",
+            help="with proof: the version must have run in the source at least this long, "
+            "its pods there Ready and not restarted since it was deployed (30m, 2h; "
+            "default: ENV's min_age in glue.yaml); implies --require-deployed",
         ),
     ] = None,
     kubeconfig: KubeconfigOpt = None,
@@ -173,14 +174,16 @@ def promote_cmd(
         min_age=None if min_age is None else parse_duration(min_age),
     )
     with repo.target() as target:
-        from gitops_glue.repo.proof import cluster_records
+        from gitops_glue.repo.proof import ClusterEvidence
 
+        evidence = ClusterEvidence(State.directory, kubeconfig)
         result = promote(
             target,
             req,
             dry_run=dry_run,
             override_hold=override_hold,
-            records=cluster_records(State.directory, kubeconfig),
+            records=evidence.records,
+            pods=evidence.pods,
         )
     render_result(output, result)
 

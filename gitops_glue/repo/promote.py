@@ -215,12 +215,14 @@ def plan_promote(
     req: PromoteRequest,
     records: proven.Records | None = None,
     now: dt.datetime | None = None,
+    pods: proven.Pods | None = None,
 ) -> PromoteChange:
     """Work out the promotion commit; touches nothing.
 
     With proof required (``req.require_deployed`` or the target's ``require_deployed``),
     ``records`` gives the source's deploy record and ``now`` the time the soak is
-    measured at: unproven services are refused like policy-refused ones.
+    measured at; with a soak (``min_age``), ``pods`` gives the release's pods in the
+    source, which must be healthy: unproven services are refused like policy-refused ones.
 
     Services named one by one: the whole promotion is refused when the target's
     tag policy refuses any of them. Every service (``req.services`` None): the
@@ -291,10 +293,10 @@ def plan_promote(
             continue
         proof = None
         if rules is not None:
-            if records is None:
+            if records is None or (rules.min_age and pods is None):
                 raise UsageError(
                     f"promotion to {dst.name!r} requires proof of deployment in {src_name!r}, "
-                    "but no deploy records were given"
+                    "but no deploy records (or pods, for the soak) were given"
                 )
             try:
                 proof = proven.check(
@@ -305,10 +307,16 @@ def plan_promote(
                     digest=src_digest,
                     rules=rules,
                     now=now or proven.utc_now(),
+                    pods=(lambda release: pods(config, src_name, release)) if pods else None,
                 )
             except proven.Unproven as exc:
                 unproven.append(f"{name} {tag}: {exc}")
                 continue
+            if proof.pods == 0:
+                notes.append(
+                    f"{name}: release {proof.release} has no pods in {src_name} to check; "
+                    "proven by its deploy record alone"
+                )
         written = versions.write(
             read,
             config,
@@ -370,12 +378,14 @@ def promote(
     override_hold: bool = False,
     records: proven.Records | None = None,
     clock: proven.Clock = proven.utc_now,
+    pods: proven.Pods | None = None,
 ) -> PromoteResult:
     """``glue promote``: plan on the target's tip and commit there (``records``: the
-    environments' deploy records, for proof; ``clock``: when the soak is measured)."""
+    environments' deploy records, for proof; ``clock``: when the soak is measured;
+    ``pods``: the releases' pods, for the soak's health check)."""
 
     def plan(view: View) -> PromoteChange:
-        return plan_promote(view.config, view.read, req, records, clock())
+        return plan_promote(view.config, view.read, req, records, clock(), pods)
 
     return commit_change(
         target, plan, guards=holds.guards(override_hold=override_hold), dry_run=dry_run

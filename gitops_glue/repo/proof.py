@@ -6,24 +6,30 @@ environment in ``glue.yaml``) promotes a service's version only when the
 cluster, shows that exact tag (and digest, where both sides know it) deployed
 successfully, its last deploy attempt did not fail, and, with ``--min-age`` /
 ``min_age``, it has run there for at least that long (counted from the first
-successful deploy of that tag, the record's ``since``).
+successful deploy of that tag, the record's ``since``) *and is healthy now*: every
+pod of the service's release in the source (label ``app.kubernetes.io/instance``,
+in the namespace helmfile gives the release) is Ready, and no container of them
+restarted since that deploy (:func:`pod_health`). A release without pods (only a
+CronJob, say) passes on its record alone, with a note.
 
-:func:`check` is pure: the record and the clock are handed in, so tests drive
-time without sleeping. :func:`cluster_records` is the real record source.
+:func:`check` is pure: the record, the pods and the clock are handed in, so tests
+drive time without sleeping. :class:`ClusterEvidence` is the real source of both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gitops_glue.durations import parse_duration
 
 if TYPE_CHECKING:
+    from gitops_glue import helmview
+    from gitops_glue.cluster.kube import Kube
     from gitops_glue.cluster.record import DeployRecord
     from gitops_glue.config import Environment, GlueConfig
     from gitops_glue.repo.commit import History
@@ -31,6 +37,12 @@ if TYPE_CHECKING:
 #: ``records(config, env)``: the environment's deploy record, or None before its first deploy.
 Records = Callable[["GlueConfig", str], "DeployRecord | None"]
 Clock = Callable[[], dt.datetime]
+Pod = Mapping[str, Any]  # as the API serves it in JSON
+#: ``pods(config, env, release)``: the pods of ``release`` in ``env``'s cluster, or None
+#: when helmfile does not say which namespace the release is in there.
+Pods = Callable[["GlueConfig", str, str], "Sequence[Pod] | None"]
+#: ``pods(release)``: one source environment's :data:`Pods`, as :func:`check` reads them.
+ReleasePods = Callable[[str], "Sequence[Pod] | None"]
 
 
 def utc_now() -> dt.datetime:
@@ -64,6 +76,8 @@ class Proof:
     since: str  # when the tag was first deployed successfully in the source (UTC ISO)
     soaked: float  # seconds it had run there when promoted
     min_age: float
+    release: str = ""  # the source's release of the service
+    pods: int | None = None  # its pods found healthy (None: not checked, no min_age)
 
     def trailer(self) -> str:
         """``a 1.4.0 deployed in staging since T, 2h05m (min 30m)``: one per service, so
@@ -82,6 +96,7 @@ class Proof:
             "since": self.since,
             "soaked_seconds": round(self.soaked),
             "min_age_seconds": round(self.min_age),
+            "healthy_pods": self.pods,
         }
 
 
@@ -97,8 +112,10 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def _time(text: str | None) -> dt.datetime | None:
-    if not text:
+def _time(text: object) -> dt.datetime | None:
+    if isinstance(text, dt.datetime):
+        return text if text.tzinfo else text.replace(tzinfo=dt.timezone.utc)
+    if not text or not isinstance(text, str):
         return None
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -111,6 +128,60 @@ class Unproven(Exception):
     """Why a version is not proven; the message names what the source actually runs."""
 
 
+def _times(n: int) -> str:
+    return "1 time" if n == 1 else f"{n} times"
+
+
+def _restart(cs: Mapping[str, Any], since: dt.datetime) -> str | None:
+    """``restarted 3 times since it was deployed (last: Error, exit code 1, T)`` when
+    the container restarted at or after ``since`` (or restarted, when not known when)."""
+    restarts = int(cs.get("restartCount") or 0)
+    last = (cs.get("lastState") or {}).get("terminated") or {}
+    finished = _time(last.get("finishedAt"))
+    if restarts == 0 or (finished is not None and finished < since):
+        return None
+    details = [str(last.get("reason") or "Error")] if last else []
+    if last.get("exitCode") is not None:
+        details.append(f"exit code {last['exitCode']}")
+    if finished is not None:
+        details.append(f"{finished.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    return f"restarted {_times(restarts)} since it was deployed" + (
+        f" (last: {', '.join(details)})" if details else ""
+    )
+
+
+def pod_health(pods: Sequence[Pod], since: dt.datetime) -> str | None:
+    """Why the release's ``pods`` are not healthy (the first pod by name that is not
+    Ready now or has a container restarted at or after ``since``); None when all are.
+    Pods being deleted are left out; a rollout in progress shows as a pod not Ready."""
+    from gitops_glue.cluster.diagnose import is_ready, problems_of
+
+    found: list[str] = []
+    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    for pod in sorted(live, key=lambda p: str((p.get("metadata") or {}).get("name"))):
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        containers = [
+            *(status.get("initContainerStatuses") or []),
+            *(status.get("containerStatuses") or []),
+        ]
+        why: list[str] = []
+        for cs in containers:
+            restart = _restart(cs, since)
+            if restart:
+                which = f"container {cs.get('name')} " if len(containers) > 1 else ""
+                why.append(which + restart)
+                break
+        if not is_ready(pod):
+            reasons = sorted({reason for _container, reason, _message in problems_of(pod)})
+            why.append("is not Ready" + (f" ({', '.join(reasons)})" if reasons else ""))
+        if why:
+            found.append(f"pod {meta.get('namespace')}/{meta.get('name')} {' and '.join(why)}")
+    if not found:
+        return None
+    more = len(found) - 1
+    return found[0] + (f" (and {more} more pod{'s' if more > 1 else ''})" if more else "")
+
+
 def check(
     record: DeployRecord | None,
     *,
@@ -120,9 +191,11 @@ def check(
     digest: str | None,
     rules: ProofRules,
     now: dt.datetime,
+    pods: ReleasePods | None = None,
 ) -> Proof:
     """The proof that ``service`` ``tag`` runs healthy in ``source``; raises
-    :class:`Unproven` saying what ``source`` runs instead."""
+    :class:`Unproven` saying what ``source`` runs instead. With a soak (``rules.min_age``)
+    the release's ``pods`` in ``source`` must be healthy too (:func:`pod_health`)."""
     if record is None:
         raise Unproven(f"{source} has no deploy record: glue apply has not deployed it yet")
     running = record.services.get(service)
@@ -156,7 +229,23 @@ def check(
             f"{tag} has run in {source} for {age(soaked)}, less than the {age(rules.min_age)} "
             f"required ({runs})"
         )
-    return Proof(service, tag, source, since.isoformat(), soaked, rules.min_age)
+    release = running.release or service
+    if not rules.min_age:
+        return Proof(service, tag, source, since.isoformat(), soaked, 0.0, release)
+    if pods is None:
+        raise Unproven(f"the pods of {source}'s release {release} were not read")
+    found = pods(release)
+    if found is None:
+        raise Unproven(
+            f"helmfile gives no namespace for release {release} in {source}, so its pods "
+            "cannot be checked"
+        )
+    problem = pod_health(found, since)
+    if problem:
+        raise Unproven(f"{source} runs {service} {tag} for {age(soaked)}, but {problem}")
+    return Proof(
+        service, tag, source, since.isoformat(), soaked, rules.min_age, release, len(found)
+    )
 
 
 TRAILER = "Glue-Proven"
@@ -200,20 +289,65 @@ def short(digest: str) -> str:
     return f"{algo}:{hexes[:12]}" if hexes else digest[:19]
 
 
-def cluster_records(root: Path, kubeconfig: str | None = None) -> Records:
-    """The real source: each environment's record from that environment's cluster
-    (``kube_context``/``kubeconfig`` in glue.yaml, helmfile's ``kubeContext``...)."""
-    made: dict[str, DeployRecord | None] = {}
+class ClusterEvidence:
+    """The real source: each environment's deploy record and releases' pods, read from
+    that environment's own cluster (``kube_context``/``kubeconfig`` in glue.yaml,
+    helmfile's ``kubeContext``...); the releases' namespaces from helmfile's view, read
+    safely (no hook runs; :mod:`gitops_glue.helmview`), once per environment."""
 
-    def records(config: GlueConfig, env_name: str) -> DeployRecord | None:
-        if env_name not in made:
-            from gitops_glue.cluster import context, record
-            from gitops_glue.config import LoadedConfig
+    def __init__(self, root: Path, kubeconfig: str | None = None) -> None:
+        self.root = root
+        self.kubeconfig = kubeconfig
+        self._records: dict[str, DeployRecord | None] = {}
+        self._views: dict[str, helmview.EnvView] = {}
+        self._kubes: dict[str, Kube] = {}
 
-            loaded = LoadedConfig(config=config, root=root, path=root / "glue.yaml")
+    def _view(self, env: str) -> helmview.EnvView:
+        if env not in self._views:
+            from gitops_glue import helmview
+            from gitops_glue.tools import Tools
+
+            self._views[env] = helmview.environment_view(
+                self.root, env, Tools.from_env(), probe=False
+            )
+        return self._views[env]
+
+    def _kube(self, config: GlueConfig, env: str) -> Kube:
+        if env in self._kubes:
+            return self._kubes[env]
+        from gitops_glue.cluster import context
+        from gitops_glue.config import LoadedConfig
+        from gitops_glue.errors import GlueError
+
+        def helmfile_context(name: str) -> str | None:
+            try:
+                return self._view(name).kube_context
+            except GlueError:  # no helmfile here: the kubeconfig's current context
+                return None
+
+        loaded = LoadedConfig(config=config, root=self.root, path=self.root / "glue.yaml")
+        ref = context.for_environment(
+            loaded, env, kubeconfig=self.kubeconfig, helmfile_context=helmfile_context
+        )
+        self._kubes[env] = ref.kube()
+        return self._kubes[env]
+
+    def records(self, config: GlueConfig, env_name: str) -> DeployRecord | None:
+        """:data:`Records`: the environment's deploy record."""
+        if env_name not in self._records:
+            from gitops_glue.cluster import record
+
             env = config.environment(env_name)
-            kube = context.for_environment(loaded, env_name, kubeconfig=kubeconfig).kube()
-            made[env_name] = record.read(kube, env.record_namespace, env.name)
-        return made[env_name]
+            kube = self._kube(config, env_name)
+            self._records[env_name] = record.read(kube, env.record_namespace, env.name)
+        return self._records[env_name]
 
-    return records
+    def pods(self, config: GlueConfig, env_name: str, release: str) -> list[Pod] | None:
+        """:data:`Pods`: the release's pods, in the namespace helmfile gives it."""
+        from gitops_glue.cluster.verify import INSTANCE
+
+        where = {r.name: r.namespace for r in self._view(env_name).releases}
+        namespace = where.get(release)
+        if not namespace:
+            return None
+        return list(self._kube(config, env_name).list_pods(namespace, f"{INSTANCE}={release}"))

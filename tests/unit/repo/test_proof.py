@@ -56,6 +56,7 @@ def plan(rec: DeployRecord | None, now: dt.datetime, **req: object) -> str:
         PromoteRequest(target="prod", services=("a",), **req),  # type: ignore[arg-type]
         lambda _config, env: rec if env == "staging" else None,
         now,
+        lambda _config, _env, _release: [],  # no pods: proven by the record alone
     )
     return change.message if change.edits else ""
 
@@ -121,6 +122,7 @@ def test_all_promotes_the_proven_and_lists_the_rest(tmp_path: Path) -> None:
         PromoteRequest(target="prod", services=None),
         lambda _c, _e: rec,
         T0 + dt.timedelta(hours=2),
+        lambda _c, _e, _r: [],
     )
     assert [p.service for p in change.details.promotions] == ["b"]
     assert change.details.unproven[0].startswith("a 1.3.0: 1.3.0 is not what staging runs")
