@@ -145,7 +145,8 @@ class HelmfileClock:
         self.path = folder / "helmfile-clock"
         self.log = folder / "helmfile-clock.log"
         self.path.write_text(
-            "#!/usr/bin/env bash\n"
+            # Not /usr/bin/env: glue reads helmfile's view with only helm on PATH.
+            "#!/bin/bash\n"
             f'echo "start $$ $EPOCHREALTIME $*" >>"{self.log}"\n'
             f'"{real}" "$@"\n'
             "rc=$?\n"
