@@ -192,6 +192,24 @@ def test_config_imports_nothing_above_it() -> None:
     assert above == set()
 
 
+def test_the_bottom_modules_and_the_cluster_layer_import_nothing_above_them() -> None:
+    # The modules at the package's top (config, files, helmview, tools, ...) are the
+    # bottom every domain package builds on; cluster/ is the one Kubernetes layer, which
+    # deploy/, repo/ and messages/ use, never the other way round.
+    graph = internal_graph()
+    upward = set()
+    for name, targets in graph.items():
+        parts = name.split(".")
+        if len(parts) == 2 and parts[1] not in (*DOMAIN, "__main__"):
+            above = DOMAIN
+        elif parts[1:2] == ["cluster"]:
+            above = ("cli", "repo", "deploy", "messages")
+        else:
+            continue
+        upward |= {f"{name} -> {t}" for t in targets if t.split(".")[1] in above}
+    assert upward == set()
+
+
 def test_pygit2_is_imported_only_where_git_is_wrapped() -> None:
     wrappers = {"gitops_glue.repo.gitrepo", "gitops_glue.repo.remote"}
     users = set()
