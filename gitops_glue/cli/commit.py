@@ -158,15 +158,10 @@ def promote_cmd(
     from gitops_glue.integrations import ci
     from gitops_glue.repo.promote import PromoteRequest, promote
 
-    if not to:
-        raise UsageError("--to ENV is required: the environment to promote to")
-    if bool(service) == all_services:
-        raise UsageError("name the service(s) to promote, or pass --all (not both)")
-    if strict and not all_services:
-        raise UsageError("--strict goes with --all: named services are always all or nothing")
-    req = PromoteRequest(
-        target=to,
-        services=None if all_services else tuple(service or ()),
+    req = PromoteRequest.of(
+        to,
+        service or (),
+        every=all_services,
         source=from_env,
         ci=ci.detect(),
         strict=strict,
@@ -269,15 +264,8 @@ def rollback_cmd(
     from gitops_glue.integrations import ci
     from gitops_glue.repo.rollback import RollbackRequest, rollback
 
-    if reason is not None and not (hold or reject):
-        raise UsageError("--reason goes with --hold or --reject")
-    req = RollbackRequest(
-        env=env,
-        to_commit=to_commit,
-        ci=ci.detect(),
-        hold_reason=(reason or "") if hold else None,
-        reject_reason=(reason or "") if reject else None,
-        actor=actor,
+    req = RollbackRequest.of(
+        env, to_commit, ci=ci.detect(), hold=hold, reject=reject, reason=reason, actor=actor
     )
     with repo.target() as target:
         result = rollback(target, req, dry_run=dry_run, override_hold=override_hold)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from gitops_glue import inputs
@@ -65,6 +66,37 @@ class PromoteRequest:
     #: ``require_deployed`` in glue.yaml); ``min_age`` seconds of soak (None: glue.yaml's).
     require_deployed: bool = False
     min_age: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        target: str,
+        services: Sequence[str],
+        *,
+        every: bool = False,
+        source: str | None = None,
+        ci: CiContext | None = None,
+        strict: bool = False,
+        require_deployed: bool = False,
+        min_age: float | None = None,
+    ) -> PromoteRequest:
+        """The request as ``glue promote`` takes it: ``services`` named, or ``every``
+        (``--all``), not both; ``strict`` only with ``every``."""
+        if not target:
+            raise UsageError("--to ENV is required: the environment to promote to")
+        if bool(services) == every:
+            raise UsageError("name the service(s) to promote, or pass --all (not both)")
+        if strict and not every:
+            raise UsageError("--strict goes with --all: named services are always all or nothing")
+        return cls(
+            target,
+            None if every else tuple(services),
+            source,
+            ci or CiContext(),
+            strict,
+            require_deployed,
+            min_age,
+        )
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,31 @@ class RollbackRequest:
     #: Only glue commits that name one of these services (``Glue-Service``); None: all.
     services: tuple[str, ...] | None = None
 
+    @classmethod
+    def of(
+        cls,
+        env: str,
+        to_commit: str | None = None,
+        *,
+        ci: CiContext | None = None,
+        hold: bool = False,
+        reject: bool = False,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> RollbackRequest:
+        """The request as ``glue rollback`` takes it: one ``--reason`` for ``--hold``
+        and/or ``--reject``, and none without them."""
+        if reason is not None and not (hold or reject):
+            raise UsageError("--reason goes with --hold or --reject")
+        return cls(
+            env,
+            to_commit,
+            ci or CiContext(),
+            hold_reason=(reason or "") if hold else None,
+            reject_reason=(reason or "") if reject else None,
+            actor=actor,
+        )
+
 
 @dataclass(frozen=True)
 class GlueCommit:

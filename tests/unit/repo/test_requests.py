@@ -104,3 +104,34 @@ def test_ci_outputs_of_a_bump_of_several_services_or_a_dry_run_are_empty_not_non
     assert many["old_tag"] == many["new_tag"] == ""
     dry = ci_outputs(bumped(ServiceTag("a", "v1.2.0"), commit=None))
     assert (dry["status"], dry["commit"]) == ("would-change", "")
+
+
+def test_promote_names_services_or_takes_all_and_strict_only_with_all() -> None:
+    from gitops_glue.repo.promote import PromoteRequest
+
+    named = PromoteRequest.of("prod", ["a", "b"], ci=CI, min_age=60)
+    assert (named.target, named.services, named.min_age, named.ci) == ("prod", ("a", "b"), 60, CI)
+    every = PromoteRequest.of("prod", [], every=True, strict=True)
+    assert (every.services, every.strict) == (None, True)
+    cases = [
+        (("", ["a"]), {}, "--to ENV is required: the environment to promote to"),
+        (("prod", []), {}, "name the service(s) to promote, or pass --all (not both)"),
+        (("prod", ["a"]), {"every": True}, "name the service(s) to promote, or pass --all"),
+        (("prod", ["a"]), {"strict": True}, "--strict goes with --all: named services are"),
+    ]
+    for args, kwargs, message in cases:
+        with pytest.raises(UsageError) as refused:
+            PromoteRequest.of(*args, **kwargs)  # type: ignore[arg-type]
+        assert refused.value.message.startswith(message)
+
+
+def test_rollback_takes_one_reason_for_hold_and_reject() -> None:
+    from gitops_glue.repo.rollback import RollbackRequest
+
+    both = RollbackRequest.of("dev", "abc1234", hold=True, reject=True, reason="broken")
+    assert (both.hold_reason, both.reject_reason, both.to_commit) == ("broken", "broken", "abc1234")
+    held = RollbackRequest.of("dev", hold=True, reason="broken", actor="ops")
+    assert (held.hold_reason, held.reject_reason, held.actor) == ("broken", None, "ops")
+    assert RollbackRequest.of("dev").hold_reason is None
+    with pytest.raises(UsageError, match="--reason goes with --hold or --reject"):
+        RollbackRequest.of("dev", reason="broken")
