@@ -200,6 +200,7 @@ def test_the_bottom_modules_and_the_cluster_layer_import_nothing_above_them() ->
     upward = set()
     for name, targets in graph.items():
         parts = name.split(".")
+        above: tuple[str, ...]
         if len(parts) == 2 and parts[1] not in (*DOMAIN, "__main__"):
             above = DOMAIN
         elif parts[1:2] == ["cluster"]:
