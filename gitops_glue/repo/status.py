@@ -14,6 +14,8 @@ from gitops_glue.repo.proof import short
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
+    from gitops_glue.cluster.record import FailedDeploy, Verified
+    from gitops_glue.service_version import ServiceVersion
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,46 @@ def collect(config: GlueConfig, read: versions.Reader) -> StatusReport:
 
 # --------------------------------------------------------------------------- cluster view
 
+#: The reason shown for a failed deploy the record gives none for: helmfile failed.
+HELMFILE_FAILED = "helmfile apply failed"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """``glue apply --verify``'s verdict on a service in an environment, from the record:
+    ``verified`` (``tag`` passed at ``at``), ``failed`` (``tag`` failed at ``at``, for
+    ``reason``) or ``unverified`` (neither: deployed without ``--verify``, or never)."""
+
+    state: str
+    tag: str | None = None
+    at: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"state": self.state, "tag": self.tag, "at": self.at, "reason": self.reason}
+
+
+def verification_state(
+    running: ServiceVersion | None,
+    failed: FailedDeploy | None,
+    verified: Verified | None,
+) -> Verification:
+    """The verdict on a service from its deploy record entries: ``running`` (what the
+    record says runs, ``services.json``), its ``failed`` and ``verified`` entries.
+
+    ``failed`` when the failed attempt is not older than the running version's
+    ``since`` (or nothing of it ever ran, or ``since`` is unknown); else ``verified``
+    when the verified tag is the running tag; else ``unverified``.
+    """
+    if failed is not None:
+        since = _time(running.since) if running and running.since else None
+        at = _time(failed.at)
+        if running is None or since is None or at is None or at >= since:
+            return Verification("failed", failed.tag, failed.at, failed.reason or HELMFILE_FAILED)
+    if running is not None and verified is not None and verified.tag == running.tag:
+        return Verification("verified", verified.tag, verified.at)
+    return Verification("unverified")
+
 
 @dataclass(frozen=True)
 class ClusterCell:
@@ -179,6 +221,8 @@ class ClusterCell:
     images: tuple[str, ...]  # container images in that revision's manifest
     problems: tuple[str, ...]  # drift: the cluster is not what glue deployed
     pending: bool  # git differs from what is deployed (not drift: not deployed yet)
+    verification: Verification = Verification("unverified")
+    hold: holds.Mark | None = None  # glue hold on the service in the environment
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -190,6 +234,8 @@ class ClusterCell:
             "images": list(self.images),
             "drift": list(self.problems),
             "pending_deploy": self.pending,
+            "verification": self.verification.to_json(),
+            "hold": self.hold.to_json() if self.hold else None,
         }
 
 
@@ -223,6 +269,12 @@ class ClusterReport:
                 text += f" (runs {c.deployed_tag or 'nothing'})"
             if c.problems:
                 text += " DRIFT"
+            if c.verification.state == "failed":
+                text += " FAILED"
+            elif c.deployed_tag is not None:  # something runs: verified or not
+                text += f" {c.verification.state}"
+            if c.hold:
+                text += " (held)"
             return text
 
         header = ["SERVICE", *self.environments]
@@ -235,9 +287,18 @@ class ClusterReport:
         ]
         lines.append("")
         lines.append("git tag, (runs X) = the deploy record differs: not deployed yet")
+        lines.append("verified, unverified, FAILED = glue apply --verify's verdict on what runs")
         for c in self.cells:
             for problem in c.problems:
                 lines.append(f"drift: {c.env}/{c.service}: {problem}")
+        for c in self.cells:
+            v = c.verification
+            if v.state == "failed":
+                tag = v.tag or "-"
+                if v.tag != c.deployed_tag:
+                    tag += f" (runs {c.deployed_tag or 'nothing'})"
+                lines.append(f"failed: {c.env}/{c.service} {tag}: {v.reason}, at {v.at}")
+        lines += [f"held: {c.env}/{c.service} {c.hold.text()}" for c in self.cells if c.hold]
         return "\n".join(lines)
 
 
@@ -308,22 +369,33 @@ def collect_cluster(
             problems: list[str] = []
             revision: int | None = None
             images: tuple[str, ...] = ()
+            verdict = verification_state(
+                deployed,
+                rec.failed.get(name) if rec else None,
+                rec.verified.get(name) if rec else None,
+            )
+            # A deploy that failed (its verification, or helmfile) is glue's, not drift:
+            # Helm may run the failed tag, deployed at the failure's time.
+            failed_tag = verdict.tag if verdict.state == "failed" else None
+            failed_at = _time(verdict.at) if failed_tag and verdict.at else None
+            glue_at = max((t for t in (recorded_at, failed_at) if t), default=None)
             helm = _deployed_release(kube, ns, release) if ns and rec else None
             if helm is not None:
                 revision = int(helm.get("version") or 0)
                 images = _images(str(helm.get("manifest") or ""))
                 tag = deployed.tag if deployed else None
-                if tag and images and not any(i.endswith(f":{tag}") for i in images):
+                ours = [t for t in (tag, failed_tag) if t]
+                if tag and images and not any(i.endswith(f":{t}") for i in images for t in ours):
                     problems.append(
                         f"release {ns}/{release} revision {revision} runs "
                         f"{', '.join(images)}, but glue deployed {tag}"
                     )
                 last = _time(str((helm.get("info") or {}).get("last_deployed") or ""))
-                if recorded_at and last and last > recorded_at + dt.timedelta(seconds=2):
+                if glue_at and last and last > glue_at + dt.timedelta(seconds=2):
                     problems.append(
                         f"release {ns}/{release} was changed outside glue: revision {revision} "
                         f"deployed {last.isoformat(timespec='seconds')}, after glue's deploy "
-                        f"at {rec.deployed_at if rec else ''}"
+                        f"at {glue_at.isoformat(timespec='seconds')}"
                     )
             elif rec and deployed is not None:
                 problems.append(
@@ -342,6 +414,8 @@ def collect_cluster(
                     images=images,
                     problems=tuple(problems),
                     pending=(deployed.tag if deployed else None) != git_tag,
+                    verification=verdict,
+                    hold=git_view.cell(name, env.name).hold,
                 )
             )
     return ClusterReport(config.environment_names(), list(config.services), cells, records)
@@ -352,8 +426,9 @@ def collect_cluster(
 
 def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
     """``glue status --cluster``: git beside what each environment runs (each from its
-    own cluster), drift flagged. Each environment's kube context and release namespaces
-    come from helmfile's view read safely (no hook runs; :mod:`gitops_glue.helmview`)."""
+    own cluster), drift flagged, with each service's verification and hold. Each
+    environment's kube context and release namespaces come from helmfile's view read
+    safely (no hook runs; :mod:`gitops_glue.helmview`)."""
     from gitops_glue import helmview
     from gitops_glue.cluster import context
     from gitops_glue.config import load_config
@@ -378,7 +453,7 @@ def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterRep
 
     return collect_cluster(
         loaded.config,
-        worktree_reader(loaded.root),
+        worktree_reader(loaded.root, regular=(holds.PATH,)),
         context.per_environment(loaded, kubeconfig=kubeconfig, helmfile_context=kube_context),
         lambda env: {r.name: r.namespace for r in view(env).releases},
     )
