@@ -18,7 +18,8 @@ def status_cmd(
         bool,
         typer.Option(
             "--cluster",
-            help="also what each environment runs (deploy records, Helm's storage); flag drift",
+            help="also what each environment runs (deploy records, Helm's storage), "
+            "whether it passed --verify, its holds; flag drift",
         ),
     ] = False,
     verify_digests: Annotated[
