@@ -482,12 +482,23 @@ def environment_view(root: Path, env: str, tools: Tools, *, probe: bool = True) 
 
 def kube_context(root: Path, env: str, tools: Tools) -> str | None:
     """The kube context helmfile uses for ``env`` (its ``kubeContext``, else
-    ``helmDefaults.kubeContext``), read safely; None when helmfile names none, is not
-    installed or cannot render the environment."""
+    ``helmDefaults.kubeContext``), read safely; None when helmfile names none, or there
+    is no helmfile to ask (no helmfile state in ``root``, or the binary is not installed:
+    a hook Job). When helmfile is there but its view cannot be read, guessing the
+    kubeconfig's current context could put the lock and record in another cluster than
+    helmfile deploys to: that is an error naming the way out."""
+    if find_helmfile(root) is None or not tools.helmfile_installed():
+        return None
+    tools.check()  # tools that cannot work are said as such (exit 1), not as a view error
     try:
         return environment_view(root, env, tools, probe=False).kube_context
-    except GlueError:
-        return None
+    except GlueError as exc:
+        raise UsageError(
+            f"cannot tell which cluster {env!r} is on: reading helmfile's kubeContext for it "
+            f"failed: {exc.message}",
+            hint=f"set kube_context for {env} in glue.yaml (or pass --kube-context); glue "
+            "reads helmfile's view without hooks, cluster access or cloud credentials",
+        ) from None
 
 
 def _with_probe(release: ReleaseView, probed: dict[tuple[str, str], ReleaseView]) -> ReleaseView:

@@ -10,6 +10,7 @@ import pytest
 
 from gitops_glue.cluster import context
 from gitops_glue.config import load_config
+from gitops_glue.errors import UsageError
 from gitops_glue.tools import Tools
 from tests.support.helpers import TESTBED_BIN
 
@@ -121,9 +122,19 @@ def test_without_helmfile_there_is_no_default_context(tmp_path: Path) -> None:
     assert "KUBECONFIG" not in ref.tool_env({})
 
 
-def test_a_helmfile_that_cannot_render_gives_no_default(tmp_path: Path, tools: Tools) -> None:
+def test_a_helmfile_that_cannot_be_read_is_an_error_not_a_guess(
+    tmp_path: Path, tools: Tools
+) -> None:
+    # Guessing the current context could lock and record in another cluster than the
+    # one helmfile deploys to; glue.yaml's kube_context is the way out.
     repo = _with_helmfile(_repo(tmp_path, None), "environments: [\n")
-    assert context.for_environment(load_config(repo), "staging", tools=tools).context is None
+    with pytest.raises(UsageError) as refused:
+        context.for_environment(load_config(repo), "staging", tools=tools)
+    assert refused.value.message.startswith("cannot tell which cluster 'staging' is on")
+    assert "set kube_context for staging in glue.yaml" in (refused.value.hint or "")
+    # An environment with its kube_context in glue.yaml does not need helmfile's view.
+    prod = context.for_environment(load_config(repo), "prod", tools=tools)
+    assert prod.context == "prod-admin"
 
 
 def test_kubeconfig_in_glue_yaml_expands_home_and_variables(
