@@ -70,8 +70,15 @@ def crash_a_after(repo: Path, delay: str) -> None:
     git(repo, "commit", "-qam", "a 4e5f6a7, which crashes")
 
 
-def run(testbed: Testbed, repo: Path, *args: str) -> tuple[int, str, str]:
-    r = glue(*args, cwd=repo, env=testbed.env, timeout=300)
+def run(testbed: Testbed, repo: Path, *args: str, helm: int = 3) -> tuple[int, str, str]:
+    """glue on the testbed, with Helm 3 and helmfile 0.166 or Helm 4 and helmfile 1.x."""
+    tools = {}
+    if helm == 4:
+        tools = {
+            "GLUE_HELM": testbed.helm_path(4),
+            "GLUE_HELMFILE": str(testbed.bin_dir / "helmfile1"),
+        }
+    r = glue(*args, cwd=repo, env={**testbed.env, **tools}, timeout=300)
     return r.code, r.out, r.err
 
 
@@ -102,15 +109,16 @@ def test_a_healthy_deploy_passes_verify_after_the_window(testbed: Testbed, tmp_p
     assert json.loads(record(testbed, ns)["verified.json"]) == verified
 
 
+@pytest.mark.parametrize("helm", [3, 4])
 def test_a_crash_after_ready_fails_verify_early_with_its_log(
-    testbed: Testbed, tmp_path: Path
+    testbed: Testbed, tmp_path: Path, helm: int
 ) -> None:
     repo, ns = verify_repo(tmp_path, testbed)
-    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", helm=helm)
     assert code == 0, err + out
     crash_a_after(repo, "3s")
     began = time.monotonic()
-    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--verify", "60s")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "--verify", "60s", helm=helm)
     took = time.monotonic() - began
     assert code == 1, err + out
     assert took < 40  # the verdict came at the crash, not at the end of the window
@@ -159,8 +167,9 @@ def test_glue_yaml_verify_is_the_default_and_a_report_carries_the_logs(
     assert written["verification"]["ok"] is False
 
 
+@pytest.mark.parametrize("helm", [3, 4])
 def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
-    testbed: Testbed, tmp_path: Path
+    testbed: Testbed, tmp_path: Path, helm: int
 ) -> None:
     repo, ns = verify_repo(tmp_path, testbed)
     config = repo / "glue.yaml"
@@ -178,12 +187,12 @@ def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
         )
     )
     git(repo, "commit", "-qam", "staging verifies and rolls back; a 4e5f6a7 crashes")
-    code, out, err = run(testbed, repo, "apply", "--env", "staging")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", helm=helm)
     assert code == 0, err + out  # 3f9c2e1 stays healthy: verified
     assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
     bump = git(repo, "rev-parse", "HEAD").strip()
 
-    code, out, err = run(testbed, repo, "apply", "--env", "staging", "-o", "json")
+    code, out, err = run(testbed, repo, "apply", "--env", "staging", "-o", "json", helm=helm)
     assert code == 1, err + out
     assert "CrashLoopBackOff" in err and "FATAL: cannot reach postgres" in err
     assert "rolled back a in staging" in err and "glue unhold a --env staging" in err
