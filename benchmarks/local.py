@@ -6,7 +6,10 @@
   ``yq -i`` on the values file, then ``git commit -am`` (mikefarah's yq; skipped when it
   is missing).
 
-Run: python benchmarks/local.py [--runs N]   (or `make bench`)
+glue runs from a fresh venv, installed as a user would (runtime dependencies only);
+``--dev-glue`` times the development environment's instead.
+
+Run: python benchmarks/local.py [--runs N] [--dev-glue]   (or `make bench`)
 """
 
 from __future__ import annotations
@@ -16,33 +19,36 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Report, example_repo, glue_command, run, side_by_side, yq_command
+from common import Report, example_repo, glue_to_time, run, side_by_side, yq_command
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument(
+        "--dev-glue", action="store_true", help="time the development glue, not a fresh venv's"
+    )
     args = parser.parse_args()
     report = Report("local")
-    glue = glue_command()
     with tempfile.TemporaryDirectory() as tmp:
+        glue, env = glue_to_time(args.dev_glue, Path(tmp), {})
         repo = example_repo(Path(tmp) / "repo")
         bare, help_ = side_by_side(
             args.runs,
             lambda _: run([sys.executable, "-c", "pass"]),
-            lambda _: run([*glue, "--help"]),
+            lambda _: run([*glue, "--help"], env=env),
             cpu=True,
         )
         report.add("python -c pass (for scale), CPU", bare)
         report.add("glue --help, CPU", help_, peer=bare, target="< 0.1 s CPU")
-        (status,) = side_by_side(args.runs, lambda _: run([*glue, "status"], repo))
+        (status,) = side_by_side(args.runs, lambda _: run([*glue, "status"], repo, env))
         report.add("glue status, example repo, wall", status, target="< 0.25 s")
 
         yq, version = yq_command()
         values = repo / "environments" / "dev.yaml"
 
         def bump(i: int) -> None:
-            run([*glue, "bump-tag", "-e", "dev", "a", f"{i + 2:07x}"], repo)
+            run([*glue, "bump-tag", "-e", "dev", "a", f"{i + 2:07x}"], repo, env)
 
         target = "<= 0.15 s CPU"
         if yq is None:

@@ -5,7 +5,10 @@ The file: 4,700 lines shaped like a real umbrella chart's values (nested maps, l
 maps, comments, block scalars, anchors), generated here. The key set is near the end, as
 an image tag in a subchart's section is.
 
-Run: python benchmarks/values.py [--runs N] [--lines 4700]   (or `make bench`)
+glue runs from a fresh venv, installed as a user would (runtime dependencies only: the
+default install); ``--dev-glue`` times the development environment's instead.
+
+Run: python benchmarks/values.py [--runs N] [--lines 4700] [--dev-glue]   (or `make bench`)
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import Report, glue_command, run, side_by_side, yq_command
+from common import Report, glue_to_time, run, side_by_side, yq_command
 
 
 def values_file(lines: int) -> str:
@@ -64,20 +67,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--lines", type=int, default=4700)
+    parser.add_argument(
+        "--dev-glue", action="store_true", help="time the development glue, not a fresh venv's"
+    )
     args = parser.parse_args()
     report = Report("values")
-    glue = glue_command()
     with tempfile.TemporaryDirectory() as tmp:
+        glue, env = glue_to_time(args.dev_glue, Path(tmp), {})
         file = Path(tmp) / "values.yaml"
         file.write_text(values_file(args.lines))
         count = len(file.read_text().splitlines())
         key = "last.image.tag"
 
         def glue_set(i: int) -> None:
-            run([*glue, "set", str(file), key, f"{i + 2:07x}"])
+            run([*glue, "set", str(file), key, f"{i + 2:07x}"], env=env)
 
         def glue_get(_: int) -> None:
-            run([*glue, "get", str(file), key])
+            run([*glue, "get", str(file), key], env=env)
 
         yq, version = yq_command()
         if yq is None:
