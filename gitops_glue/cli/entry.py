@@ -97,6 +97,11 @@ def _run(args: list[str]) -> NoReturn:
             args=args,
             stdout=None,
         )
+    from gitops_glue.redact import register_environment
+
+    # The environment's secrets (CI tokens, a *_PASSWORD a pod's log may print too) are
+    # masked in everything glue says or forwards, whichever command runs.
+    register_environment(os.environ)
     out = _Stdout(sys.stdout)
     sys.stdout = out  # a stand-in for the TextIO it wraps
     try:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitops_glue.errors import OperationError
+from gitops_glue.redact import redact
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
@@ -144,7 +145,11 @@ def not_ready_pods(
                     )
                 except OperationError:
                     logs = []
+            # What glue forwards (output, record, report, Slack) is masked at the source.
+            lines = [redact(line) for line in logs]
             problems.append(
-                PodProblem(namespace, meta["name"], container, reason, message, logs, release)
+                PodProblem(
+                    namespace, meta["name"], container, reason, redact(message), lines, release
+                )
             )
     return problems

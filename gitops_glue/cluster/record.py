@@ -10,9 +10,10 @@ ConfigMap) as the "old" side of a change. Format (``data``):
                   "digest": ..., "since": ...}}``: ``digest`` the image digest where the
                   service has a ``digest_key``; ``since`` the UTC time this tag (and
                   digest) was first deployed successfully (kept by redeploys of it)
-``failed.json``   ``{"<service>": {"tag": ..., "at": ..., "reason": ...}}``: services whose
-                  last deploy attempt failed, or failed its verification (``glue apply
-                  --verify``); cleared by the next successful deploy of the service
+``failed.json``   ``{"<service>": {"tag": ..., "at": ..., "reason": ..., "logs": [...]}}``:
+                  services whose last deploy attempt failed, or failed its verification
+                  (``glue apply --verify``: the reason and the failing container's last
+                  log lines, redacted); cleared by the next successful deploy of it
 ``verified.json`` ``{"<service>": {"tag": ..., "at": ...}}``: services whose running tag
                   passed ``glue apply --verify`` (dropped when another tag is deployed)
 ``git-revision``  the deployment repository commit that was deployed
@@ -49,6 +50,7 @@ class FailedDeploy:
     tag: str | None
     at: str
     reason: str = ""
+    logs: tuple[str, ...] = ()  # the failing container's last log lines (verification)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,12 @@ class DeployRecord:
             ),
             "failed.json": json.dumps(
                 {
-                    k: {"tag": v.tag, "at": v.at, **({"reason": v.reason} if v.reason else {})}
+                    k: {
+                        "tag": v.tag,
+                        "at": v.at,
+                        **({"reason": v.reason} if v.reason else {}),
+                        **({"logs": list(v.logs)} if v.logs else {}),
+                    }
                     for k, v in sorted(self.failed.items())
                 },
                 sort_keys=True,
@@ -110,7 +117,12 @@ class DeployRecord:
                 for k, v in raw.items()
             },
             failed={
-                k: FailedDeploy(v.get("tag"), str(v.get("at") or ""), str(v.get("reason") or ""))
+                k: FailedDeploy(
+                    v.get("tag"),
+                    str(v.get("at") or ""),
+                    str(v.get("reason") or ""),
+                    tuple(str(line) for line in v.get("logs") or ()),
+                )
                 for k, v in json.loads(data.get("failed.json") or "{}").items()
             },
             verified={

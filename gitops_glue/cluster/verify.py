@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from gitops_glue.cluster.diagnose import PodProblem, is_ready, problems_of
 from gitops_glue.errors import OperationError
+from gitops_glue.redact import redact
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
@@ -253,5 +254,7 @@ def _problems(
                 )
             except OperationError:
                 logs = []
-        out.append(PodProblem(namespace, name, f.container, f.reason, f.message, logs, release))
+        # What glue forwards (output, record, report, Slack) is masked at the source.
+        text, lines = redact(f.message), [redact(line) for line in logs]
+        out.append(PodProblem(namespace, name, f.container, f.reason, text, lines, release))
     return tuple(out)

@@ -368,11 +368,12 @@ def _write_record(
     recoveries: list[Recovery],
     *,
     deployed: bool = True,
-    failed: Mapping[str, str] | None = None,
+    failed: Mapping[str, PodProblem] | None = None,
     verified: Collection[str] = (),
 ) -> None:
     """After a deploy: the services' versions (``since`` kept while the tag and digest stay
-    the same). ``failed``: services whose deploy failed, with why; their last good
+    the same). ``failed``: services whose deploy failed verification, with the pod
+    problem that failed it (reason and last log lines are recorded); their last good
     version stays recorded as what runs. ``deployed=False`` (helmfile failed): only the
     attempt of every service is recorded. ``verified``: services that passed
     ``--verify``; a service deployed with another tag loses its earlier verification."""
@@ -393,7 +394,10 @@ def _write_record(
         return
     for name, version in versions[0].items():
         if failed and name in failed:
-            failures[name] = record.FailedDeploy(version.tag, now, failed[name])
+            problem = failed[name]
+            failures[name] = record.FailedDeploy(
+                version.tag, now, _reason(problem), tuple(problem.logs[-5:])
+            )
             checks.pop(name, None)
             continue
         old = services.get(name)
@@ -491,13 +495,11 @@ def _verify(
     return verify.verify(kube, pairs, window, since=since)
 
 
-def _reason(verification: Verification, release: str) -> str:
-    """The first failure of ``release``'s pods, in one line, for the deploy record."""
-    for p in verification.failures:
-        if p.release == release:
-            where = f"{p.pod}" + (f" [{p.container}]" if p.container else "")
-            return f"verification: {where}: {p.reason}" + (f": {p.message}" if p.message else "")
-    return "verification failed"
+def _reason(problem: PodProblem) -> str:
+    """A pod problem that failed verification, in one line, for the record and a hold."""
+    where = f"{problem.pod}" + (f" [{problem.container}]" if problem.container else "")
+    detail = f": {problem.message}" if problem.message else ""
+    return f"verification: {where}: {problem.reason}{detail}"
 
 
 def _previous_revision(loaded: LoadedConfig, env: str, kube: Kube) -> str:
@@ -512,7 +514,7 @@ def _previous_revision(loaded: LoadedConfig, env: str, kube: Kube) -> str:
 def _roll_back(
     loaded: LoadedConfig,
     env: str,
-    failed: Mapping[str, str],
+    failed: Mapping[str, PodProblem],
     previous: str,
     opts: ApplyOptions,
     say: Progress,
@@ -530,7 +532,7 @@ def _roll_back(
     services = tuple(sorted(failed))
     if not previous:
         return RolledBack(services, error=f"no earlier deploy of {env} is recorded to return to")
-    reason = f"glue apply rolled it back: {failed[services[0]]}"[:500]
+    reason = f"glue apply rolled it back: {_reason(failed[services[0]])}"[:500]
     req = RollbackRequest(
         env, to_commit=previous, services=services, ci=ci.detect(), hold_reason=reason
     )
@@ -572,7 +574,7 @@ def _deploy(
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
     forwarder = _SignalForwarder()
 
-    def run_once(result: ApplyResult) -> dict[str, str]:
+    def run_once(result: ApplyResult) -> dict[str, PodProblem]:
         """helmfile apply of the files as they are now, --verify, the record; the failed
         services (with why). Raises when helmfile fails or is interrupted."""
         # What the record will say: the files as helmfile is about to deploy them.
@@ -613,15 +615,15 @@ def _deploy(
                 result,
             )
         result.changed = code == 2
-        failed: dict[str, str] = {}
+        failed: dict[str, PodProblem] = {}
         verified: list[str] = []
         if opts.verify:
             changed = [r for r in items if _revision(kube, r) != before[r]]
             result.verification = _verify(kube, changed, opts.verify, started, say)
-            failing = {p.release for p in result.verification.failures}
+            failing = {p.release: p for p in reversed(result.verification.failures)}
             for name, version in versions[0].items():
                 if version.release in failing:
-                    failed[name] = _reason(result.verification, version.release)
+                    failed[name] = failing[version.release]
                 elif any(r.name == version.release for r in changed):
                     verified.append(name)
             result.problems = list(result.verification.failures)

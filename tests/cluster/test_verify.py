@@ -20,6 +20,11 @@ from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
 
+#: Secrets the crashing container prints: one in a URL, one that CI also holds in a
+#: variable named like a secret. Neither may leave glue unmasked.
+DSN_PASSWORD = "dsn-pw-7f3k2m9q"
+DB_PASSWORD = "db-pw-4h8j1n6r"
+
 POD_ANNOTATIONS = """      annotations:
         gitops-glue.dev/revision: {{ .Values.revision | quote }}
         {{- with .Values.podAnnotations }}
@@ -52,6 +57,8 @@ def verify_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
     current.write_text(testbed.container_log("starting app"))
     previous.write_text(
         testbed.container_log("starting app")
+        + testbed.container_log(f"dsn postgres://app:{DSN_PASSWORD}@db:5432/app")
+        + testbed.container_log(f"using DB_PASSWORD={DB_PASSWORD}")
         + testbed.container_log("FATAL: cannot reach postgres at db:5432", stream="stderr")
     )
     testbed.serve_logs(ns, current, previous)
@@ -71,14 +78,17 @@ def crash_a_after(repo: Path, delay: str) -> None:
 
 
 def run(testbed: Testbed, repo: Path, *args: str, helm: int = 3) -> tuple[int, str, str]:
-    """glue on the testbed, with Helm 3 and helmfile 0.166 or Helm 4 and helmfile 1.x."""
-    tools = {}
+    """glue on the testbed, with Helm 3 and helmfile 0.166 or Helm 4 and helmfile 1.x,
+    in a CI job that holds DB_PASSWORD."""
+    tools = {"DB_PASSWORD": DB_PASSWORD}
     if helm == 4:
         tools = {
             "GLUE_HELM": testbed.helm_path(4),
             "GLUE_HELMFILE": str(testbed.bin_dir / "helmfile1"),
         }
     r = glue(*args, cwd=repo, env={**testbed.env, **tools}, timeout=300)
+    for secret in (DSN_PASSWORD, DB_PASSWORD):
+        assert secret not in r.out + r.err
     return r.code, r.out, r.err
 
 
@@ -125,10 +135,13 @@ def test_a_crash_after_ready_fails_verify_early_with_its_log(
     assert "deployed, then failed verification" in err
     assert "CrashLoopBackOff" in err
     assert "FATAL: cannot reach postgres at db:5432" in err  # the previous run's log
+    assert "dsn postgres://app:***@db:5432/app" in err  # masked, the rest readable
     rec = record(testbed, ns)
     failed = json.loads(rec["failed.json"])
     assert failed["a"]["tag"] == "4e5f6a7"
     assert "CrashLoopBackOff" in failed["a"]["reason"]
+    assert "FATAL: cannot reach postgres at db:5432" in failed["a"]["logs"]
+    assert DSN_PASSWORD not in rec["failed.json"] and DB_PASSWORD not in rec["failed.json"]
     # What runs successfully is still the last good version; b was not touched.
     services = json.loads(rec["services.json"])
     assert services["a"]["tag"] == "3f9c2e1" and "b" not in failed
@@ -165,6 +178,7 @@ def test_glue_yaml_verify_is_the_default_and_a_report_carries_the_logs(
     assert pod["release"] == "a" and pod["reason"] == "CrashLoopBackOff"
     assert "FATAL: cannot reach postgres at db:5432" in pod["logs"]
     assert written["verification"]["ok"] is False
+    assert DSN_PASSWORD not in report.read_text() and DB_PASSWORD not in report.read_text()
 
 
 @pytest.mark.parametrize("helm", [3, 4])
@@ -252,3 +266,39 @@ def test_notify_says_in_the_deploys_thread_that_verification_failed_with_the_log
     text = json.dumps(reply.json)
     assert "CrashLoopBackOff" in text
     assert "FATAL: cannot reach postgres at db:5432" in text
+    for request in slack.requests:
+        assert DSN_PASSWORD not in request.body.decode()
+        assert DB_PASSWORD not in request.body.decode()
+
+
+def test_a_failed_verification_replies_in_the_thread_a_hook_job_started(
+    testbed: Testbed, slack: SlackServer, tmp_path: Path
+) -> None:
+    """With the notify hooks chart, each release's thread is started by its pre-upgrade
+    hook Job (``glue notify --tag``, per release); the CI job that verified replies in
+    that thread the same way, naming the service and tag."""
+    repo, ns = verify_repo(tmp_path, testbed)
+    assert run(testbed, repo, "apply", "--env", "staging")[0] == 0
+    crash_a_after(repo, "2s")
+    bot = {
+        **testbed.env,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_CHANNEL": "#deploys",
+        "GLUE_SLACK_API_URL": slack.api_url,
+        "GLUE_RECORD_NAMESPACE": ns,  # as the chart gives its hook Jobs
+    }
+    hook = ("--env", "staging", "--service", "a", "--tag", "4e5f6a7")
+    started = glue("notify", "--phase", "pre-upgrade", *hook, cwd=tmp_path, env=bot)
+    assert started.code == 0, started.err
+    report = tmp_path / "report.json"
+    code, out, err = run(
+        testbed, repo, "apply", "--env", "staging", "--verify", "60s", "--report", str(report)
+    )
+    assert code == 1, err + out
+    failed = glue(
+        "notify", "--phase", "failed", *hook, "--apply-report", str(report), cwd=repo, env=bot
+    )
+    assert failed.code == 0, failed.err
+    [first, reply] = slack.api_calls("chat.postMessage")
+    assert reply.json["thread_ts"] == first.response_json()["ts"]
+    assert "FATAL: cannot reach postgres at db:5432" in json.dumps(reply.json)
