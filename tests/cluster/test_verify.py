@@ -287,6 +287,8 @@ def test_a_failed_verification_replies_in_the_thread_a_hook_job_started(
         "GLUE_SLACK_API_URL": slack.api_url,
         "GLUE_RECORD_NAMESPACE": ns,  # as the chart gives its hook Jobs
     }
+    # The chart creates each release's thread state; its hook Jobs may only update it.
+    testbed.kubectl("create", "configmap", "glue-notify-staging.a", "-n", ns)
     hook = ("--env", "staging", "--service", "a", "--tag", "4e5f6a7")
     started = glue("notify", "--phase", "pre-upgrade", *hook, cwd=tmp_path, env=bot)
     assert started.code == 0, started.err
