@@ -32,10 +32,12 @@ def main() -> None:
     report = Report("local")
     with tempfile.TemporaryDirectory() as tmp:
         glue, env = glue_to_time(args.dev_glue, Path(tmp), {})
+        # The same Python glue runs on: the fresh venv's (or this one, with --dev-glue).
+        python = sys.executable if args.dev_glue else str(Path(glue[0]).parent / "python")
         repo = example_repo(Path(tmp) / "repo")
         bare, help_ = side_by_side(
             args.runs,
-            lambda _: run([sys.executable, "-c", "pass"]),
+            lambda _: run([python, "-c", "pass"], env=env),
             lambda _: run([*glue, "--help"], env=env),
             cpu=True,
         )
