@@ -11,8 +11,9 @@ change) and fails as soon as one of them
   ErrImagePull, CreateContainerConfigError, ...), or ends a container with an error
   (Error, OOMKilled, a non-zero exit code),
 
-or, once the window has passed, when a pod is still not Ready. A healthy deploy costs
-the window; a failing one ends at the first sign. Each failure carries the last lines
+or, once the window has passed, when a pod is still not Ready (the final verdict is on a
+fresh list of the pods, so a watch that went quiet cannot pass a deploy). A healthy
+deploy costs the window; a failing one ends at the first sign. Each failure carries the last lines
 of the failing container's log (its previous run's, after a restart).
 """
 
@@ -232,10 +233,19 @@ def verify(
         if found:
             early = _problems(kube, item, found, log_lines)
             return Verification(window, names, len(pods), clock() - start, early)
+    # The window has passed. The verdict is on the pods as a fresh list shows them, so
+    # a watch that went quiet (a proxy holding the stream open) cannot pass a deploy.
+    listed: dict[tuple[str, str], Pod] = {}
+    for ns, rel in releases:
+        for current in kube.list_pods(ns, f"{INSTANCE}={rel}"):
+            meta = current.get("metadata") or {}
+            if not meta.get("deletionTimestamp"):
+                listed[(ns, str(meta.get("name")))] = current
     late: tuple[PodProblem, ...] = ()
-    for _key, pod in sorted(pods.items()):
-        late += _problems(kube, pod, not_ready(pod), log_lines)
-    return Verification(window, names, len(pods), clock() - start, late)
+    for key, final in sorted(listed.items()):
+        found = failures_now(final, baselines.get(key, {})) or not_ready(final)
+        late += _problems(kube, final, found, log_lines)
+    return Verification(window, names, len(listed), clock() - start, late)
 
 
 def _problems(

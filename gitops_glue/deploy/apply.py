@@ -574,11 +574,14 @@ def _deploy(
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
     forwarder = _SignalForwarder()
 
-    def run_once(result: ApplyResult) -> dict[str, PodProblem]:
+    def run_once(result: ApplyResult, revision: str | None = None) -> dict[str, PodProblem]:
         """helmfile apply of the files as they are now, --verify, the record; the failed
-        services (with why). Raises when helmfile fails or is interrupted."""
+        services (with why). ``revision``: the commit the files are (default: HEAD).
+        Raises when helmfile fails or is interrupted."""
         # What the record will say: the files as helmfile is about to deploy them.
         versions = deployed_versions(loaded, env.name, names)
+        if revision:
+            versions = (versions[0], revision)
         # --verify watches the releases helmfile gives a new Helm revision.
         before = {r: _revision(kube, r) for r in items} if opts.verify else {}
         started = dt.datetime.now(dt.timezone.utc)
@@ -676,7 +679,7 @@ def _deploy(
                     say("glue: applying the rolled-back version (verified too, never rolled back)")
                     again = ApplyResult(env.name, names, [], False, opts.holder)
                     try:
-                        run_once(again)
+                        run_once(again, result.rollback.commit)
                     except DeployFailed as exc:
                         why = f"deploying the rolled-back version failed: {exc.message}"
                         result.rollback = replace(result.rollback, error=why)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.helpers import example_repo, git, glue
 from tests.support.slackserver import BOT_TOKEN, SlackServer
+from tests.support.sshgit import SshGitServer
 from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
@@ -304,3 +305,80 @@ def test_a_failed_verification_replies_in_the_thread_a_hook_job_started(
     [first, reply] = slack.api_calls("chat.postMessage")
     assert reply.json["thread_ts"] == first.response_json()["ts"]
     assert "FATAL: cannot reach postgres at db:5432" in json.dumps(reply.json)
+
+
+def test_on_failure_rollback_pushes_the_revert_with_remote_and_deploys_it(
+    testbed: Testbed, ssh_git_server: SshGitServer, tmp_path: Path
+) -> None:
+    """In CI the checkout is a clone; with --remote (GLUE_REMOTE) the revert and its hold
+    are pushed to the deployment repository, and the clone deploys the reverted files."""
+    repo, ns = verify_repo(tmp_path, testbed)
+    config = repo / "glue.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n",
+            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n"
+            "    verify: 60s\n    on_failure: rollback\n",
+        )
+    )
+    staging = repo / "environments/staging.yaml"
+    staging.write_text(
+        staging.read_text().replace(
+            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "2s"\n  image:'
+        )
+    )
+    remote = ssh_git_server.new_remote("verify", seed=repo)
+    ssh = {
+        "GLUE_SSH_KEY_FILE": str(ssh_git_server.deploy_key.private),
+        "GLUE_SSH_KNOWN_HOSTS": ssh_git_server.known_hosts_line,
+    }
+    clone = tmp_path / "ci"
+    git(tmp_path, "clone", "-q", str(remote.path), str(clone))
+    assert run(testbed, clone, "apply", "--env", "staging")[0] == 0
+    bumped = glue(
+        "bump-tag",
+        "a",
+        "4e5f6a7",
+        "--env",
+        "staging",
+        "--remote",
+        remote.url,
+        cwd=tmp_path,
+        env=ssh,
+    )
+    assert bumped.code == 0, bumped.err
+    bump = remote.head()
+    git(clone, "pull", "-q")  # the next pipeline's checkout
+
+    r = glue(
+        "apply",
+        "--env",
+        "staging",
+        cwd=clone,
+        env={**testbed.env, **ssh, "GLUE_REMOTE": remote.url},
+        timeout=300,
+    )
+    assert r.code == 1, r.err + r.out
+    [revert, *_] = remote.log()
+    assert f"rolled back a in staging: commit {revert.sha[:10]} (pushed to" in r.err
+    assert revert.parents == (bump,)
+    assert f"Glue-Reverts: {bump}" in revert.message and "Glue-Hold: staging a" in revert.message
+    assert 'tag: "3f9c2e1"' in remote.show("main", "environments/staging.yaml")
+    assert "glue apply rolled it back" in remote.show("main", "glue-holds.yaml")
+    deployment = testbed.get(f"/apis/apps/v1/namespaces/{ns}/deployments/a")
+    assert deployment is not None
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":3f9c2e1")
+    assert record(testbed, ns)["git-revision"] == revert.sha  # what now runs is that commit
+    again = glue(
+        "bump-tag",
+        "a",
+        "4e5f6a7",
+        "--env",
+        "staging",
+        "--remote",
+        remote.url,
+        cwd=tmp_path,
+        env=ssh,
+    )
+    assert again.code == 2 and "held" in again.err, again.err
+    assert remote.head() == revert.sha
