@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from gitops_glue.cli.app import app
+from gitops_glue.cli.app import State, app
 from gitops_glue.cli.options import DryRunOpt, Output, OutputOpt
 from gitops_glue.cli.render import emit
 
@@ -25,7 +25,7 @@ def get_cmd(
     """Print the value at KEY_PATH in FILE."""
     from gitops_glue.repo import files
 
-    value = files.get_value(file, key_path, document=document)
+    value = files.get_value(State.directory / file, key_path, document=document)
     if output is Output.json:
         typer.echo(json.dumps(value))
     elif isinstance(value, (dict, list)):
@@ -55,7 +55,7 @@ def set_cmd(
     from gitops_glue.repo import files
 
     result = files.set_value(
-        file,
+        State.directory / file,  # -C DIR: FILE as if glue started in DIR (like git -C)
         key_path,
         value,
         create=create,

@@ -68,6 +68,20 @@ def test_set_edits_in_place_and_reports_unchanged(glue: Glue, tmp_path: Path) ->
     assert again.code == 0 and "unchanged" in again.out
 
 
+def test_get_and_set_read_a_relative_file_from_the_directory_of_dash_c(
+    glue: Glue, tmp_path: Path
+) -> None:
+    (tmp_path / "env").mkdir()
+    path = tmp_path / "env" / "dev.yaml"
+    path.write_text("a:\n  tag: v1  # keep\n")
+    assert glue("-C", str(tmp_path), "get", "env/dev.yaml", "a.tag").out == "v1\n"
+    run = glue("-C", str(tmp_path), "set", "env/dev.yaml", "a.tag", "v2")
+    assert run.code == 0, run.err
+    assert path.read_text() == "a:\n  tag: v2  # keep\n"
+    # An absolute FILE stays where it is.
+    assert glue("-C", "/", "get", str(path), "a.tag").out == "v2\n"
+
+
 def test_set_dry_run_and_json(glue: Glue, tmp_path: Path) -> None:
     path = tmp_path / "v.yaml"
     path.write_text("a:\n  b: 1  # keep\n")
