@@ -23,9 +23,13 @@ class PodProblem:
     logs: list[str] = field(default_factory=list)
     release: str = ""  # the Helm release the pod belongs to, when known
 
-    def describe(self) -> str:
+    def headline(self) -> str:
+        """``NS/POD [CONTAINER]: REASON: MESSAGE``, one line."""
         where = f"{self.namespace}/{self.pod}" + (f" [{self.container}]" if self.container else "")
-        text = f"{where}: {self.reason}" + (f": {self.message}" if self.message else "")
+        return f"{where}: {self.reason}" + (f": {self.message}" if self.message else "")
+
+    def describe(self) -> str:
+        text = self.headline()
         if self.logs:
             text += "\n" + "\n".join(f"    | {line}" for line in self.logs)
         return text

@@ -337,8 +337,7 @@ def failure_lines(report: FailureReport) -> tuple[str, ...]:
     """The failing pods (and the error when no pod explains it), one line each."""
     lines = []
     for pod in report.failing_pods:
-        where = f"{pod.namespace}/{pod.pod}" + (f" [{pod.container}]" if pod.container else "")
-        text = f"{where}: {pod.reason}" + (f": {pod.message}" if pod.message else "")
+        text = pod.headline()
         if pod.logs:
             text += " | last log: " + " / ".join(pod.logs[-3:])
         lines.append(text)
