@@ -484,21 +484,38 @@ def kube_context(root: Path, env: str, tools: Tools) -> str | None:
     """The kube context helmfile uses for ``env`` (its ``kubeContext``, else
     ``helmDefaults.kubeContext``), read safely; None when helmfile names none, or there
     is no helmfile to ask (no helmfile state in ``root``, or the binary is not installed:
-    a hook Job). When helmfile is there but its view cannot be read, guessing the
-    kubeconfig's current context could put the lock and record in another cluster than
-    helmfile deploys to: that is an error naming the way out."""
-    if find_helmfile(root) is None or not tools.helmfile_installed():
+    a hook Job). When helmfile is there but its view cannot be read, and its files name a
+    ``kubeContext`` somewhere, guessing the kubeconfig's current context could put the
+    lock and record in another cluster than helmfile deploys to: that is an error naming
+    the way out. Files that never say ``kubeContext`` deploy to the current context."""
+    state = find_helmfile(root)
+    if state is None or not tools.helmfile_installed():
         return None
     tools.check()  # tools that cannot work are said as such (exit 1), not as a view error
     try:
         return environment_view(root, env, tools, probe=False).kube_context
     except GlueError as exc:
+        if not _mentions_kube_context(state):
+            return None  # helmfile names no context either: both use the current one
         raise UsageError(
             f"cannot tell which cluster {env!r} is on: reading helmfile's kubeContext for it "
             f"failed: {exc.message}",
             hint=f"set kube_context for {env} in glue.yaml (or pass --kube-context); glue "
             "reads helmfile's view without hooks, cluster access or cloud credentials",
         ) from None
+
+
+def _mentions_kube_context(state: Path) -> bool:
+    """Whether the helmfile state (a file, or helmfile.d's files) says ``kubeContext``
+    anywhere: when it does not, helmfile deploys to the current context too."""
+    files = sorted(state.iterdir()) if state.is_dir() else [state]
+    for path in files:
+        try:
+            if path.is_file() and "kubeContext" in path.read_text(errors="replace"):
+                return True
+        except OSError:
+            return True  # unreadable: assume it might
+    return False
 
 
 def _with_probe(release: ReleaseView, probed: dict[tuple[str, str], ReleaseView]) -> ReleaseView:

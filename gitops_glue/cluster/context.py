@@ -13,8 +13,9 @@ The context, first found wins:
 3. helmfile's own view of the environment, read safely (:mod:`gitops_glue.helmview`:
    ``helmfile list`` in a sandbox, so no hook of the repository runs): the
    environment's ``kubeContext``, else ``helmDefaults.kubeContext``; nothing
-   when there is no helmfile to ask (no state file, no binary); an error when helmfile
-   is there but its view cannot be read (a guess could be another cluster);
+   when there is no helmfile to ask (no state file, no binary), or its view cannot be
+   read and its files never say ``kubeContext``; an error when they do (a guess could be
+   another cluster);
 4. none: the kubeconfig's current context.
 
 The file: the environment's ``kubeconfig`` in ``glue.yaml`` (relative to the

@@ -6,7 +6,8 @@ releases' pods (one Kubernetes watch per namespace: the pods as they are, then e
 change) and fails as soon as one of them
 
 - restarts a container (its restart count goes up; for a pod created by this deploy,
-  any restart at all),
+  any restart at all; a pod from before the deploy that was failing already when the
+  watch began counts only for what changes in it, as it is usually going away),
 - waits in a state that will not heal by itself (CrashLoopBackOff, ImagePullBackOff,
   ErrImagePull, CreateContainerConfigError, ...), or ends a container with an error
   (Error, OOMKilled, a non-zero exit code),
@@ -205,6 +206,9 @@ def verify(
         threading.Thread(target=_watch, args=args, name=f"glue-verify: {ns}", daemon=True).start()
     pods: dict[tuple[str, str], Pod] = {}
     baselines: dict[tuple[str, str], dict[str, int]] = {}
+    # A pod from before the deploy may be failing already (the crashing one a rollback
+    # replaces, going away): only what changes in it after the watch began counts.
+    already: dict[tuple[str, str], set[tuple[str | None, str]]] = {}
     open_watches = len(by_namespace)
     while open_watches:
         left = window - (clock() - start)
@@ -228,8 +232,14 @@ def verify(
             created = _created(item)
             new = since is not None and created is not None and created >= since
             baselines[key] = {} if new else restart_counts(item)
+            old = [] if new else failures_now(item, baselines[key])
+            already[key] = {(f.container, f.reason) for f in old}
         pods[key] = item
-        found = failures_now(item, baselines[key])
+        found = [
+            f
+            for f in failures_now(item, baselines[key])
+            if (f.container, f.reason) not in already[key]
+        ]
         if found:
             early = _problems(kube, item, found, log_lines)
             return Verification(window, names, len(pods), clock() - start, early)
@@ -243,6 +253,7 @@ def verify(
                 listed[(ns, str(meta.get("name")))] = current
     late: tuple[PodProblem, ...] = ()
     for key, final in sorted(listed.items()):
+        # Still there when the window ends: a failing state counts now, old or new.
         found = failures_now(final, baselines.get(key, {})) or not_ready(final)
         late += _problems(kube, final, found, log_lines)
     return Verification(window, names, len(listed), clock() - start, late)

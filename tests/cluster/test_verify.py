@@ -83,10 +83,8 @@ def run(testbed: Testbed, repo: Path, *args: str, helm: int = 3) -> tuple[int, s
     in a CI job that holds DB_PASSWORD."""
     tools = {"DB_PASSWORD": DB_PASSWORD}
     if helm == 4:
-        tools = {
-            "GLUE_HELM": testbed.helm_path(4),
-            "GLUE_HELMFILE": str(testbed.bin_dir / "helmfile1"),
-        }
+        tools["GLUE_HELM"] = testbed.helm_path(4)
+        tools["GLUE_HELMFILE"] = str(testbed.bin_dir / "helmfile1")
     r = glue(*args, cwd=repo, env={**testbed.env, **tools}, timeout=300)
     for secret in (DSN_PASSWORD, DB_PASSWORD):
         assert secret not in r.out + r.err
@@ -225,6 +223,9 @@ def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
     assert image.endswith(":3f9c2e1")
     rec = record(testbed, ns)
     assert json.loads(rec["services.json"])["a"]["tag"] == "3f9c2e1"
+    assert "the rolled-back version: verified" in err, err + json.dumps(
+        testbed.pods(ns, "app.kubernetes.io/instance=a"), indent=1
+    )
     assert json.loads(rec["verified.json"])["a"]["tag"] == "3f9c2e1"
     # The hold keeps the next pipeline from deploying the bad tag again.
     again = glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo)

@@ -127,7 +127,8 @@ def test_a_helmfile_that_cannot_be_read_is_an_error_not_a_guess(
 ) -> None:
     # Guessing the current context could lock and record in another cluster than the
     # one helmfile deploys to; glue.yaml's kube_context is the way out.
-    repo = _with_helmfile(_repo(tmp_path, None), "environments: [\n")
+    broken = 'environments:\n  staging:\n    kubeContext: {{ requiredEnv "NOPE" }}\n'
+    repo = _with_helmfile(_repo(tmp_path, None), broken)
     with pytest.raises(UsageError) as refused:
         context.for_environment(load_config(repo), "staging", tools=tools)
     assert refused.value.message.startswith("cannot tell which cluster 'staging' is on")
@@ -135,6 +136,15 @@ def test_a_helmfile_that_cannot_be_read_is_an_error_not_a_guess(
     # An environment with its kube_context in glue.yaml does not need helmfile's view.
     prod = context.for_environment(load_config(repo), "prod", tools=tools)
     assert prod.context == "prod-admin"
+
+
+def test_an_unreadable_helmfile_that_names_no_context_means_the_current_one(
+    tmp_path: Path, tools: Tools
+) -> None:
+    # helmfile itself would deploy to the current context: so does glue.
+    repo = _with_helmfile(_repo(tmp_path, None), "environments: [\n")
+    ref = context.for_environment(load_config(repo), "staging", tools=tools)
+    assert (ref.context, ref.args) == (None, ())
 
 
 def test_kubeconfig_in_glue_yaml_expands_home_and_variables(
