@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -190,8 +191,12 @@ def test_set_writes_the_same_bytes_through_either_parser(
     name, path = key
     text = _insert((DATA / name).read_bytes().decode(), edits)
     text = text if text.endswith("\n") else text + "\n"
-    fast, pure = _set(text, path, value), _set(text + RUAMEL_ONLY, path, value)
-    assert pure == (fast + RUAMEL_ONLY if isinstance(fast, str) else fast)
+    fast = _set(text, path, value)
+    # The same text through ruamel.yaml alone: as if PyYAML had no libyaml. (A tab comment
+    # appended would force it too, but moves an error found at the end one line down.)
+    with mock.patch.object(yamlnodes, "_has_libyaml", lambda: False):
+        pure = _set(text, path, value)
+    assert pure == fast
 
 
 @pytest.mark.parametrize("tail", ["", RUAMEL_ONLY])
