@@ -104,7 +104,7 @@ def test_status_shows_the_hold_a_rollback_on_failure_left(testbed: Testbed, tmp_
         (
             "environments/staging.yaml",
             "a:\n  image:",
-            'a:\n  crashTags:\n    "4e5f6a7": "2s"\n  image:',
+            'a:\n  crashTags:\n    "4e5f6a7": "6s"\n  image:',
         ),
     ):
         path = repo / name

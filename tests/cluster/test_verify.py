@@ -40,7 +40,12 @@ POD_ANNOTATIONS = """      annotations:
 def verify_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
     """The example repo, staging in a namespace of its own, its chart taking pod
     annotations from values (``a.podAnnotations``; ``a.crashTags``: the tags whose pods
-    crash, and after how long), logs served for the namespace."""
+    crash, and after how long), logs served for the namespace.
+
+    A rollback test lets the crash come 6 s after Ready: by then the rollout has replaced
+    the old pod. Sooner, a loaded testbed can keep the old pod beside the crashing one,
+    and the rollback then reuses it as kwok left it (not Ready), where a kubelet would
+    have kept probing it."""
     repo = example_repo(tmp_path / "deploy")
     ns = testbed.unique("vfy")
     for name in ("environments/staging.yaml", "glue.yaml"):
@@ -196,7 +201,7 @@ def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
     staging = repo / "environments/staging.yaml"
     staging.write_text(
         staging.read_text().replace(
-            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "2s"\n  image:'
+            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "6s"\n  image:'
         )
     )
     git(repo, "commit", "-qam", "staging verifies and rolls back; a 4e5f6a7 crashes")
@@ -325,7 +330,7 @@ def test_on_failure_rollback_pushes_the_revert_with_remote_and_deploys_it(
     staging = repo / "environments/staging.yaml"
     staging.write_text(
         staging.read_text().replace(
-            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "2s"\n  image:'
+            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "6s"\n  image:'
         )
     )
     remote = ssh_git_server.new_remote("verify", seed=repo)
