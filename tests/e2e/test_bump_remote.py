@@ -10,17 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.helpers import glue, many_services_seed, start_glue
-from tests.support.sshgit import BareRemote, SshGitServer
+from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
 
 pytestmark = pytest.mark.ssh
-
-
-def ssh_env(server: SshGitServer, **extra: str) -> dict[str, str]:
-    return {
-        "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
-        "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
-        **extra,
-    }
 
 
 def trailers(message: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 
 from gitops_glue.repo.commit import parse_trailers
 from tests.support.helpers import git, glue, snapshot
-from tests.support.sshgit import BareRemote, SshGitServer
+from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
 
 AUTO = "auto_release:\n  - {branch: main, to: dev}\n  - {branch: main, to: prod}\n"
 ALICE = {"GLUE_ACTOR": "alice"}
@@ -18,14 +18,6 @@ ALICE = {"GLUE_ACTOR": "alice"}
 
 def head(repo: Path) -> pygit2.Commit:
     return pygit2.Repository(str(repo)).head.peel(pygit2.Commit)
-
-
-def ssh_env(server: SshGitServer, **extra: str) -> dict[str, str]:
-    return {
-        "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
-        "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
-        **extra,
-    }
 
 
 def tag_of(repo: Path, env: str, service: str) -> str:

@@ -21,7 +21,7 @@ import pytest
 
 from gitops_glue.repo.commit import parse_trailers
 from tests.support.helpers import ROOT, Run, git, glue, snapshot
-from tests.support.sshgit import BareRemote, SshGitServer
+from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
 
 HOSTILE = ROOT / "tests" / "data" / "hostile"
 ALICE = {"GLUE_ACTOR": "alice"}
@@ -282,12 +282,8 @@ def test_holds_file_past_the_limits_of_values_files(repo: Path, name: str) -> No
 # --------------------------------------------------------------------------- over --remote
 
 
-def ssh_env(server: SshGitServer) -> dict[str, str]:
-    return {
-        "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
-        "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
-        "GLUE_ACTOR": "bob",
-    }
+def ssh_env_as_bob(server: SshGitServer) -> dict[str, str]:
+    return ssh_env(server, GLUE_ACTOR="bob")
 
 
 GOOD = f'holds:\n  "prod":\n    "a": {GOOD_MARK}\nrejected: {{}}\n'
@@ -329,7 +325,7 @@ def test_a_damaged_holds_file_stops_commands_over_remote(
     links: dict[str, str],
     words: str,
 ) -> None:
-    env = ssh_env(ssh_git_server)
+    env = ssh_env_as_bob(ssh_git_server)
     remote = ("--remote", ssh_remote.url)
     out = tmp_path / "out"
     out.mkdir()

@@ -20,7 +20,7 @@ from gitops_glue.repo import versions
 from gitops_glue.repo.commit import parse_trailers
 from gitops_glue.service_version import ServiceVersion
 from tests.support.helpers import git, glue, many_services_seed, snapshot, start_glue
-from tests.support.sshgit import BareRemote, SshGitServer
+from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
 
 
 def head(repo: Path) -> pygit2.Commit:
@@ -33,13 +33,6 @@ def services_of(message: str) -> list[tuple[str, str]]:
     names = [v for k, v in pairs if k == "Glue-Service"]
     tags = [v for k, v in pairs if k == "Glue-Tag"]
     return list(zip(names, tags, strict=True))
-
-
-def ssh_env(server: SshGitServer) -> dict[str, str]:
-    return {
-        "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
-        "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
-    }
 
 
 def set_git_settings(repo: Path, lines: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.support.helpers import Run, glue
 from tests.support.registry import RegistryServer
 from tests.support.slackserver import SlackServer, start_slack
-from tests.support.sshgit import BareRemote, SshGitServer, silent_port
+from tests.support.sshgit import BareRemote, SshGitServer, silent_port, ssh_env
 
 
 def one_error_line(run: Run) -> str:
@@ -99,14 +99,6 @@ def test_bad_network_timeout_setting_is_a_usage_error(
 # --------------------------------------------------------------------------- SSH
 
 BUMP = ("bump-tag", "a", "4e5f6a7", "--env", "staging", "--remote")
-
-
-def ssh_env(server: SshGitServer, **extra: str) -> dict[str, str]:
-    return {
-        "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
-        "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
-        **extra,
-    }
 
 
 def glue_temp_folders(tmpdir: Path) -> list[str]:

@@ -12,7 +12,7 @@ from gitops_glue.repo.commit import parse_trailers
 from gitops_glue.repo.release import pick_branch_tag
 from tests.support.helpers import git, glue, many_services_seed, snapshot, start_glue
 from tests.support.registry import RegistryServer
-from tests.support.sshgit import BareRemote, SshGitServer
+from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
 
 
 def head(repo: Path) -> pygit2.Commit:
@@ -28,13 +28,6 @@ def groups(message: str) -> list[dict[str, str]]:
         if out:
             out[-1][key] = value
     return out
-
-
-def ssh_env(server: SshGitServer) -> dict[str, str]:
-    return {
-        "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
-        "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
-    }
 
 
 # --------------------------------------------------------------------------- local

@@ -596,6 +596,15 @@ class SshGitServer:
         return self.new_remote(name, seed=[ROOT / f for f in EXAMPLE_FILES])
 
 
+def ssh_env(server: SshGitServer, **extra: str) -> dict[str, str]:
+    """What glue needs to reach ``server`` with its deploy key (``GLUE_*``), plus ``extra``."""
+    return {
+        "GLUE_SSH_KEY_FILE": str(server.deploy_key.private),
+        "GLUE_SSH_KNOWN_HOSTS": server.known_hosts_line,
+        **extra,
+    }
+
+
 @contextlib.contextmanager
 def silent_port() -> Iterator[int]:
     """A TCP port on 127.0.0.1 that accepts connections and never says anything
