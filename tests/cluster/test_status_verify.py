@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.test_verify import crash_a_after, run, verify_repo
-from tests.support.helpers import git, glue
+from tests.cluster.test_verify import crash_a_after, run, staging_settings, verify_repo
+from tests.support.helpers import glue
 from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
@@ -95,22 +95,7 @@ def test_status_shows_the_hold_a_rollback_on_failure_left(testbed: Testbed, tmp_
     """on_failure: rollback deploys the previous version again (verified) and holds the
     service with a reason naming the failure: status shows that hold beside it."""
     repo, _ns = verify_repo(tmp_path, testbed)
-    for name, old, new in (
-        (
-            "glue.yaml",
-            "environments/staging.yaml]\n",
-            "environments/staging.yaml]\n    verify: 12s\n    on_failure: rollback\n",
-        ),
-        (
-            "environments/staging.yaml",
-            "a:\n  image:",
-            'a:\n  crashTags:\n    "4e5f6a7": "6s"\n  image:',
-        ),
-    ):
-        path = repo / name
-        assert path.read_text().count(old) == 1
-        path.write_text(path.read_text().replace(old, new))
-    git(repo, "commit", "-qam", "staging verifies and rolls back; a 4e5f6a7 crashes")
+    staging_settings(repo, "verify: 12s, on_failure: rollback", crash=True)
     assert run(testbed, repo, "apply", "--env", "staging")[0] == 0
     assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
     code, out, err = run(testbed, repo, "apply", "--env", "staging")

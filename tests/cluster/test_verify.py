@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.helpers import example_repo, git, glue
 from tests.support.slackserver import BOT_TOKEN, SlackServer
-from tests.support.sshgit import SshGitServer
+from tests.support.sshgit import SshGitServer, ssh_env
 from tests.support.testbed import Testbed
 
 pytestmark = pytest.mark.cluster
@@ -42,10 +42,7 @@ def verify_repo(tmp_path: Path, testbed: Testbed) -> tuple[Path, str]:
     annotations from values (``a.podAnnotations``; ``a.crashTags``: the tags whose pods
     crash, and after how long), logs served for the namespace.
 
-    A rollback test lets the crash come 6 s after Ready: by then the rollout has replaced
-    the old pod. Sooner, a loaded testbed can keep the old pod beside the crashing one,
-    and the rollback then reuses it as kwok left it (not Ready), where a kubelet would
-    have kept probing it."""
+    See :func:`staging_settings` for the rollback tests' crash."""
     repo = example_repo(tmp_path / "deploy")
     ns = testbed.unique("vfy")
     for name in ("environments/staging.yaml", "glue.yaml"):
@@ -81,6 +78,30 @@ def crash_a_after(repo: Path, delay: str) -> None:
     )
     staging.write_text(text)
     git(repo, "commit", "-qam", "a 4e5f6a7, which crashes")
+
+
+def staging_settings(repo: Path, settings: str, *, crash: bool = False) -> None:
+    """Add ``settings`` (glue.yaml lines, like ``verify: 60s``) to staging; with ``crash``,
+    also make a's tag 4e5f6a7 crash 6 s after Ready (a.crashTags). Committed.
+
+    6 s lets the rollout replace the old pod first: sooner, a loaded testbed can keep the
+    old pod beside the crashing one, and a rollback then reuses it as kwok left it (not
+    Ready), where a kubelet would have kept probing it."""
+    line = "environments/staging.yaml]\n"
+    edits = [("glue.yaml", line, line + "".join(f"    {s}\n" for s in settings.split(", ")))]
+    if crash:
+        edits.append(
+            (
+                "environments/staging.yaml",
+                "a:\n  image:",
+                'a:\n  crashTags:\n    "4e5f6a7": "6s"\n  image:',
+            )
+        )
+    for name, old, new in edits:
+        path = repo / name
+        assert path.read_text().count(old) == 1
+        path.write_text(path.read_text().replace(old, new))
+    git(repo, "commit", "-qam", f"staging: {settings}" + ("; a 4e5f6a7 crashes" if crash else ""))
 
 
 def run(testbed: Testbed, repo: Path, *args: str, helm: int = 3) -> tuple[int, str, str]:
@@ -160,16 +181,7 @@ def test_glue_yaml_verify_is_the_default_and_a_report_carries_the_logs(
     testbed: Testbed, tmp_path: Path
 ) -> None:
     repo, _ = verify_repo(tmp_path, testbed)
-    config = repo / "glue.yaml"
-    config.write_text(
-        config.read_text().replace(
-            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n",
-            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n"
-            "    verify: 60s\n",
-        )
-    )
-    assert "verify: 60s" in config.read_text()
-    git(repo, "commit", "-qam", "staging: verify 60s")
+    staging_settings(repo, "verify: 60s")
     assert run(testbed, repo, "apply", "--env", "staging", "--verify", "0")[0] == 0
     crash_a_after(repo, "2s")
     report = tmp_path / "report.json"
@@ -190,21 +202,8 @@ def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
     testbed: Testbed, tmp_path: Path, helm: int
 ) -> None:
     repo, ns = verify_repo(tmp_path, testbed)
-    config = repo / "glue.yaml"
-    config.write_text(
-        config.read_text().replace(
-            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n",
-            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n"
-            "    verify: 60s\n    on_failure: rollback\n",
-        )
-    )
+    staging_settings(repo, "verify: 60s, on_failure: rollback", crash=True)
     staging = repo / "environments/staging.yaml"
-    staging.write_text(
-        staging.read_text().replace(
-            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "6s"\n  image:'
-        )
-    )
-    git(repo, "commit", "-qam", "staging verifies and rolls back; a 4e5f6a7 crashes")
     code, out, err = run(testbed, repo, "apply", "--env", "staging", helm=helm)
     assert code == 0, err + out  # 3f9c2e1 stays healthy: verified
     assert glue("bump-tag", "a", "4e5f6a7", "--env", "staging", cwd=repo).code == 0
@@ -319,25 +318,9 @@ def test_on_failure_rollback_pushes_the_revert_with_remote_and_deploys_it(
     """In CI the checkout is a clone; with --remote (GLUE_REMOTE) the revert and its hold
     are pushed to the deployment repository, and the clone deploys the reverted files."""
     repo, ns = verify_repo(tmp_path, testbed)
-    config = repo / "glue.yaml"
-    config.write_text(
-        config.read_text().replace(
-            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n",
-            "  - name: staging\n    values: [environments/base.yaml, environments/staging.yaml]\n"
-            "    verify: 60s\n    on_failure: rollback\n",
-        )
-    )
-    staging = repo / "environments/staging.yaml"
-    staging.write_text(
-        staging.read_text().replace(
-            "a:\n  image:", 'a:\n  crashTags:\n    "4e5f6a7": "6s"\n  image:'
-        )
-    )
+    staging_settings(repo, "verify: 60s, on_failure: rollback", crash=True)
     remote = ssh_git_server.new_remote("verify", seed=repo)
-    ssh = {
-        "GLUE_SSH_KEY_FILE": str(ssh_git_server.deploy_key.private),
-        "GLUE_SSH_KNOWN_HOSTS": ssh_git_server.known_hosts_line,
-    }
+    ssh = ssh_env(ssh_git_server)
     clone = tmp_path / "ci"
     git(tmp_path, "clone", "-q", str(remote.path), str(clone))
     assert run(testbed, clone, "apply", "--env", "staging")[0] == 0
