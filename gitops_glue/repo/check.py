@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from gitops_glue import keypath
+from gitops_glue import keypath, yamlnodes
 from gitops_glue.config import Environment, GlueConfig
 from gitops_glue.errors import GlueError, UsageError
 from gitops_glue.repo import values, versions
@@ -109,7 +109,7 @@ def config_line(config_text: str, env: str | None = None, service: str | None = 
 
 def key_line(text: str, filename: str, key: str) -> int | None:
     """1-based line where ``key`` is set in a values file text (None: not set)."""
-    docs = values.parse_documents(text, filename)
+    docs = yamlnodes.parse_documents(text, filename)
     found = values.lookup(docs, keypath.parse(key))
     return found.node.line + 1 if found.node is not None else None
 

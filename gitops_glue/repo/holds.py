@@ -31,10 +31,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from gitops_glue import inputs
+from gitops_glue import inputs, yamlnodes
 from gitops_glue.errors import UsageError, YamlEditError
 from gitops_glue.integrations.ci import CiContext
-from gitops_glue.repo import values, versions
+from gitops_glue.repo import versions
 from gitops_glue.repo.check import setup_warnings
 from gitops_glue.repo.commit import (
     Change,
@@ -122,11 +122,11 @@ def _bad(why: str) -> UsageError:
     )
 
 
-def _at(node: values.Node) -> str:
+def _at(node: yamlnodes.Node) -> str:
     return f":{node.line + 1}"
 
 
-def _plain_tree(node: values.Node, where: str) -> None:
+def _plain_tree(node: yamlnodes.Node, where: str) -> None:
     """Refuse what glue never writes and a reader could take two ways: anchors, aliases, tags."""
     if node.kind == "alias":
         raise _bad(f"{_at(node)}: {where}: an alias (*{node.anchor}); glue writes none")
@@ -142,7 +142,7 @@ def _plain_tree(node: values.Node, where: str) -> None:
 _NOT_TEXT = re.compile(r"~|null|Null|NULL|true|True|TRUE|false|False|FALSE|")
 
 
-def _text(node: values.Node, where: str) -> str:
+def _text(node: yamlnodes.Node, where: str) -> str:
     if (
         node.kind != "scalar"
         or node.value is None
@@ -153,7 +153,7 @@ def _text(node: values.Node, where: str) -> str:
     return node.value
 
 
-def _mapping(node: values.Node | None, where: str, what: str) -> values.Node:
+def _mapping(node: yamlnodes.Node | None, where: str, what: str) -> yamlnodes.Node:
     if node is None or node.kind != "map":
         shown = (
             "nothing"
@@ -176,7 +176,7 @@ def parse(text: str | None) -> Ledger:
     if text is None:
         return Ledger()
     try:
-        docs = values.parse_documents(text, PATH)
+        docs = yamlnodes.parse_documents(text, PATH)
     except YamlEditError as exc:
         raise UsageError(exc.message, hint=exc.hint or _bad("").hint) from None
     roots = [d.root for d in docs if d.root is not None]

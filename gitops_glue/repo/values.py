@@ -23,16 +23,11 @@ from gitops_glue import keypath as kp
 from gitops_glue.errors import YamlEditError
 from gitops_glue.yamlnodes import Document, Node, parse_documents, pure_yaml
 
-# The located nodes and their parse live in gitops_glue.yamlnodes; callers in repo/ read
-# them through this module.
 __all__ = [
-    "Document",
     "EditResult",
     "Lookup",
-    "Node",
     "get_value",
     "lookup",
-    "parse_documents",
     "render_scalar",
     "scalar_is_string",
     "set_value",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from gitops_glue import keypath
+from gitops_glue import keypath, yamlnodes
 from gitops_glue.config import Environment, GlueConfig, Service
 from gitops_glue.errors import UsageError
 from gitops_glue.repo import values
@@ -74,9 +74,9 @@ def own_sources(svc: Service) -> bool:
 
 
 @lru_cache(maxsize=256)
-def _parsed(text: str, name: str) -> list[values.Document]:
+def _parsed(text: str, name: str) -> list[yamlnodes.Document]:
     """Parsed documents, cached by content: status reads each file once."""
-    return values.parse_documents(text, name)
+    return yamlnodes.parse_documents(text, name)
 
 
 def effective(read: Reader, files: tuple[str, ...], key: str) -> Found:

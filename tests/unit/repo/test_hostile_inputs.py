@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from gitops_glue import inputs, keypath
+from gitops_glue import inputs, keypath, yamlnodes
 from gitops_glue.config import TagPolicy, parse_config
 from gitops_glue.errors import ConfigError, ExitCode, PolicyError, UsageError, YamlEditError
 from gitops_glue.integrations.ci import CiContext
@@ -55,13 +55,13 @@ def test_duplicate_key_in_a_values_file_is_refused_naming_both_lines() -> None:
 
 def test_duplicate_key_in_a_flow_mapping_and_a_list_item_are_refused() -> None:
     with pytest.raises(YamlEditError, match="duplicate key 'x' \\(first on line 1, again"):
-        values.parse_documents("m: {x: 1, y: 2, x: 3}\n")
+        yamlnodes.parse_documents("m: {x: 1, y: 2, x: 3}\n")
     with pytest.raises(YamlEditError, match="first on line 2, again on line 3"):
-        values.parse_documents("l:\n  - name: a\n    name: b\n")
+        yamlnodes.parse_documents("l:\n  - name: a\n    name: b\n")
 
 
 def test_same_key_in_different_mappings_is_fine() -> None:
-    docs = values.parse_documents("a:\n  tag: 1\nb:\n  tag: 2\n---\na: 3\n")
+    docs = yamlnodes.parse_documents("a:\n  tag: 1\nb:\n  tag: 2\n---\na: 3\n")
     assert len(docs) == 2
 
 
@@ -240,7 +240,7 @@ def test_deep_flow_nesting_is_refused_fast_without_a_recursion_error(depth: int)
 
 def test_deep_block_nesting_is_refused() -> None:
     text = "".join(" " * i + f"k{i}:\n" for i in range(2000))
-    _fast(lambda: values.parse_documents(text, "v.yaml"), "^v.yaml:101: nested more than 100")
+    _fast(lambda: yamlnodes.parse_documents(text, "v.yaml"), "^v.yaml:101: nested more than 100")
 
 
 def test_nesting_up_to_the_limit_is_read() -> None:
@@ -253,7 +253,7 @@ def test_a_file_over_the_size_limit_is_refused_before_parsing() -> None:
     _fast(lambda: values.get_value(text, "a.image.tag", filename="big.yaml"), "larger than")
     # Multi-byte characters count as bytes.
     wide = "a: " + "é" * (inputs.MAX_FILE_BYTES // 2 + 10) + "\n"
-    _fast(lambda: values.parse_documents(wide), "2 MiB")
+    _fast(lambda: yamlnodes.parse_documents(wide), "2 MiB")
 
 
 def test_glue_yaml_past_the_limits_is_refused() -> None:

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from gitops_glue import yamlnodes
 from gitops_glue.errors import YamlEditError
 from gitops_glue.repo import values
 
@@ -104,7 +105,7 @@ def test_a_flow_value_libyaml_reads_differently_is_set_and_read_back() -> None:
     # such a file again with ruamel.yaml's parser (found by hypothesis).
     result = values.set_value("# generated\n{a: A}\n", "a", "0?")
     assert values.get_value(result.text, "a") == "0?"
-    assert values.parse_documents("{a: 0?, b: 1}\n")[0].root is not None
+    assert yamlnodes.parse_documents("{a: 0?, b: 1}\n")[0].root is not None
 
 
 def test_block_scalars_anchors_and_markers_survive_an_edit() -> None:
@@ -292,7 +293,7 @@ def test_property_set_then_get_and_only_one_line_changes(
     # ruamel's emitter itself writes a few scalars wrongly ({a: ?0} unreadable, - ?0 read
     # back as a mapping): such files say nothing about glue's editor.
     try:
-        values.parse_documents(text)
+        yamlnodes.parse_documents(text)
         reads_back = YAML(typ="safe").load(text) == data
     except Exception:
         reads_back = False
