@@ -491,10 +491,10 @@ def kube_context(root: Path, env: str, tools: Tools) -> str | None:
     state = find_helmfile(root)
     if state is None or not tools.helmfile_installed():
         return None
-    tools.check()  # tools that cannot work are said as such (exit 1), not as a view error
     try:
         return environment_view(root, env, tools, probe=False).kube_context
     except GlueError as exc:
+        tools.check()  # tools that cannot work are said as such (exit 1), not as this
         if not _mentions_kube_context(state):
             return None  # helmfile names no context either: both use the current one
         raise UsageError(

@@ -84,11 +84,7 @@ class Verification:
                 f"verified: {self.pods} pod(s) of {', '.join(self.releases)} stayed Ready "
                 f"for {self.window:g}s"
             )
-        first = self.failures[0]
-        return (
-            f"verification failed after {self.seconds:.0f}s: {first.namespace}/{first.pod}"
-            f"{f' [{first.container}]' if first.container else ''}: {first.reason}"
-        )
+        return f"verification failed after {self.seconds:.0f}s: {self.failures[0].headline()}"
 
     def to_json(self) -> dict[str, object]:
         return {

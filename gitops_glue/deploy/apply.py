@@ -24,7 +24,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from gitops_glue.cluster.diagnose import FailureReport
 from gitops_glue.errors import ExitCode, GlueError, OperationError, UsageError
 
 if TYPE_CHECKING:
@@ -161,6 +160,8 @@ class ApplyResult:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:
+        from gitops_glue.cluster.diagnose import FailureReport  # not loaded for --help
+
         if self.diff is not None:
             return self.diff.to_json()
         if self.nothing_changed and self.selection is not None:
