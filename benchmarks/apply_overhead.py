@@ -66,6 +66,12 @@ def main() -> None:
         helmfile = HELMFILE_APPLY
         log("first deploy (untimed)")
         run([*glue, "apply", "--env", "staging"], repo, glue_env)
+
+        def new_tag(tag: str) -> None:
+            """Commit a new tag of a, so the next apply really upgrades it."""
+            run([*glue, "set", "environments/staging.yaml", "a.image.tag", tag], repo, env)
+            git(repo, "commit", "-qam", f"a {tag}")
+
         own: list[float] = []
         walls: list[float] = []
         shares: list[float] = []
@@ -76,10 +82,7 @@ def main() -> None:
         after: list[float] = []
         for i in range(runs):
             for kind in ("glue", "helmfile") if i % 2 == 0 else ("helmfile", "glue"):
-                tag = f"{i:03d}{'a' if kind == 'glue' else 'b'}000"
-                set_tag = [*glue, "set", "environments/staging.yaml", "a.image.tag", tag]
-                run(set_tag, repo, env)
-                git(repo, "commit", "-qam", f"a {tag}")
+                new_tag(f"{i:03d}{'a' if kind == 'glue' else 'b'}000")
                 if kind == "helmfile":
                     bare.append(run(helmfile, repo, env))
                     log(f"run {i + 1}/{runs} helmfile apply {bare[-1]:6.2f} s")
@@ -106,10 +109,7 @@ def main() -> None:
         verified: list[float] = []
         for i in range(runs):
             for kind in ("plain", "verify") if i % 2 == 0 else ("verify", "plain"):
-                tag = f"{i:03d}{'c' if kind == 'plain' else 'd'}000"
-                set_tag = [*glue, "set", "environments/staging.yaml", "a.image.tag", tag]
-                run(set_tag, repo, env)
-                git(repo, "commit", "-qam", f"a {tag}")
+                new_tag(f"{i:03d}{'c' if kind == 'plain' else 'd'}000")
                 extra = ["--verify", "10s"] if kind == "verify" else ["--verify", "0"]
                 took = run([*glue, "apply", "--env", "staging", *extra], repo, glue_env)
                 (verified if kind == "verify" else plain).append(took)
