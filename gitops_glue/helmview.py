@@ -480,29 +480,55 @@ def environment_view(root: Path, env: str, tools: Tools, *, probe: bool = True) 
         return EnvView(env, tuple(files), context, tuple(releases), inline, markers, tuple(notes))
 
 
+class Views:
+    """helmfile's view of each environment of ``root``, read safely once per environment,
+    for a command that asks it several things (a cluster, the releases' namespaces)."""
+
+    def __init__(self, root: Path, tools: Tools) -> None:
+        self.root = root
+        self.tools = tools
+        self._views: dict[str, EnvView] = {}
+
+    def view(self, env: str) -> EnvView:
+        if env not in self._views:
+            self._views[env] = environment_view(self.root, env, self.tools, probe=False)
+        return self._views[env]
+
+    def namespaces(self, env: str) -> dict[str, str]:
+        """Each release's namespace in ``env``, as helmfile gives it."""
+        return {r.name: r.namespace for r in self.view(env).releases}
+
+    def kube_context(self, env: str) -> str | None:
+        """The kube context helmfile uses for ``env`` (its ``kubeContext``, else
+        ``helmDefaults.kubeContext``); None when helmfile names none, or there is no
+        helmfile to ask (no helmfile state in ``root``, or no binary: a hook Job).
+
+        When helmfile is there but its view cannot be read, and its files name a
+        ``kubeContext`` somewhere, guessing the kubeconfig's current context could put
+        the lock and record in another cluster than helmfile deploys to: that is an
+        error naming the way out. Files that never say ``kubeContext`` deploy to the
+        current context."""
+        state = find_helmfile(self.root)
+        if state is None or not self.tools.helmfile_installed():
+            return None
+        try:
+            return self.view(env).kube_context
+        except GlueError as exc:
+            self.tools.check()  # tools that cannot work are said as such (exit 1)
+            if not _mentions_kube_context(state):
+                return None  # helmfile names no context either: both use the current one
+            raise UsageError(
+                f"cannot tell which cluster {env!r} is on: reading helmfile's kubeContext "
+                f"for it failed: {exc.message}",
+                hint=f"set kube_context for {env} in glue.yaml (or pass --kube-context); "
+                "glue reads helmfile's view without hooks, cluster access or cloud "
+                "credentials",
+            ) from None
+
+
 def kube_context(root: Path, env: str, tools: Tools) -> str | None:
-    """The kube context helmfile uses for ``env`` (its ``kubeContext``, else
-    ``helmDefaults.kubeContext``), read safely; None when helmfile names none, or there
-    is no helmfile to ask (no helmfile state in ``root``, or the binary is not installed:
-    a hook Job). When helmfile is there but its view cannot be read, and its files name a
-    ``kubeContext`` somewhere, guessing the kubeconfig's current context could put the
-    lock and record in another cluster than helmfile deploys to: that is an error naming
-    the way out. Files that never say ``kubeContext`` deploy to the current context."""
-    state = find_helmfile(root)
-    if state is None or not tools.helmfile_installed():
-        return None
-    try:
-        return environment_view(root, env, tools, probe=False).kube_context
-    except GlueError as exc:
-        tools.check()  # tools that cannot work are said as such (exit 1), not as this
-        if not _mentions_kube_context(state):
-            return None  # helmfile names no context either: both use the current one
-        raise UsageError(
-            f"cannot tell which cluster {env!r} is on: reading helmfile's kubeContext for it "
-            f"failed: {exc.message}",
-            hint=f"set kube_context for {env} in glue.yaml (or pass --kube-context); glue "
-            "reads helmfile's view without hooks, cluster access or cloud credentials",
-        ) from None
+    """:meth:`Views.kube_context` for one question."""
+    return Views(root, tools).kube_context(env)
 
 
 def _mentions_kube_context(state: Path) -> bool:

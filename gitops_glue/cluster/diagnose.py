@@ -79,6 +79,12 @@ class FailureReport:
 Pod = Mapping[str, Any]  # as the API serves it in JSON
 
 
+def containers(pod: Pod) -> list[Mapping[str, Any]]:
+    """The pod's container statuses, init containers first."""
+    status = pod.get("status") or {}
+    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+
+
 def problems_of(pod: Pod) -> list[tuple[str | None, str, str]]:
     """(container or None, reason, message) for everything wrong with a Pod."""
     status = pod.get("status") or {}
@@ -86,10 +92,7 @@ def problems_of(pod: Pod) -> list[tuple[str | None, str, str]]:
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") != "True":
             found.append((None, cond.get("reason") or "Unschedulable", cond.get("message") or ""))
-    containers = (status.get("initContainerStatuses") or []) + (
-        status.get("containerStatuses") or []
-    )
-    for cs in containers:
+    for cs in containers(pod):
         state = cs.get("state") or {}
         waiting = state.get("waiting")
         terminated = state.get("terminated")

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from gitops_glue.cluster.diagnose import PodProblem, is_ready, problems_of
+from gitops_glue.cluster.diagnose import PodProblem, containers, is_ready, problems_of
 from gitops_glue.errors import OperationError
 from gitops_glue.redact import redact
 
@@ -109,20 +109,15 @@ def _created(pod: Pod) -> dt.datetime | None:
     return None
 
 
-def _containers(pod: Pod) -> list[Mapping[str, Any]]:
-    status = pod.get("status") or {}
-    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
-
-
 def restart_counts(pod: Pod) -> dict[str, int]:
-    return {str(c.get("name")): int(c.get("restartCount") or 0) for c in _containers(pod)}
+    return {str(c.get("name")): int(c.get("restartCount") or 0) for c in containers(pod)}
 
 
 def failures_now(pod: Pod, baseline: Mapping[str, int]) -> list[Failure]:
     """What in ``pod`` fails verification as it is now; ``baseline``: each container's
     restart count when the watch began (a container not in it counts from 0)."""
     found: list[Failure] = []
-    for cs in _containers(pod):
+    for cs in containers(pod):
         name = str(cs.get("name"))
         state = cs.get("state") or {}
         last = (cs.get("lastState") or {}).get("terminated") or {}

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from gitops_glue.durations import parse_duration
 
 if TYPE_CHECKING:
-    from gitops_glue import helmview
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.cluster.record import DeployRecord
     from gitops_glue.config import Environment, GlueConfig
@@ -154,16 +153,14 @@ def pod_health(pods: Sequence[Pod], since: dt.datetime) -> str | None:
     """Why the release's ``pods`` are not healthy (the first pod by name that is not
     Ready now or has a container restarted at or after ``since``); None when all are.
     Pods being deleted are left out; a rollout in progress shows as a pod not Ready."""
+    from gitops_glue.cluster.diagnose import containers as statuses
     from gitops_glue.cluster.diagnose import is_ready, problems_of
 
     found: list[str] = []
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     for pod in sorted(live, key=lambda p: str((p.get("metadata") or {}).get("name"))):
-        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-        containers = [
-            *(status.get("initContainerStatuses") or []),
-            *(status.get("containerStatuses") or []),
-        ]
+        meta = pod.get("metadata") or {}
+        containers = statuses(pod)
         why: list[str] = []
         for cs in containers:
             restart = _restart(cs, since)
@@ -296,40 +293,25 @@ class ClusterEvidence:
     safely (no hook runs; :mod:`gitops_glue.helmview`), once per environment."""
 
     def __init__(self, root: Path, kubeconfig: str | None = None) -> None:
+        from gitops_glue import helmview
+        from gitops_glue.tools import Tools
+
         self.root = root
         self.kubeconfig = kubeconfig
         self._records: dict[str, DeployRecord | None] = {}
-        self._views: dict[str, helmview.EnvView] = {}
+        self._views = helmview.Views(root, Tools.from_env())
         self._kubes: dict[str, Kube] = {}
 
-    def _view(self, env: str) -> helmview.EnvView:
-        if env not in self._views:
-            from gitops_glue import helmview
-            from gitops_glue.tools import Tools
-
-            self._views[env] = helmview.environment_view(
-                self.root, env, Tools.from_env(), probe=False
-            )
-        return self._views[env]
-
     def _kube(self, config: GlueConfig, env: str) -> Kube:
-        if env in self._kubes:
-            return self._kubes[env]
-        from gitops_glue.cluster import context
-        from gitops_glue.config import LoadedConfig
-        from gitops_glue.errors import GlueError
+        if env not in self._kubes:
+            from gitops_glue.cluster import context
+            from gitops_glue.config import LoadedConfig
 
-        def helmfile_context(name: str) -> str | None:
-            try:
-                return self._view(name).kube_context
-            except GlueError:  # no helmfile here: the kubeconfig's current context
-                return None
-
-        loaded = LoadedConfig(config=config, root=self.root, path=self.root / "glue.yaml")
-        ref = context.for_environment(
-            loaded, env, kubeconfig=self.kubeconfig, helmfile_context=helmfile_context
-        )
-        self._kubes[env] = ref.kube()
+            loaded = LoadedConfig(config=config, root=self.root, path=self.root / "glue.yaml")
+            ref = context.for_environment(
+                loaded, env, kubeconfig=self.kubeconfig, helmfile_context=self._views.kube_context
+            )
+            self._kubes[env] = ref.kube()
         return self._kubes[env]
 
     def records(self, config: GlueConfig, env_name: str) -> DeployRecord | None:
@@ -346,8 +328,7 @@ class ClusterEvidence:
         """:data:`Pods`: the release's pods, in the namespace helmfile gives it."""
         from gitops_glue.cluster.verify import INSTANCE
 
-        where = {r.name: r.namespace for r in self._view(env_name).releases}
-        namespace = where.get(release)
+        namespace = self._views.namespaces(env_name).get(release)
         if not namespace:
             return None
         return list(self._kube(config, env_name).list_pods(namespace, f"{INSTANCE}={release}"))

@@ -432,30 +432,16 @@ def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterRep
     from gitops_glue import helmview
     from gitops_glue.cluster import context
     from gitops_glue.config import load_config
-    from gitops_glue.errors import GlueError
     from gitops_glue.repo.gitrepo import worktree_reader
     from gitops_glue.tools import Tools
 
     loaded = load_config(directory)
-    tools = Tools.from_env()
-    views: dict[str, helmview.EnvView] = {}
-
-    def view(env: str) -> helmview.EnvView:
-        if env not in views:
-            views[env] = helmview.environment_view(loaded.root, env, tools, probe=False)
-        return views[env]
-
-    def kube_context(env: str) -> str | None:
-        try:
-            return view(env).kube_context
-        except GlueError:  # no helmfile here: the kubeconfig's current context
-            return None
-
+    views = helmview.Views(loaded.root, Tools.from_env())
     return collect_cluster(
         loaded.config,
         worktree_reader(loaded.root, regular=(holds.PATH,)),
-        context.per_environment(loaded, kubeconfig=kubeconfig, helmfile_context=kube_context),
-        lambda env: {r.name: r.namespace for r in view(env).releases},
+        context.per_environment(loaded, kubeconfig=kubeconfig, helmfile_context=views.kube_context),
+        views.namespaces,
     )
 
 
