@@ -24,6 +24,7 @@ ConfigMap) as the "old" side of a change. Format (``data``):
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -51,6 +52,23 @@ class FailedDeploy:
     at: str
     reason: str = ""
     logs: tuple[str, ...] = ()  # the failing container's last log lines (verification)
+
+
+def still_failing(failed: FailedDeploy | None, since: str | None) -> bool:
+    """Whether ``failed`` is a service's last word: no successful deploy of it (its
+    ``since``) is known to have come after the failed attempt."""
+    if failed is None:
+        return False
+    at, ok = _time(failed.at), _time(since)
+    return at is None or ok is None or at >= ok
+
+
+def _time(text: str | None) -> dt.datetime | None:
+    try:
+        value = dt.datetime.fromisoformat((text or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitops_glue.cluster.record import still_failing
 from gitops_glue.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -205,8 +206,7 @@ def check(
         runs += f" ({short(running.digest)})"
     runs += f", deployed successfully {when}"
     failed = record.failed.get(service)
-    failed_at = _time(failed.at) if failed else None
-    if failed and (since is None or failed_at is None or failed_at >= since):
+    if failed and still_failing(failed, running.since or record.deployed_at):
         raise Unproven(
             f"the last deploy of {service} to {source} ({failed.tag or '-'}, {failed.at}) "
             f"failed; {runs}"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gitops_glue.cluster.record import still_failing
 from gitops_glue.config import GlueConfig
 from gitops_glue.repo import holds, versions
 from gitops_glue.repo.proof import short
@@ -199,11 +200,8 @@ def verification_state(
     ``since`` (or nothing of it ever ran, or ``since`` is unknown); else ``verified``
     when the verified tag is the running tag; else ``unverified``.
     """
-    if failed is not None:
-        since = _time(running.since) if running and running.since else None
-        at = _time(failed.at)
-        if running is None or since is None or at is None or at >= since:
-            return Verification("failed", failed.tag, failed.at, failed.reason or HELMFILE_FAILED)
+    if failed is not None and still_failing(failed, running.since if running else None):
+        return Verification("failed", failed.tag, failed.at, failed.reason or HELMFILE_FAILED)
     if running is not None and verified is not None and verified.tag == running.tag:
         return Verification("verified", verified.tag, verified.at)
     return Verification("unverified")
