@@ -179,6 +179,10 @@ class Environment(_Model, frozen=True, kw_only=True):
     #: When ``verify`` finds the deploy failing: ``stop`` (exit 1) or ``rollback``: revert
     #: the failed services' commits with a hold, push, deploy and verify that version.
     on_failure: Literal["stop", "rollback"] | None = None
+    #: How glue's commits reach this environment: ``push`` to the branch, or
+    #: ``merge-request``: a branch and a merge request to review (``--via``); ``glue
+    #: apply`` then deploys only what a review rendered.
+    via: Literal["push", "merge-request"] = "push"
 
     def __post_init__(self) -> None:
         if not _ENV_NAME.fullmatch(self.name):
@@ -369,6 +373,24 @@ class NotifySettings(_Model, frozen=True, kw_only=True):
     thread: Literal["reply", "update"] = "reply"
 
 
+class MergeRequestSettings(_Model, frozen=True, kw_only=True):
+    """Where merge requests are opened and how they look (``via: merge-request``)."""
+
+    #: ``github``, ``gitlab`` or ``gitea`` (Forgejo too); default: from the CI system
+    #: or the remote's host (github.com, gitlab.com).
+    forge: Literal["github", "gitlab", "gitea"] | None = None
+    #: The forge's API root, e.g. ``https://gitea.example/api/v1``; default: from CI
+    #: (``GITHUB_API_URL``, ``CI_API_V4_URL``) or the remote's host.
+    api_url: str | None = None
+    #: ``owner/name`` (GitLab: the project path); default: the remote URL's path.
+    project: str | None = None
+    #: Labels every merge request of glue's carries.
+    labels: list[str] = field(default_factory=lambda: ["glue"])
+    #: Ask the forge to merge when the request's pipeline passes (squashed, with glue's
+    #: commit message).
+    auto_merge: bool = False
+
+
 class AutoRelease(_Model, frozen=True, kw_only=True):
     """New tags built from ``branch`` go to environment ``to`` without a person."""
 
@@ -393,6 +415,7 @@ class GlueConfig(_Model, frozen=True, kw_only=True):
     git: GitSettings = field(default_factory=GitSettings)
     templates: Templates = field(default_factory=Templates)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    merge_requests: MergeRequestSettings = field(default_factory=MergeRequestSettings)
     tag_policy: TagPolicy = field(default_factory=TagPolicy)
     #: In promotion order: the first is where new versions land first.
     environments: list[Environment]
