@@ -15,7 +15,7 @@ import typer
 from gitops_glue.cli.app import State, app
 from gitops_glue.cli.options import DryRunOpt, EnvOpt, KubeconfigOpt, Output, OutputOpt
 from gitops_glue.cli.render import emit, render_result
-from gitops_glue.cli.target import CHECKOUT, RepoOptions, read_options, repo_options
+from gitops_glue.cli.target import CHECKOUT, RepoOptions, read_options, review_options
 from gitops_glue.durations import parse_duration
 from gitops_glue.errors import UsageError
 
@@ -34,7 +34,7 @@ RevisionOpt = Annotated[
 
 
 @app.command("bump-tag")
-@repo_options
+@review_options
 def bump_tag_cmd(
     services: Annotated[
         list[str],
@@ -86,14 +86,18 @@ def bump_tag_cmd(
     Without --revision (or @REVISION), a tag that is a commit SHA is its own revision and
     any other new tag clears the service's old revision (revision_key).
     """
-    with repo.target() as target:
+    from gitops_glue.repo.bump import parse_service_tags
+    from gitops_glue.repo.merge_request import ReviewPlace
+
+    wanted = parse_service_tags(services, revision)
+    with repo.target(ReviewPlace(env, tuple(t.service for t in wanted))) as target:
         target.start(push=not dry_run)  # a remote's fetch runs while the rest of glue loads
         from gitops_glue.integrations import ci
-        from gitops_glue.repo.bump import BumpRequest, bump, ci_outputs, parse_service_tags
+        from gitops_glue.repo.bump import BumpRequest, bump, ci_outputs
 
         req = BumpRequest.of(
             env,
-            parse_service_tags(services, revision),
+            wanted,
             upstream_repo=upstream_repo,
             ci=ci.detect(),
             if_auto_release=if_auto_release,
@@ -105,7 +109,7 @@ def bump_tag_cmd(
 
 
 @app.command("promote")
-@repo_options
+@review_options
 def promote_cmd(
     service: Annotated[
         list[str] | None, typer.Argument(help="service(s) from glue.yaml (or --all)")
@@ -168,7 +172,9 @@ def promote_cmd(
         require_deployed=require_deployed,
         min_age=None if min_age is None else parse_duration(min_age),
     )
-    with repo.target() as target:
+    from gitops_glue.repo.merge_request import ReviewPlace
+
+    with repo.target(ReviewPlace(to, tuple(service or ()))) as target:
         from gitops_glue.repo.proof import ClusterEvidence
 
         evidence = ClusterEvidence(State.directory, kubeconfig)
@@ -195,7 +201,7 @@ SourceBranchOpt = Annotated[
 
 
 @app.command("release")
-@repo_options
+@review_options
 def release_cmd(
     services: Annotated[
         list[str],
@@ -222,13 +228,16 @@ def release_cmd(
     req = ReleaseRequest.from_args(
         services, to, tag=tag, source_branch=source_branch, revision=revision, ci=ci.detect()
     )
-    with repo.target() as target:
+    from gitops_glue.repo.merge_request import ReviewPlace
+
+    names = (req.service, *(t.service for t in req.also))
+    with repo.target(ReviewPlace(to, names)) as target:
         result = release(target, req, dry_run=dry_run, override_hold=override_hold)
     render_result(output, result)
 
 
 @app.command("rollback")
-@repo_options
+@review_options
 def rollback_cmd(
     env: EnvOpt,
     to_commit: Annotated[
@@ -267,7 +276,9 @@ def rollback_cmd(
     req = RollbackRequest.of(
         env, to_commit, ci=ci.detect(), hold=hold, reject=reject, reason=reason, actor=actor
     )
-    with repo.target() as target:
+    from gitops_glue.repo.merge_request import ReviewPlace
+
+    with repo.target(ReviewPlace(env, kind="rollback")) as target:
         result = rollback(target, req, dry_run=dry_run, override_hold=override_hold)
     render_result(output, result)
 

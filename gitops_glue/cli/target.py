@@ -1,6 +1,6 @@
 """Where a committing command commits: the checkout, or with ``--remote`` a remote branch.
 
-The six options that say so are declared once, as the fields of :class:`RepoOptions`.
+The options that say so are declared once, as the fields of :class:`RepoOptions`.
 A command names one parameter ``repo: RepoOptions`` where the options belong in its
 ``--help``, and :func:`repo_options` (or :func:`read_options`, for a command that
 never pushes: no ``--max-attempts``) puts the options there instead, handing the
@@ -24,6 +24,7 @@ from gitops_glue.cli.render import note
 
 if TYPE_CHECKING:
     from gitops_glue.repo.commit import CommitTarget
+    from gitops_glue.repo.merge_request import ReviewPlace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,13 +79,30 @@ class RepoOptions:
             help="pushes to try when other pipelines push at the same time",
         ),
     ] = 20
+    via: Annotated[
+        str | None,
+        typer.Option(
+            "--via",
+            envvar="GLUE_VIA",
+            metavar="push|merge-request",
+            help="push the commit to --branch, or push it to a glue/ENV/SERVICES branch and "
+            "open a merge request (default: the environment's via in glue.yaml)",
+        ),
+    ] = None
 
-    def target(self) -> CommitTarget:
-        """The checkout glue runs in, or with ``--remote`` the remote branch."""
+    def target(self, place: ReviewPlace | None = None) -> CommitTarget:
+        """The checkout glue runs in, or with ``--remote`` the remote branch; for a
+        change of versions (``place``), the environment's merge-request mode."""
+        from gitops_glue.repo.merge_request import ReviewTarget, check_via, refuse_checkout
+
+        via = check_via(self.via) if place is not None else None
         if not self.remote:
             from gitops_glue.repo.target import Checkout
 
-            return Checkout(loaded())
+            checkout = loaded()
+            if place is not None:
+                refuse_checkout(checkout.config, place, via)
+            return Checkout(checkout)
         from gitops_glue.repo.remote import RemoteBranch, RemoteOptions
 
         options = RemoteOptions(
@@ -95,7 +113,8 @@ class RepoOptions:
             self.insecure_no_host_key_check,
             self.max_attempts,
         )
-        return RemoteBranch(options, os.environ, lambda message: note(f"glue: {message}"))
+        branch = RemoteBranch(options, os.environ, lambda message: note(f"glue: {message}"))
+        return branch if place is None else ReviewTarget(branch, place, via)
 
 
 #: The default of a command's ``repo`` parameter, which Python asks for; typer never uses it.
@@ -109,14 +128,21 @@ _TYPES = typing.get_type_hints(RepoOptions, include_extras=True)
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RepoOptions)}
 
 
-def repo_options(command: Command) -> Command:
-    """Put :class:`RepoOptions`' six options where ``command`` has ``repo: RepoOptions``."""
+def review_options(command: Command) -> Command:
+    """Put :class:`RepoOptions`' options where ``command`` has ``repo: RepoOptions``: for
+    the commands that change versions, which may go through a merge request (``--via``)."""
     return _with_options(command, list(_DEFAULTS))
 
 
+def repo_options(command: Command) -> Command:
+    """:func:`review_options` without ``--via``, for the other committing commands."""
+    return _with_options(command, [n for n in _DEFAULTS if n != "via"])
+
+
 def read_options(command: Command) -> Command:
-    """:func:`repo_options` without ``--max-attempts``, for a command that never pushes."""
-    return _with_options(command, [name for name in _DEFAULTS if name != "max_attempts"])
+    """:func:`repo_options` without ``--max-attempts`` and ``--via``, for a command that
+    never pushes."""
+    return _with_options(command, [n for n in _DEFAULTS if n not in ("max_attempts", "via")])
 
 
 def _with_options(command: Command, names: list[str]) -> Command:

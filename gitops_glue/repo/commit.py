@@ -117,6 +117,36 @@ def edits_between(old: Mapping[str, str], new: Mapping[str, str]) -> tuple[FileE
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """Merge-request mode: what became of the merge request that carries a change."""
+
+    #: ``opened``, ``updated``, ``unchanged`` (already as it should be), ``closed`` (the
+    #: base branch already has the change), ``kept`` (it holds a newer change), ``none``.
+    action: str
+    branch: str
+    number: int | None = None
+    url: str = ""
+    note: str = ""
+
+    def line(self) -> str:
+        if self.number is None:
+            return f"  merge request: {self.action} ({self.branch}){self._note()}"
+        return f"  merge request #{self.number} {self.action}: {self.url}{self._note()}"
+
+    def _note(self) -> str:
+        return f"; {self.note}" if self.note else ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "branch": self.branch,
+            "number": self.number,
+            "url": self.url,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
 class CommitResult(Generic[D]):
     """What became of a change: committed, already in place, dry run, or skipped."""
 
@@ -125,6 +155,8 @@ class CommitResult(Generic[D]):
     dry_run: bool
     remote: str | None = None  # the remote URL (secrets masked) when pushed there
     attempts: int = 1
+    #: Merge-request mode: the request that carries the change (the commit is on its branch).
+    proposal: Proposal | None = None
 
     @property
     def status(self) -> str:
@@ -132,7 +164,9 @@ class CommitResult(Generic[D]):
             return "skipped"
         if not self.change.changed:
             return "unchanged"
-        return "would-change" if self.dry_run else "changed"
+        if self.dry_run:
+            return "would-change"
+        return "proposed" if self.proposal is not None else "changed"
 
     @property
     def details(self) -> D:
@@ -142,14 +176,20 @@ class CommitResult(Generic[D]):
         """What happened, in a few lines for a person."""
         c = self.change
         if c.skipped:
-            return f"skipped: {c.skipped}"
+            return f"skipped: {c.skipped}" + (
+                "\n" + self.proposal.line() if self.proposal is not None else ""
+            )
         if not c.changed:
-            return c.details.unchanged_text()
+            text = c.details.unchanged_text()
+            return text + ("\n" + self.proposal.line() if self.proposal is not None else "")
         if self.dry_run:
             lines = [*c.details.dry_run_lines(), f"(dry run) would commit: {c.title}"]
             return c.diff() + "\n" + "\n".join(lines)
         lines = [c.title, *c.details.changed_lines(), f"  commit {self.commit}"]
-        if self.remote:
+        if self.proposal is not None:
+            lines.append(f"  pushed to {self.proposal.branch} of {self.remote}")
+            lines.append(self.proposal.line())
+        elif self.remote:
             lines.append(f"  pushed to {self.remote} after {self.attempts} attempt(s)")
         return "\n".join(lines)
 
@@ -165,6 +205,7 @@ class CommitResult(Generic[D]):
             notes=list(c.notes),
             warnings=list(c.warnings),
             skipped=c.skipped,
+            merge_request=self.proposal.to_json() if self.proposal is not None else None,
         )
         if self.dry_run:
             data["diff"] = c.diff()
@@ -242,6 +283,7 @@ class Landed(Generic[D]):
     change: Change[D]
     commit: str | None
     attempts: int = 1
+    proposal: Proposal | None = None
 
 
 class CommitTarget(abc.ABC):
@@ -298,7 +340,9 @@ def commit_change(
         return change
 
     landed = target.land(guarded, dry_run=dry_run, history=history)
-    return CommitResult(landed.change, landed.commit, dry_run, target.remote, landed.attempts)
+    return CommitResult(
+        landed.change, landed.commit, dry_run, target.remote, landed.attempts, landed.proposal
+    )
 
 
 # --------------------------------------------------------------------------- trailers

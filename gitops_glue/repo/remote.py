@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic
 
 from gitops_glue import network, redact
 from gitops_glue.errors import OperationError, UsageError
@@ -367,7 +367,13 @@ class _Session:
     """
 
     def __init__(
-        self, spec: RemoteSpec, auth: Auth, workdir: str, *, history: bool = False
+        self,
+        spec: RemoteSpec,
+        auth: Auth,
+        workdir: str,
+        *,
+        history: bool = False,
+        push_branch: str | None = None,
     ) -> None:
         import pygit2
 
@@ -378,9 +384,13 @@ class _Session:
         self.repo = pygit2.init_repository(workdir, bare=True)
         self.remote = self.repo.remotes.create("origin", spec.url)
         self.tracking = f"refs/remotes/origin/{spec.branch}"
+        #: Where commits go: the branch itself, or (merge-request mode) a review branch
+        #: built on it, which every fetch brings along when it exists.
+        self.push_branch = push_branch or spec.branch
+        self.push_tracking = f"refs/remotes/origin/{self.push_branch}"
         self.local = spec.url.startswith(("file://", "/", "."))
         self._pusher: pygit2.remotes.Remote | None = None
-        self.advertised: str | None = None  # the branch tip the push connection saw
+        self.advertised: str | None = None  # the push branch's tip the push connection saw
 
     def _wrap(self, action: str, exc: Exception) -> Exception:
         if isinstance(exc, (UsageError, OperationError)):
@@ -413,12 +423,17 @@ class _Session:
         """Shallow-fetch the branch tip and return it."""
         import pygit2
 
-        refspec = f"+refs/heads/{self.spec.branch}:{self.tracking}"
+        refspecs = [f"+refs/heads/{self.spec.branch}:{self.tracking}"]
+        if self.push_branch != self.spec.branch:
+            # Gone from the remote (merged and deleted): no stale copy stays behind.
+            with contextlib.suppress(KeyError):
+                self.repo.references.delete(self.push_tracking)
+            refspecs.append(f"+refs/heads/{self.push_branch}:{self.push_tracking}")
         # libgit2's local transport cannot fetch shallow; network remotes can.
         try:
             network.run_with_deadline(
                 lambda: self.remote.fetch(
-                    [refspec],
+                    refspecs,
                     callbacks=self.callbacks.make(),
                     depth=0 if self.local or self.history else 1,
                 ),
@@ -436,6 +451,15 @@ class _Session:
                 f"the remote has no branch {self.spec.branch!r}",
                 hint="pass --branch with the deployment repository's branch",
             ) from None
+
+    def push_branch_tip(self) -> pygit2.Commit | None:
+        """The push branch's tip as the last fetch saw it (None: no such branch)."""
+        import pygit2
+
+        try:
+            return self.repo.references[self.push_tracking].peel(pygit2.Commit)
+        except KeyError:
+            return None
 
     def sync(self) -> pygit2.Commit:
         """:meth:`fetch`, while a second thread opens the push connection."""
@@ -461,7 +485,7 @@ class _Session:
 
         try:
             pusher.connect(self.callbacks.make(), direction=C.GIT_DIRECTION_PUSH)
-            ref = f"refs/heads/{self.spec.branch}"
+            ref = f"refs/heads/{self.push_branch}"
             self.advertised = next(
                 (str(h.oid) for h in pusher.list_heads(connect=False) if h.name == ref), None
             )
@@ -474,16 +498,21 @@ class _Session:
         self._pusher = None  # libgit2 closes the connection when the remote is freed
         self.advertised = None
 
-    def push_is_stale(self, tip: pygit2.Commit) -> bool:
-        """True when the open push connection saw the branch somewhere else than ``tip``.
+    def push_is_stale(self, tip: pygit2.Commit | None) -> bool:
+        """True when the open push connection saw the push branch somewhere else than
+        ``tip`` (None: the branch was not there).
 
         Such a push cannot succeed (the server compares the branch with what it
         advertised), so it counts as a lost race without sending anything.
         """
-        return self._pusher is not None and self.advertised != str(tip.id)
+        return self._pusher is not None and self.advertised != (str(tip.id) if tip else None)
 
-    def push(self, commit: pygit2.Oid) -> str | None:
-        """Push ``commit`` to the branch; the server's refusal message, or None."""
+    def push(self, commit: pygit2.Oid, *, force: bool = False) -> str | None:
+        """Push ``commit`` to the push branch; the server's refusal message, or None.
+
+        ``force`` (a review branch rebuilt on a new base) replaces the branch; the
+        server still refuses it when the branch moved since the push connection saw
+        it, because git's push names the old tip it replaces."""
         local = "refs/heads/glue-push"
         self.repo.references.create(local, commit, force=True)
         self.callbacks.rejections.clear()
@@ -493,7 +522,8 @@ class _Session:
         try:
             network.run_with_deadline(
                 lambda: remote.push(
-                    [f"{local}:refs/heads/{self.spec.branch}"], callbacks=self.callbacks.make()
+                    [f"{'+' if force else ''}{local}:refs/heads/{self.push_branch}"],
+                    callbacks=self.callbacks.make(),
                 ),
                 self.spec.timeout,
                 f"pushing to {redact.mask_url(self.spec.url)}",
@@ -506,7 +536,7 @@ class _Session:
                 raise wrapped from None
             return redact.redact(str(exc))
         # A declined push does not raise: libgit2 reports it per reference.
-        rejected = self.callbacks.rejections.get(f"refs/heads/{self.spec.branch}")
+        rejected = self.callbacks.rejections.get(f"refs/heads/{self.push_branch}")
         if not rejected:
             return None
         said = " ".join("".join(self.callbacks.sideband).split())
@@ -546,7 +576,13 @@ class Connection:
     """
 
     def __init__(
-        self, spec: RemoteSpec, auth: Auth, *, push: bool = True, history: bool = False
+        self,
+        spec: RemoteSpec,
+        auth: Auth,
+        *,
+        push: bool = True,
+        history: bool = False,
+        push_branch: str | None = None,
     ) -> None:
         import threading
 
@@ -563,7 +599,7 @@ class Connection:
         try:
             if is_ssh_url(spec.url):
                 self._cleanup.enter_context(_ssh_home(auth.known_hosts, spec.url))
-            self.session = _Session(spec, auth, workdir, history=history)
+            self.session = _Session(spec, auth, workdir, history=history, push_branch=push_branch)
         except BaseException:
             self._cleanup.close()
             raise
@@ -692,6 +728,113 @@ def push_change(
     finally:
         if connection is None:
             conn.close()
+
+
+@dataclass(frozen=True)
+class ReviewPush(Generic[D]):
+    """What :func:`push_review_change` did with a change on a review branch."""
+
+    change: Change[D]
+    base: str  # the base branch's tip the change was planned on
+    #: The review branch's commit holding the change (None: no change, or a dry run).
+    commit: str | None
+    #: ``pushed``; ``same`` (the branch already holds this change on this base);
+    #: ``kept`` (the branch holds a change ``keep`` said to keep); ``unchanged``
+    #: (the base already has it); ``dry-run``.
+    outcome: str
+    kept_message: str = ""  # ``kept``: that commit's message
+    attempts: int = 1
+
+
+def push_review_change(
+    spec: RemoteSpec,
+    auth: Auth,
+    plan: Plan[D],
+    review_branch: str,
+    *,
+    keep: Callable[[str, str], bool],
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    history: bool = False,
+) -> ReviewPush[D]:
+    """Plan a change on the tip of ``spec.branch`` and put it, as one commit on that
+    tip, on ``review_branch`` (merge-request mode).
+
+    The review branch is rebuilt on the newest base each time, so it is replaced,
+    not extended; the replacement is leased: it lands only if the branch is where
+    this run last saw it, and a lost race re-plans on fresh tips, as
+    :func:`push_change` does. ``keep(theirs, ours)`` says from the two commit
+    messages whether the commit found on the review branch must stay (a newer
+    pipeline's change).
+    """
+    import pygit2
+
+    from gitops_glue.repo import gitrepo
+
+    say = progress or (lambda _msg: None)
+    conn = Connection(spec, auth, push=not dry_run, history=history, push_branch=review_branch)
+    try:
+        session = conn.session
+        attempt = 0
+        started = time.monotonic()
+        tip = conn.tip()
+        while True:
+            attempt += 1
+            reader = gitrepo.tree_reader(session.repo, tip.tree)
+            config = config_at(reader, spec.branch)
+            change: Change[D] = plan(View(config, reader, gitrepo.GitHistory(session.repo, tip)))
+            files = change.files()
+            base = str(tip.id)
+            if not files or dry_run:
+                outcome = "unchanged" if not files else "dry-run"
+                return ReviewPush(change, base, None, outcome, attempts=attempt)
+            there = session.push_branch_tip()
+            if there is not None and keep(there.message, change.message):
+                return ReviewPush(change, base, str(there.id), "kept", there.message, attempt)
+            commit = gitrepo.create_commit(
+                session.repo, tip, files, change.message, config.git.author, None
+            )
+            if (
+                there is not None
+                and list(there.parent_ids) == [tip.id]
+                and session.repo[commit].peel(pygit2.Commit).tree_id == there.tree_id
+            ):
+                return ReviewPush(change, base, str(there.id), "same", attempts=attempt)
+            if session.push_is_stale(there):
+                moved_to = session.advertised or "nothing (deleted)"
+            else:
+                refusal = session.push(commit, force=True)
+                if refusal is None:
+                    return ReviewPush(change, base, str(commit), "pushed", attempts=attempt)
+                session.fetch()
+                now = session.push_branch_tip()
+                if now is not None and now.id == commit:
+                    say(f"the connection failed after the push landed ({refusal})")
+                    return ReviewPush(change, base, str(commit), "pushed", attempts=attempt)
+                if (now.id if now else None) == (there.id if there else None):
+                    raise OperationError(
+                        f"the remote refused the push to {review_branch!r}: {refusal}",
+                        hint="the branch did not move, so this is not a race: check that the "
+                        "deploy key or token may push branches other than the protected one",
+                    )
+                moved_to = str(now.id) if now else "nothing (deleted)"
+            if attempt >= spec.max_attempts:
+                raise OperationError(
+                    f"gave up after {attempt} attempts: {review_branch!r} kept moving while "
+                    "pushing (other pipelines updating the same merge request)",
+                    hint="raise --max-attempts or serialise the bump jobs",
+                )
+            cycle = time.monotonic() - started
+            delay = backoff_delay(attempt, cycle, spec.base_delay)
+            say(
+                f"push lost a race: {review_branch} moved to {moved_to[:10]}; re-applying on "
+                f"the new tips in {delay:.1f}s (attempt {attempt + 1}/{spec.max_attempts})"
+            )
+            time.sleep(delay)
+            started = time.monotonic()
+            tip = session.sync()
+    finally:
+        conn.close()
 
 
 # --------------------------------------------------------------------------- target
