@@ -386,8 +386,9 @@ class MergeRequestSettings(_Model, frozen=True, kw_only=True):
     project: str | None = None
     #: Labels every merge request of glue's carries.
     labels: list[str] = field(default_factory=lambda: ["glue"])
-    #: Ask the forge to merge when the request's pipeline passes (squashed, with glue's
-    #: commit message).
+    #: ``glue review`` asks the forge to merge glue's own requests once it has posted
+    #: the rendering, when the request's checks pass (squashed, with glue's commit
+    #: message and the reviewed plan's trailers).
     auto_merge: bool = False
 
 

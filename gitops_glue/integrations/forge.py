@@ -584,7 +584,14 @@ def forge_for(settings: MergeRequestSettings, remote_url: str, environ: Mapping[
             hint="set merge_requests.api_url in glue.yaml (or GLUE_FORGE_API_URL), e.g. "
             "https://HOST/api/v1 for Gitea",
         )
-    project = settings.project or project_of(remote_url)
+    # In the deployment repository's own pipeline (glue review), the CI names it.
+    ci_project = {"github": "GITHUB_REPOSITORY", "gitlab": "CI_PROJECT_PATH"}.get(kind, "")
+    project = (
+        settings.project
+        or (project_of(remote_url) if remote_url else None)
+        or environ.get(ci_project)
+        or None
+    )
     if not project:
         raise UsageError(
             f"glue cannot tell the project from the remote {redact.mask_url(remote_url)}",

@@ -26,7 +26,7 @@ from gitops_glue.repo.commit import Change, CommitTarget, D, Landed, Plan, Propo
 if TYPE_CHECKING:
     from gitops_glue.config import GlueConfig
     from gitops_glue.integrations.forge import Forge, MergeRequest
-    from gitops_glue.repo.remote import Progress, RemoteBranch
+    from gitops_glue.repo.remote import RemoteBranch
 
 VIA = ("push", "merge-request")
 PREFIX = "glue"
@@ -215,7 +215,6 @@ def land_for_review(
         history=history,
     )
     change = pushed.change
-    say: Progress = inner.say
     if pushed.outcome == "dry-run":
         return Landed(change, None, pushed.attempts, Proposal("dry-run", branch))
     existing = forge.find_open(branch, base)
@@ -246,10 +245,6 @@ def land_for_review(
         action = "updated"
     else:
         request, action = existing, "unchanged"
-    if config.merge_requests.auto_merge:
-        message = change.message.split("\n", 1)[1].strip() if "\n" in change.message else ""
-        forge.auto_merge(request, title, message)
-        say(f"{request.ref}: merges when its checks pass")
     return Landed(change, pushed.commit, pushed.attempts, _proposal(action, branch, request))
 
 
