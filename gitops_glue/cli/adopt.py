@@ -1,7 +1,5 @@
 """glue init and glue check: adopt a deployment repository that has a helmfile."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -7,8 +7,6 @@ here imports pygit2, requests or jinja2 at module level, so ``glue --help``
 stays fast.
 """
 
-from __future__ import annotations
-
 import contextlib
 import os
 from pathlib import Path
@@ -83,7 +81,7 @@ def _openable(directory: Path) -> Path:
     return directory
 
 
-def loaded() -> LoadedConfig:
+def loaded() -> "LoadedConfig":
     """glue.yaml as found from ``-C`` (or the current folder)."""
     from gitops_glue.config import load_config
 

@@ -5,8 +5,6 @@ checkout, or with ``--remote`` a remote branch), makes one call into
 :mod:`gitops_glue.repo` and renders the :class:`~gitops_glue.repo.commit.CommitResult`.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

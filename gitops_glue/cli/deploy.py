@@ -1,7 +1,5 @@
 """glue diff / apply / unlock / changed: deploying with helmfile."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -29,7 +27,7 @@ if TYPE_CHECKING:
     from gitops_glue.deploy.helmfile import Target
 
 
-def helmfile_target(env: str, selector: list[str] | None, extra: list[str] | None) -> Target:
+def helmfile_target(env: str, selector: list[str] | None, extra: list[str] | None) -> "Target":
     """What helmfile deploys: ENV of the deployment repo where glue.yaml is."""
     from gitops_glue.deploy.helmfile import Target
     from gitops_glue.files import find_config
@@ -44,7 +42,7 @@ def helmfile_target(env: str, selector: list[str] | None, extra: list[str] | Non
     )
 
 
-def _config(env: str) -> LoadedConfig:
+def _config(env: str) -> "LoadedConfig":
     """glue.yaml, refusing an environment it does not name (before helmfile runs)."""
     cfg: LoadedConfig = loaded()
     cfg.config.environment(env)
@@ -61,7 +59,7 @@ SummaryFileOpt = Annotated[
 ]
 
 
-def _render_diff(result: DiffResult, output: Output, summary_file: Path | None) -> None:
+def _render_diff(result: "DiffResult", output: Output, summary_file: Path | None) -> None:
     from gitops_glue.integrations import ci
 
     ci.write_step_summary(

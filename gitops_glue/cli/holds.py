@@ -4,8 +4,6 @@
 for ``glue release``, which puts a tag into an environment.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """glue announce / glue wait-image: new images."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """glue notify: tell Slack about a deployment."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -146,7 +144,7 @@ def notify_cmd(
     render_result(result, output)
 
 
-def render_result(result: NotifyResult, output: MessageOutput) -> None:
+def render_result(result: "NotifyResult", output: MessageOutput) -> None:
     for text in result.notes:
         note(f"glue: note: {text}")
     if output is MessageOutput.json:

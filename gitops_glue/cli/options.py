@@ -4,8 +4,6 @@
 so the one error handler (``cli/entry.py``) can answer an error in the form asked for.
 """
 
-from __future__ import annotations
-
 import enum
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """glue status: which tag each service has in each environment."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -7,8 +7,6 @@ never pushes: no ``--max-attempts``) puts the options there instead, handing the
 command one :class:`RepoOptions` built from them.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import inspect
 import os
@@ -90,7 +88,7 @@ class RepoOptions:
         ),
     ] = None
 
-    def target(self, place: ReviewPlace | None = None) -> CommitTarget:
+    def target(self, place: "ReviewPlace | None" = None) -> "CommitTarget":
         """The checkout glue runs in, or with ``--remote`` the remote branch; for a
         change of versions (``place``), the environment's merge-request mode."""
         from gitops_glue.repo.merge_request import ReviewTarget, check_via, refuse_checkout

@@ -1,7 +1,5 @@
 """glue get / glue set: read and edit one value in a YAML file."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated
