@@ -102,12 +102,9 @@ def _params_table(params: list[Parameter]) -> list[str]:
 def render() -> str:
     """The command reference, from the Typer app as it is now."""
     os.environ.setdefault("TYPER_USE_RICH", "0")
-    import typer.main
+    from gitops_glue.cli import entry
 
-    import gitops_glue.cli.entry  # noqa: F401  (registers every command on the app)
-    from gitops_glue.cli.app import app
-
-    group = typer.main.get_command(app)
+    group = entry.command()
     # typer may vendor its own click: use the Context class of the command it built.
     context_class = group.context_class
     ctx = context_class(group, info_name="glue")

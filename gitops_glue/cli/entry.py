@@ -6,27 +6,157 @@ Every way a command can end badly ends here, as one ``glue: error:`` line (plus 
 ``{"error": ..., "hint": ..., "exit": N}``. Both pass through redaction. Standard
 output is part of the job: when it is closed, or a write to it fails (a full disk,
 an I/O error), the command failed (exit 1), it did not quietly succeed.
+
+It also knows every command and the module that defines it (:data:`COMMANDS`): a run
+imports the module of its command alone and turns that one command's signature into
+options; ``glue --help`` lists the commands from their docstrings.
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
+import inspect
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn, Protocol, TextIO, runtime_checkable
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO, runtime_checkable
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+from typer.main import get_command_from_info, get_group_from_info
+from typer.models import CommandInfo, TyperInfo
 
-# Importing the command modules registers their commands on the app.
-from gitops_glue.cli import adopt, commit, deploy, holds, images, notify, status, values  # noqa: F401
 from gitops_glue.cli.app import app
 from gitops_glue.cli.options import Chosen
 from gitops_glue.errors import ExitCode, GlueError, Interrupted, OperationError
 
+if TYPE_CHECKING:
+    # typer 0.28 vendors click here (the project pins typer<0.29).
+    from typer._click.core import Command, Context
+    from typer._click.formatting import HelpFormatter
+
 #: ``GLUE_DEBUG=1``: an unexpected error (a bug) shows Python's traceback too.
 DEBUG = "GLUE_DEBUG"
+
+#: Every command, in the order ``glue --help`` lists them, and the module below
+#: ``gitops_glue.cli`` that defines it (``@app.command("NAME")``). A run imports the
+#: module of its command only; a new command is one line here.
+COMMANDS = {
+    "init": "adopt",
+    "check": "adopt",
+    "bump-tag": "commit",
+    "promote": "commit",
+    "release": "commit",
+    "rollback": "commit",
+    "should-release": "commit",
+    "diff": "deploy",
+    "apply": "deploy",
+    "unlock": "deploy",
+    "changed": "deploy",
+    "hold": "holds",
+    "unhold": "holds",
+    "reject": "holds",
+    "announce": "images",
+    "wait-image": "images",
+    "notify": "notify",
+    "status": "status",
+    "get": "values",
+    "set": "values",
+}
+
+
+def command() -> TyperGroup:
+    """The ``glue`` command: the app's options and help, and its commands as they are used."""
+    return get_group_from_info(
+        TyperInfo(app, cls=_Glue),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+        suggest_commands=app.suggest_commands,
+    )
+
+
+def _registered(name: str) -> CommandInfo | None:
+    """The command ``name`` as its module registered it on the app (importing the module
+    first, for a command of :data:`COMMANDS`); None for no such command."""
+    if name in COMMANDS:
+        importlib.import_module(f"gitops_glue.cli.{COMMANDS[name]}")
+    for info in reversed(app.registered_commands):
+        if _name(info) == name:
+            return info
+    return None
+
+
+def _name(info: CommandInfo) -> str:
+    assert info.callback is not None
+    return info.name or typer.main.get_command_name(info.callback.__name__)
+
+
+class _Commands(MutableMapping[str, "Command"]):
+    """The commands by name. Each is built (its signature turned into click's options,
+    typer's slowest step) the first time it is asked for: when it runs or shows its help."""
+
+    def __init__(self, built: MutableMapping[str, Command]) -> None:
+        self.built = built  # those registered before the group was made: built already
+
+    def __iter__(self) -> Iterator[str]:
+        others = [_name(info) for info in app.registered_commands]
+        return iter(dict.fromkeys([*COMMANDS, *others]))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self.built:
+            info = _registered(name)
+            if info is None:
+                raise KeyError(name)
+            self.built[name] = get_command_from_info(
+                info,
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+            )
+        return self.built[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self.built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self.built[name]
+
+
+class _Glue(TyperGroup):
+    """typer's group, with :class:`_Commands`: its help lists the commands with the
+    first line of their help and builds none of them."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _Commands(self.commands)
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return list(self.commands)
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        listed = [c for c in map(_summary, self.list_commands(ctx)) if c and not c.hidden]
+        if listed:
+            limit = formatter.width - 6 - max(len(str(c.name)) for c in listed)
+            with formatter.section("Commands"):
+                formatter.write_dl([(str(c.name), c.get_short_help_str(limit)) for c in listed])
+
+
+def _summary(name: str) -> TyperCommand | None:
+    """The command ``name`` as help lists it: its help, none of its options."""
+    info = _registered(name)
+    if info is None:
+        return None
+    return TyperCommand(
+        name=name,
+        help=inspect.getdoc(info.callback) if info.help is None else inspect.cleandoc(info.help),
+        short_help=info.short_help,
+        hidden=info.hidden,
+        deprecated=info.deprecated,
+    )
 
 
 @runtime_checkable
@@ -113,7 +243,7 @@ def _run(args: list[str]) -> NoReturn:
 def _invoke(args: list[str], out: _Stdout) -> NoReturn:
     try:
         # Without standalone mode click returns typer.Exit's code instead of raising it.
-        code = app(args=args, prog_name="glue", standalone_mode=False)
+        code = command().main(args=args, prog_name="glue", standalone_mode=False)
         out.flush()
     except Interrupted as exc:
         _fail(exc.exit_code, exc.message, exc.hint, args=args, stdout=out, label="interrupted")
