@@ -365,7 +365,7 @@ class GitLab(Forge):
             "squash": True,
         }
         if labels:
-            payload["labels"] = ",".join(labels)
+            payload["labels"] = list(labels)
         return self._mr(self._call("POST", f"{self._repo}/merge_requests", json=payload))
 
     def update(self, request: MergeRequest, title: str, body: str) -> MergeRequest:
