@@ -796,7 +796,7 @@ def push_review_change(
             )
             if (
                 there is not None
-                and list(there.parent_ids) == [tip.id]
+                and _stored_parents(session.repo, there) == [str(tip.id)]
                 and session.repo[commit].peel(pygit2.Commit).tree_id == there.tree_id
             ):
                 return ReviewPush(change, base, str(there.id), "same", attempts=attempt)
@@ -835,6 +835,13 @@ def push_review_change(
             tip = session.sync()
     finally:
         conn.close()
+
+
+def _stored_parents(repo: pygit2.Repository, commit: pygit2.Commit) -> list[str]:
+    """The parents a commit names, as stored: a shallow fetch shows its tip parentless."""
+    _kind, data = repo.odb.read(commit.id)
+    head = bytes(data).split(b"\n\n", 1)[0].decode("utf-8", "replace")
+    return [line[len("parent ") :] for line in head.split("\n") if line.startswith("parent ")]
 
 
 # --------------------------------------------------------------------------- target
