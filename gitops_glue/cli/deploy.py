@@ -157,6 +157,15 @@ def apply_cmd(
             "(default: ENV's on_failure in glue.yaml, else stop)",
         ),
     ] = None,
+    accept_unreviewed: Annotated[
+        bool,
+        typer.Option(
+            "--accept-unreviewed",
+            envvar="GLUE_ACCEPT_UNREVIEWED",
+            help="an environment with via: merge-request: deploy even when what would "
+            "deploy is not what its review rendered (recorded in the deploy record)",
+        ),
+    ] = False,
     repo: RepoOptions = CHECKOUT,
     output: OutputOpt = Output.text,
     extra: ExtraArgs = None,
@@ -183,6 +192,7 @@ def apply_cmd(
             rollback_to=repo.target,
         ),
         kubeconfig=kubeconfig,
+        accept_unreviewed=accept_unreviewed,
         kube_context=kube_context,
         changed_only=changed_only,
         dry_run=dry_run,

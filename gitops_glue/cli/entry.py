@@ -62,6 +62,7 @@ COMMANDS = {
     "wait-image": "images",
     "notify": "notify",
     "status": "status",
+    "review": "review",
     "get": "values",
     "set": "values",
 }

@@ -89,6 +89,9 @@ class DeployRecord:
     recoveries: list[dict[str, Any]] = field(default_factory=list)
     failed: dict[str, FailedDeploy] = field(default_factory=dict)
     verified: dict[str, Verified] = field(default_factory=dict)
+    #: A ``via: merge-request`` environment: the deployed commit's review (the reviewed
+    #: and deployed plan digests, where the review was found, ``accepted_unreviewed``).
+    review: dict[str, Any] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, str]:
         return {
@@ -117,6 +120,7 @@ class DeployRecord:
             "deployed-at": self.deployed_at,
             "deployed-by": self.deployed_by,
             "recoveries.json": json.dumps(self.recoveries, sort_keys=True),
+            **({"review.json": json.dumps(self.review, sort_keys=True)} if self.review else {}),
         }
 
     @classmethod
@@ -151,6 +155,7 @@ class DeployRecord:
             deployed_at=data.get("deployed-at", ""),
             deployed_by=data.get("deployed-by", ""),
             recoveries=json.loads(data.get("recoveries.json") or "[]"),
+            review=json.loads(data.get("review.json") or "{}"),
         )
 
 

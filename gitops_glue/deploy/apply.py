@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from gitops_glue.deploy.changed import ChangedReport
     from gitops_glue.deploy.diff import DiffResult
     from gitops_glue.deploy.helmfile import Release, Target
+    from gitops_glue.deploy.reviewed import PlanGate
     from gitops_glue.repo.commit import CommitTarget
     from gitops_glue.service_version import ServiceVersion
 
@@ -119,6 +120,8 @@ class ApplyRequest:
     kube_context: str | None = None  # overrides the environment's (glue.yaml, helmfile)
     changed_only: bool = False  # deploy only the releases whose inputs changed
     dry_run: bool = False  # diff instead of deploying
+    #: A ``via: merge-request`` environment: deploy even what no review rendered.
+    accept_unreviewed: bool = False
 
 
 @dataclass
@@ -136,6 +139,7 @@ class ApplyResult:
     diff: DiffResult | None = None  # --dry-run: the diff instead of a deploy
     verification: Verification | None = None  # --verify: what watching the pods found
     rollback: RolledBack | None = None  # on_failure: rollback: what it did
+    review: PlanGate | None = None  # via: merge-request: the plan check
 
     @property
     def nothing_changed(self) -> bool:
@@ -153,6 +157,12 @@ class ApplyResult:
             + ("" if self.changed else " (no changes)")
         ]
         lines += [f"  {r.describe()}" for r in self.recoveries]
+        if self.review is not None:
+            lines.append(
+                f"  as reviewed ({self.review.source})"
+                if self.review.ok
+                else "  UNREVIEWED (--accept-unreviewed; recorded)"
+            )
         if self.verification is not None:
             lines.append(self.verification.summary())
         if self.rollback is not None:
@@ -181,6 +191,7 @@ class ApplyResult:
             "record_written": self.record_written,
             "verification": self.verification.to_json() if self.verification else None,
             "rollback": self.rollback.to_json() if self.rollback else None,
+            "review": self.review.record() if self.review else None,
             **FailureReport(self.problems, self.error).to_json(),
         }
 
@@ -371,13 +382,15 @@ def _write_record(
     deployed: bool = True,
     failed: Mapping[str, PodProblem] | None = None,
     verified: Collection[str] = (),
+    review: Mapping[str, object] | None = None,
 ) -> None:
     """After a deploy: the services' versions (``since`` kept while the tag and digest stay
     the same). ``failed``: services whose deploy failed verification, with the pod
     problem that failed it (reason and last log lines are recorded); their last good
     version stays recorded as what runs. ``deployed=False`` (helmfile failed): only the
     attempt of every service is recorded. ``verified``: services that passed
-    ``--verify``; a service deployed with another tag loses its earlier verification."""
+    ``--verify``; a service deployed with another tag loses its earlier verification.
+    ``review``: the plan check of a ``via: merge-request`` environment."""
     from gitops_glue.cluster import record
 
     env = loaded.config.environment(env_name)
@@ -422,6 +435,7 @@ def _write_record(
             recoveries=[r.to_json() for r in recoveries],
             failed=failures,
             verified=checks,
+            review=dict(review or {}),
         ),
     )
 
@@ -470,7 +484,20 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
         result = ApplyResult(env.name, [], [], False, req.options.holder, selection=selection)
         result.diff = diff(target, where)
         return result
-    return _deploy(loaded, target, cluster(), options, say, selection, where)
+    gate = None
+    if env.via == "merge-request":
+        from gitops_glue.deploy.reviewed import check_reviewed
+
+        gate = check_reviewed(
+            loaded.root,
+            env.name,
+            loaded.config,
+            target.tools,
+            os.environ,
+            accept_unreviewed=req.accept_unreviewed,
+            progress=say,
+        )
+    return _deploy(loaded, target, cluster(), options, say, selection, where, gate)
 
 
 def _revision(kube: Kube, release: Release) -> int | None:
@@ -561,6 +588,7 @@ def _deploy(
     say: Progress,
     selection: ChangedReport | None,
     where: ClusterRef,
+    gate: PlanGate | None = None,
 ) -> ApplyResult:
     """Deploy: check the tools, list the releases, then lock, recover and run helmfile."""
     from gitops_glue.cluster import diagnose
@@ -573,6 +601,7 @@ def _deploy(
     items = list_releases(target)
     names = [r.name for r in items]
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
+    result.review = gate
     forwarder = _SignalForwarder()
 
     def run_once(result: ApplyResult, revision: str | None = None) -> dict[str, PodProblem]:
@@ -640,6 +669,7 @@ def _deploy(
             result.recoveries,
             failed=failed,
             verified=verified,
+            review=gate.record() if gate is not None and not revision else None,
         )
         result.record_written = True
         return failed

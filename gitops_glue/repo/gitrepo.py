@@ -94,6 +94,30 @@ def local_head(root: Path) -> LocalHead | None:
     )
 
 
+def commit_message(root: Path, rev: str) -> tuple[str, str] | None:
+    """The full id and message of commit ``rev`` of the checkout ``root`` is in (None:
+    no such commit, or no repository)."""
+    import pygit2
+
+    try:
+        repo = pygit2.Repository(str(root))
+        commit = repo.revparse_single(rev).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        return None
+    return str(commit.id), commit.message
+
+
+def origin_url(root: Path) -> str | None:
+    """The URL of the checkout's ``origin`` remote (None: none)."""
+    import pygit2
+
+    try:
+        repo = pygit2.Repository(str(root))
+        return repo.remotes["origin"].url
+    except (KeyError, ValueError, pygit2.GitError):
+        return None
+
+
 def git_user_name() -> str:
     """git's global ``user.name``; empty when unset or unreadable."""
     import pygit2
