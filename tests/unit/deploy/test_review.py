@@ -239,11 +239,14 @@ def test_a_secrets_values_are_never_shown_only_which_keys_changed() -> None:
 
 def test_a_secrets_value_is_masked_where_a_chart_copies_it() -> None:
     copied = secret("web-db", {"password": "copied-Pa55word-3"}) + configmap("web", 0).replace(
-        "data:\n", "data:\n  dsn: postgres://web:copied-Pa55word-3@db/web\n"
+        "data:\n",
+        "data:\n  dsn: host=db user=web password=copied-Pa55word-3\n"
+        "  encoded: Y29waWVkLVBhNTV3b3JkLTM=\n",
     )
     diff = compare(None, rendering("prod", {"web": copied}))
     body = comment_body([diff], HEAD, BASE)
-    assert "dsn: postgres://web:***@db/web" in body
+    assert "dsn: host=db user=web password=***" in body
+    assert "encoded: ***" in body
     assert "copied-Pa55word-3" not in body
 
 
