@@ -71,7 +71,10 @@ def review_cmd(
         Tools.from_env(),
     )
     outcome = run_review(job, checkout.config, os.environ, lambda m: note(f"glue: {m}"))
-    text = outcome.summary() if output is Output.json else outcome.result.body
-    emit(output, outcome.to_json(), text)
+    if outcome.request is not None:
+        note(f"glue: comment {outcome.comment} on {outcome.request.url or outcome.request.ref}")
+    if outcome.auto_merge:
+        note("glue: auto-merge asked for: it merges when the checks pass")
+    emit(output, outcome.to_json(), outcome.result.body)
     if outcome.changed:
         raise typer.Exit(int(ExitCode.CHANGES))
