@@ -9,6 +9,7 @@ import pytest
 # The fixture modules assert in their fixtures: have pytest rewrite those asserts.
 pytest.register_assert_rewrite("tests.support")
 
+from tests.support.gitea import gitea, gitea_repo  # noqa: E402, F401
 from tests.support.helpers import example_repo  # noqa: E402
 from tests.support.registry import registry, registry_basic, registry_token  # noqa: E402, F401
 from tests.support.slackserver import slack  # noqa: E402, F401
