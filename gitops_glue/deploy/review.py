@@ -683,7 +683,7 @@ def _short(sha: str) -> str:
 def _env_heading(env: EnvDiff) -> str:
     counts = ", ".join(f"{n} {c}" for c in ("added", "removed", "changed") if (n := env.count(c)))
     releases = len(env.releases)
-    what = f"{releases} release{'s' if releases != 1 else ''} change"
+    what = "1 release changes" if releases == 1 else f"{releases} releases change"
     if env.base is None:
         what = f"new environment, {what}"
     elif env.head is None:

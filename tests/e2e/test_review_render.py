@@ -176,7 +176,7 @@ def test_a_tag_bump_renders_as_one_image_line_in_one_release(
         "+        image: registry.example.com/web:1.1.0",
     ]
     body = result.body
-    assert "### <code>prod</code>: 1 release change (resources: 1 changed)" in body
+    assert "### <code>prod</code>: 1 release changes (resources: 1 changed)" in body
     assert "No change in: dev." in body
     assert said == [
         f"rendering {env} at the {side} ({sha[:12]})"

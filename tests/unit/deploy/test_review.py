@@ -130,7 +130,7 @@ def test_a_tag_bump_is_one_image_line_in_one_release() -> None:
     body = comment_body([dev, prod], HEAD, BASE)
     assert body.startswith(COMMENT_MARKER + "\n")
     assert f"`{HEAD[:12]}`" in body and f"`{BASE[:12]}`" in body
-    assert "### <code>prod</code>: 1 release change (resources: 1 changed)" in body
+    assert "### <code>prod</code>: 1 release changes (resources: 1 changed)" in body
     assert "<summary>release <code>web</code>: 1 changed</summary>" in body
     assert "<code>api</code>" not in body
     assert "```diff\n--- base/Deployment/shop/web\n+++ head/Deployment/shop/web\n@@" in body
