@@ -19,7 +19,7 @@ from gitops_glue.cli.options import (
 )
 from gitops_glue.cli.render import emit, note
 from gitops_glue.cli.target import CHECKOUT, RepoOptions, repo_options
-from gitops_glue.deploy.apply import Recover
+from gitops_glue.deploy.choices import OnFailure, Recover
 
 if TYPE_CHECKING:
     from gitops_glue.config import LoadedConfig
@@ -186,9 +186,9 @@ def apply_cmd(
             verify=None if verify is None else parse_duration(verify),
             on_failure=None
             if rollback_on_failure is None
-            else apply.OnFailure.rollback
+            else OnFailure.rollback
             if rollback_on_failure
-            else apply.OnFailure.stop,
+            else OnFailure.stop,
             rollback_to=repo.target,
         ),
         kubeconfig=kubeconfig,

@@ -13,7 +13,6 @@ next run's preflight recovers.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from gitops_glue.deploy.choices import OnFailure, Recover
 from gitops_glue.errors import ExitCode, GlueError, OperationError, UsageError
 
 if TYPE_CHECKING:
@@ -43,20 +43,6 @@ if TYPE_CHECKING:
     from gitops_glue.service_version import ServiceVersion
 
 Progress = Callable[[str], None]
-
-
-class Recover(str, enum.Enum):
-    """What ``glue apply`` does about releases stuck pending."""
-
-    auto = "auto"  # recover them (roll back, or uninstall one that never deployed)
-    never = "never"  # fail instead
-
-
-class OnFailure(str, enum.Enum):
-    """What ``glue apply`` does when the deploy fails its verification."""
-
-    stop = "stop"  # report it (exit 1), change nothing more
-    rollback = "rollback"  # revert the services' commits with a hold, apply and verify that
 
 
 @dataclass(frozen=True)

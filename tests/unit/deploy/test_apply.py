@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from gitops_glue.cluster.helm_storage import Recovery
-from gitops_glue.deploy.apply import ApplyResult, Recover
+from gitops_glue.deploy.apply import ApplyResult
 from gitops_glue.deploy.changed import compare
+from gitops_glue.deploy.choices import Recover
 from gitops_glue.deploy.diff import result_of
 from tests.support.helpers import example_repo, glue
 
