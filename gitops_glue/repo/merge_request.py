@@ -20,13 +20,13 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from gitops_glue.errors import UsageError
-from gitops_glue.repo.commit import Change, CommitTarget, D, Landed, Plan, Proposal, View
+from gitops_glue.errors import OperationError, UsageError
+from gitops_glue.repo.commit import CommitTarget, D, Landed, Plan, Proposal
 
 if TYPE_CHECKING:
     from gitops_glue.config import GlueConfig
     from gitops_glue.integrations.forge import Forge, MergeRequest
-    from gitops_glue.repo.remote import RemoteBranch
+    from gitops_glue.repo.remote import RemoteBranch, ReviewPush
 
 VIA = ("push", "merge-request")
 PREFIX = "glue"
@@ -98,40 +98,40 @@ def refuse_checkout(config: GlueConfig, place: ReviewPlace, via: str | None) -> 
         )
 
 
-def describe(config: GlueConfig, env: str, before: View, change: Change[D]) -> str:
-    """The request's text: each service whose version changes, old -> new, with links."""
+def describe(config: GlueConfig, env: str, message: str) -> str:
+    """The request's text for the commit with ``message``: each service whose version it
+    changes, old -> new, with compare links (from glue's trailers), and the message.
+
+    It depends on the commit alone, so any run can write it for whatever commit the
+    review branch holds (see :func:`land_for_review`)."""
     from gitops_glue.messages.changes import compare_url
-    from gitops_glue.repo import versions
+    from gitops_glue.repo.commit import glue_trailers
 
-    environment = config.environment(env)
-    files = change.files()
-
-    def after(rel: str) -> str | None:
-        return files[rel] if rel in files else before.read(rel)
-
-    old = versions.deployed_all(before.read, config, environment)
-    new = versions.deployed_all(after, config, environment)
-    rows = []
-    for name in sorted(new):
-        o, n = old.get(name), new[name]
-        if o is not None and (o.tag, o.revision, o.digest) == (n.tag, n.revision, n.digest):
-            continue
-        source = config.service(name).source_repo
-        link = compare_url(
-            source, (o.revision or o.tag or "") if o else "", n.revision or n.tag or ""
-        )
-        shown = f"[compare]({link})" if link else ""
-        rows.append(f"| {name} | `{(o.tag if o else None) or '-'}` | `{n.tag or '-'}` | {shown} |")
-    body = change.message.split("\n", 1)[1].strip() if "\n" in change.message else ""
+    rows: list[list[str]] = []  # service, old, new
+    for key, value in glue_trailers(message) or ():
+        if key == "Glue-Service":
+            rows.append([value, "", ""])
+        elif key == "Glue-Tag" and rows:
+            rows[-1][2] = value
+        elif key == "Glue-Previous-Tag" and rows:
+            rows[-1][1] = value
     lines = [f"glue proposes this change to **{env}**:", ""]
     if rows:
-        lines += ["| service | from | to | |", "|---|---|---|---|", *rows, ""]
+        lines += ["| service | from | to | |", "|---|---|---|---|"]
+        for name, old, new in rows:
+            source = config.services[name].source_repo if name in config.services else None
+            link = compare_url(source, old, new)
+            shown = f"[compare]({link})" if link else ""
+            lines.append(f"| {name} | `{old or '-'}` | `{new or '-'}` | {shown} |")
+        lines.append("")
+    body = message.split("\n", 1)[1].strip() if "\n" in message else ""
+    fence = "````" if "```" in body else "```"
     lines += [
         "<details><summary>commit message</summary>",
         "",
-        "```",
-        body.replace("```", "'''"),
-        "```",
+        fence,
+        body,
+        fence,
         "</details>",
         "",
         f"<sub>Opened by glue. A newer change to the same services in {env} replaces this "
@@ -198,16 +198,10 @@ def land_for_review(
 
     branch = branch_name(place)
     base = inner.spec.branch
-    seen: list[View] = []
-
-    def planning(view: View) -> Change[D]:
-        seen[:] = [view]
-        return plan(view)
-
     pushed = push_review_change(
         inner.spec,
         inner.auth,
-        planning,
+        plan,
         branch,
         keep=newer,
         dry_run=dry_run,
@@ -230,22 +224,66 @@ def land_for_review(
             change, None, pushed.attempts, _proposal("closed", branch, existing, "the base has it")
         )
     if pushed.outcome == "kept":
-        skipped = dataclasses.replace(
+        change = dataclasses.replace(
             change,
             skipped=f"{branch} holds a newer pipeline's change; this older one is not proposed",
         )
-        return Landed(skipped, pushed.commit, pushed.attempts, _proposal("kept", branch, existing))
-    title = change.title
-    body = describe(config, place.env, seen[0], change)
-    if existing is None:
-        request = forge.open(branch, base, title, body, list(config.merge_requests.labels))
-        action = "opened"
-    elif (existing.title, existing.body.strip()) != (title, body.strip()):
-        request = forge.update(existing, title, body)
-        action = "updated"
-    else:
-        request, action = existing, "unchanged"
+    request, action = _settle(inner, forge, config, place, branch, existing, pushed)
     return Landed(change, pushed.commit, pushed.attempts, _proposal(action, branch, request))
+
+
+#: How often a run re-reads the review branch to make the request describe what it holds.
+_SETTLE_ROUNDS = 5
+
+
+def _settle(
+    inner: RemoteBranch,
+    forge: Forge,
+    config: GlueConfig,
+    place: ReviewPlace,
+    branch: str,
+    existing: MergeRequest | None,
+    pushed: ReviewPush[D],
+) -> tuple[MergeRequest, str]:
+    """Open or update the request to describe the commit the branch holds.
+
+    Pipelines racing on one service set each push, then write the request's text: a
+    slower one can write its own text after a newer commit replaced its own. So each
+    run, after writing, reads the branch's tip again and, while it is not the commit it
+    described, describes that one: the last writer always describes the tip.
+    """
+    from gitops_glue.repo.remote import review_branch_tip
+
+    base = inner.spec.branch
+    labels = list(config.merge_requests.labels)
+    sha, message = pushed.commit, pushed.change.message
+    if pushed.outcome == "kept":
+        message = pushed.kept_message
+    action = "unchanged"
+    request = existing
+    for _round in range(_SETTLE_ROUNDS):
+        title = message.split("\n", 1)[0]
+        body = describe(config, place.env, message)
+        if request is None:
+            try:
+                request = forge.open(branch, base, title, body, labels)
+                action = "opened"
+            except OperationError:
+                # Another run opened it a moment ago: update that one instead.
+                request = forge.find_open(branch, base)
+                if request is None:
+                    raise
+        if (request.title, request.body.strip()) != (title, body.strip()):
+            request = forge.update(request, title, body)
+            action = "updated" if action != "opened" else action
+        tip = review_branch_tip(inner.spec, inner.auth, branch)
+        if tip is None or tip[0] == sha:
+            break
+        sha, message = tip
+    if pushed.outcome == "kept":
+        action = "kept"
+    assert request is not None  # the loop ran at least once
+    return request, action
 
 
 def _proposal(action: str, branch: str, request: MergeRequest | None, note: str = "") -> Proposal:

@@ -837,6 +837,14 @@ def push_review_change(
         conn.close()
 
 
+def review_branch_tip(spec: RemoteSpec, auth: Auth, branch: str) -> tuple[str, str] | None:
+    """The id and message of the tip of ``branch`` of the remote (None: no such branch)."""
+    with Connection(spec, auth, push=False, push_branch=branch) as conn:
+        conn.tip()
+        tip = conn.session.push_branch_tip()
+        return (str(tip.id), tip.message) if tip is not None else None
+
+
 def _stored_parents(repo: pygit2.Repository, commit: pygit2.Commit) -> list[str]:
     """The parents a commit names, as stored: a shallow fetch shows its tip parentless."""
     _kind, data = repo.odb.read(commit.id)

@@ -18,7 +18,7 @@ from tests.support.forges import (
     github_fixture,  # noqa: F401
     gitlab_fixture,  # noqa: F401
 )
-from tests.support.helpers import glue
+from tests.support.helpers import glue, start_glue
 from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
 
 pytestmark = pytest.mark.ssh
@@ -171,3 +171,56 @@ def test_a_wrong_token_fails_after_the_branch_push_and_says_which_token(
     assert "refused glue's token" in run.err and "GLUE_FORGE_TOKEN or GITHUB_TOKEN" in run.err
     assert "not-the-token" not in run.err + run.out
     assert github.open_pulls() == []
+
+
+@pytest.mark.slow
+def test_eight_racing_pipelines_leave_one_request_per_service_set_with_the_newest_tags(
+    ssh_git_server: SshGitServer, github: GitHubStandIn, tmp_path: Path
+) -> None:
+    remote = remote_for(ssh_git_server, tmp_path, "github", github.base_url)
+    ci = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+    }
+    # Pipelines of a (runs 101-104) and b (runs 201-204), started in a shuffled order.
+    jobs = [("a", f"v1.0.{n}", 100 + n) for n in (3, 1, 4, 2)]
+    jobs += [("b", f"v2.0.{n}", 200 + n) for n in (2, 4, 1, 3)]
+    procs = [
+        start_glue(
+            "bump-tag",
+            "--env",
+            "prod",
+            service,
+            tag,
+            "--remote",
+            remote.url,
+            cwd=tmp_path,
+            env=ssh_env(
+                ssh_git_server, GITHUB_RUN_ID=str(run), GITHUB_REPOSITORY=f"acme/{service}", **ci
+            ),
+        )
+        for service, tag, run in jobs
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        results.append(json.loads(out))
+    assert {r["status"] for r in results} <= {"proposed", "skipped"}
+    pulls = sorted(github.open_pulls(), key=lambda p: p.head)
+    assert [(p.head, p.title) for p in pulls] == [
+        ("glue/prod/a", "feat(prod): update a to v1.0.4"),
+        ("glue/prod/b", "feat(prod): update b to v2.0.4"),
+    ]
+    assert "`v1.0.4`" in pulls[0].body and "`v2.0.4`" in pulls[1].body
+    assert '    tag: "v1.0.4"  # service a\n' in remote.show(
+        "glue/prod/a", "environments/prod.yaml"
+    )
+    assert '    tag: "v2.0.4"  # service b\n' in remote.show(
+        "glue/prod/b", "environments/prod.yaml"
+    )
+    # One commit on main's tip each; main untouched.
+    main = remote.head()
+    assert remote.log("glue/prod/a")[0].parents == (main,)
+    assert remote.log("glue/prod/b")[0].parents == (main,)
