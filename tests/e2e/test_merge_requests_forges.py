@@ -69,7 +69,7 @@ def test_github_a_bump_opens_one_pull_request_and_a_newer_tag_updates_it(
         "main",
         "feat(prod): update a to v1.2.3",
     )
-    assert "| a | `2b4d6f8` | `v1.2.3` |" in pull.body
+    assert "| a | `2b4d6f8` | `v1.2.3` |" in (pull.body or "")
     assert sorted(pull.labels) == ["glue", "prod-change"]
     assert request["number"] == pull.number
 
@@ -77,7 +77,7 @@ def test_github_a_bump_opens_one_pull_request_and_a_newer_tag_updates_it(
     assert again["merge_request"]["action"] == "updated"  # type: ignore[index]
     (pull,) = github.open_pulls()
     assert pull.title == "feat(prod): update a to v1.2.4"
-    assert "| a | `2b4d6f8` | `v1.2.4` |" in pull.body
+    assert "| a | `2b4d6f8` | `v1.2.4` |" in (pull.body or "")
     log = remote.log("glue/prod/a")
     assert log[0].parents == (main,)  # replaced, not stacked
     assert '    tag: "v1.2.4"  # service a\n' in remote.show(
@@ -156,7 +156,7 @@ def test_gitlab_a_bump_opens_a_merge_request_with_labels(
     again = bump(ssh_git_server, remote, tmp_path, "v1.2.4", GITLAB_TOKEN=GITLAB_TOKEN)
     assert again["merge_request"]["action"] == "updated"  # type: ignore[index]
     (request,) = gitlab.open_merge_requests()
-    assert "`v1.2.4`" in request.description
+    assert "`v1.2.4`" in (request.description or "")
 
 
 def test_a_wrong_token_fails_after_the_branch_push_and_says_which_token(
@@ -213,7 +213,7 @@ def test_eight_racing_pipelines_leave_one_request_per_service_set_with_the_newes
         ("glue/prod/a", "feat(prod): update a to v1.0.4"),
         ("glue/prod/b", "feat(prod): update b to v2.0.4"),
     ]
-    assert "`v1.0.4`" in pulls[0].body and "`v2.0.4`" in pulls[1].body
+    assert "`v1.0.4`" in (pulls[0].body or "") and "`v2.0.4`" in (pulls[1].body or "")
     assert '    tag: "v1.0.4"  # service a\n' in remote.show(
         "glue/prod/a", "environments/prod.yaml"
     )
