@@ -273,11 +273,13 @@ def check_reviewed(
             current = render(exported, env, tools)
         check = check_plan(plan, current)
         if not check.ok and plan.environments[env].resources is None:
-            # The trailers hold digests only: the review's comment says what differs.
+            # Trailers are written when auto-merge is asked for, and a later push can
+            # have been reviewed again since: the review comment on the merge request is
+            # the last word, and it names the resources that differ.
             detailed = _comment_plan(root, sha, config, environ)
-            found = detailed.environments.get(env) if detailed is not None else None
-            if detailed is not None and found and found.digest == plan.environments[env].digest:
+            if detailed is not None and env in detailed.environments:
                 check = check_plan(detailed, current)
+                source = "the review comment on the merge request"
     gate = PlanGate(check, sha, source, accepted_unreviewed=accept_unreviewed)
     if gate.ok:
         say(f"glue: {env} renders as reviewed ({source})")

@@ -487,17 +487,29 @@ class Gitea(Forge):
         self._call("PATCH", f"{self._repo}/pulls/{request.number}", json={"state": "closed"})
 
     def auto_merge(self, request: MergeRequest, title: str, message: str) -> None:
-        self._call(
-            "POST",
-            f"{self._repo}/pulls/{request.number}/merge",
-            json={
-                "Do": "squash",
-                "MergeTitleField": title,
-                "MergeMessageField": message,
-                "merge_when_checks_succeed": True,
-                "delete_branch_after_merge": True,
-            },
-        )
+        import time
+
+        path = f"{self._repo}/pulls/{request.number}/merge"
+        payload = {
+            "Do": "squash",
+            "MergeTitleField": title,
+            "MergeMessageField": message,
+            "merge_when_checks_succeed": True,
+            "delete_branch_after_merge": True,
+        }
+        for attempt in range(6):
+            try:
+                self._call("POST", path, json=payload)
+                return
+            except OperationError as exc:
+                if "HTTP 409" in exc.message:
+                    # Scheduled already, by an earlier review of an older head: schedule
+                    # it again with this review's message.
+                    self._call("DELETE", path)
+                elif "HTTP 405" in exc.message and attempt < 5:
+                    time.sleep(1 + attempt)  # Gitea is still checking the new head
+                else:
+                    raise
 
     def comments(self, request: MergeRequest) -> list[Comment]:
         found = self._pages(f"{self._repo}/issues/{request.number}/comments")

@@ -589,6 +589,7 @@ class Connection:
         import pygit2
 
         remove_stale_temp_folders()
+        trust_extra_ca(os.environ)
         millis = int(spec.timeout * 1000)
         pygit2.option(pygit2.enums.Option.SET_SERVER_CONNECT_TIMEOUT, millis)
         pygit2.option(pygit2.enums.Option.SET_SERVER_TIMEOUT, millis)
@@ -835,6 +836,17 @@ def push_review_change(
             tip = session.sync()
     finally:
         conn.close()
+
+
+def trust_extra_ca(environ: Mapping[str, str]) -> None:
+    """HTTPS remotes behind a private CA: the certificates in ``GIT_SSL_CAINFO`` (git's
+    own variable) or ``SSL_CERT_FILE`` are trusted too. libgit2 reads ``SSL_CERT_FILE``
+    only when it is loaded, which a long-lived process may have done before."""
+    import pygit2
+
+    ca = environ.get("GIT_SSL_CAINFO") or environ.get("SSL_CERT_FILE")
+    if ca and os.path.isfile(ca):
+        pygit2.settings.set_ssl_cert_locations(ca, None)
 
 
 def review_branch_tip(spec: RemoteSpec, auth: Auth, branch: str) -> tuple[str, str] | None:
