@@ -220,6 +220,8 @@ class HistoryCommit:
     sha: str
     message: str
     parents: tuple[str, ...]
+    at: str = ""  # committed at: UTC, ISO 8601 (glue status's history)
+    author: str = ""  # the author's name
 
     @property
     def title(self) -> str:

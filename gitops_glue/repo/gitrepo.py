@@ -17,6 +17,7 @@ submodule: it belongs to another repository.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import time
@@ -795,8 +796,13 @@ class GitHistory:
     def first_parents(self) -> Iterator[HistoryCommit]:
         commit: pygit2.Commit | None = self.tip
         while commit is not None:
+            when = dt.datetime.fromtimestamp(commit.commit_time, dt.timezone.utc)
             yield HistoryCommit(
-                str(commit.id), commit.message, tuple(str(p) for p in commit.parent_ids)
+                str(commit.id),
+                commit.message,
+                tuple(str(p) for p in commit.parent_ids),
+                when.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                commit.author.raw_name.decode("utf-8", "replace"),
             )
             commit = commit.parents[0] if commit.parents else None
 
