@@ -161,6 +161,21 @@ def export_revision(root: Path, rev: str, dest: Path) -> tuple[str, Path] | None
     return str(commit.id), dest / root.resolve().relative_to(workdir)
 
 
+def checkout_of(source: Path, ref: str, dest: Path, branch: str) -> str:
+    """Make the empty folder ``dest`` a checkout of ``branch`` at ``ref`` of the repository
+    at ``source`` (a local one: its objects are copied, history included); the commit id.
+    ``glue sync`` deploys from such a checkout of what it fetched."""
+    import pygit2
+
+    repo = pygit2.init_repository(str(dest), bare=False, initial_head=branch)
+    repo.remotes.create("origin", str(source))
+    repo.remotes["origin"].fetch([f"+{ref}:refs/remotes/origin/{branch}"])
+    commit = repo.references[f"refs/remotes/origin/{branch}"].peel(pygit2.Commit)
+    repo.create_branch(branch, commit)
+    repo.checkout(f"refs/heads/{branch}")
+    return str(commit.id)
+
+
 def _export_tree(repo: pygit2.Repository, tree: pygit2.Tree, dest: Path) -> None:
     """Write ``tree``'s files into ``dest`` (symlinks and executable bits kept)."""
     import pygit2
