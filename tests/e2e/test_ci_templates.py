@@ -118,7 +118,7 @@ GITLAB_TEMPLATES = sorted(p.stem for p in GITLAB.glob("*.yml"))
 
 
 def test_gitlab_templates_are_ci_components() -> None:
-    assert GITLAB_TEMPLATES == ["announce", "bump", "deploy", "lint"]
+    assert GITLAB_TEMPLATES == ["announce", "bump", "deploy", "lint", "review"]
     for name in GITLAB_TEMPLATES:
         text = (GITLAB / f"{name}.yml").read_text()
         docs = load_all(GITLAB / f"{name}.yml")
@@ -325,7 +325,7 @@ jobs:
 
 
 def test_github_files_pass_the_github_schemas() -> None:
-    assert [a.name for a in ACTIONS] == ["announce", "bump-tag", "deploy"]
+    assert [a.name for a in ACTIONS] == ["announce", "bump-tag", "deploy", "review"]
     assert WORKFLOWS, "the reusable deployment workflow"
     proc = check_jsonschema("vendor.github-workflows", *WORKFLOWS)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -796,3 +796,361 @@ def test_bump_tag_action_refuses_an_unknown_host_key(
     assert not run.ok and run.steps[-1][1] == 2, run.log()
     assert "host key of [127.0.0.1]" in run.steps[-1][2]
     assert remote.head() == before and run.outputs["commit"] == ""
+
+
+# ---------------------------------------------------------------- review before prod
+#
+# The review job and merge-request mode as a user runs them: gitlab-ci-local (shell
+# executor; the testbed's helm and helmfile first on PATH, no cluster) runs the review and
+# bump components, the GitHub actions' steps run as above. Merge requests and comments go to
+# the GitHub and GitLab stand-ins (tests/support/forges.py), which refuse any request the
+# forge's published API description does not allow.
+
+REVIEW_PIPELINE = """\
+stages: [review]
+include:
+  - local: ci/glue/review.yml
+    inputs: {forge_token_variable: DEPLOY_REVIEW_TOKEN}
+"""
+
+BUMP_VIA_PIPELINE = """\
+stages: [deploy]
+include:
+  - local: ci/glue/bump.yml
+    inputs:
+      environment: prod
+      remote: {remote}
+      service: a
+      needs: []
+      when: on_success
+      via: merge-request
+"""
+
+
+def review_tools() -> Path:
+    """The folder with the testbed's helm (3) and helmfile, which glue review runs."""
+    from tests.support.helpers import TESTBED_BIN
+
+    if not (TESTBED_BIN / "helmfile").exists():
+        pytest.fail(f"helmfile is not built in {TESTBED_BIN}: run scripts/testbed install")
+    return TESTBED_BIN
+
+
+def run_gitlab_ci_local(
+    repo: Path, variables: Mapping[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """gitlab-ci-local in ``repo`` (shell executor) with project CI/CD ``variables`` (an
+    absolute path of an existing file is a File variable), the testbed's tools first on
+    PATH and none of the caller's GLUE_/CI_ variables."""
+    (repo / ".gitlab-ci-local-variables.yml").write_text(json.dumps(dict(variables)))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GLUE_", "GITHUB_", "GITLAB_", "CI_", "SLACK_"))
+    }
+    env["PATH"] = f"{review_tools()}{os.pathsep}{env['PATH']}"
+    gcl = shutil.which("gitlab-ci-local", path=str(NPM_BIN)) or tool("gitlab-ci-local")
+    return subprocess.run(
+        [gcl, "--force-shell-executor", "--no-color", "--home", str(repo.parent / "gcl-home"),
+         "--max-job-name-padding", "0", *args],
+        cwd=repo, env=env, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def gitlab_server(api_url: str) -> list[str]:
+    """gitlab-ci-local options for a job that runs as on a GitLab server whose API is
+    ``api_url`` (gitlab-ci-local itself sets GITLAB_CI=false)."""
+    return [
+        "--variable", "GITLAB_CI=true",
+        "--variable", f"CI_API_V4_URL={api_url}",
+        "--ignore-predefined-vars", "GITLAB_CI,CI_API_V4_URL,CI_PIPELINE_SOURCE",
+    ]  # fmt: skip
+
+
+def reviewed_change(path: Path, origin: str, files: Mapping[str, str] | None = None) -> str:
+    """The example deployment repository (plus ``files``) in one commit, the base, then a
+    merge request's change on top: service a's prod tag 2b4d6f8 -> v1.2.3. Returns the base."""
+    from tests.support.helpers import example_repo, git
+
+    repo = example_repo(path)
+    git(repo, "remote", "add", "origin", origin)
+    for name, text in (files or {}).items():
+        (repo / name).write_text(text)
+    if files:
+        shutil.copytree(GITLAB, repo / "ci" / "glue")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "CI: glue templates")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    prod = repo / "environments" / "prod.yaml"
+    text = prod.read_text()
+    assert '"2b4d6f8"  # service a' in text
+    prod.write_text(text.replace('"2b4d6f8"  # service a', '"v1.2.3"  # service a'))
+    git(repo, "commit", "-qam", "a v1.2.3 to prod")
+    return base
+
+
+DIFF_LINE = "+        image: registry.example.com/team/a:v1.2.3"
+
+
+def test_gitlab_review_job_comments_on_the_merge_request_and_passes_on_changes(
+    tmp_path: Path,
+) -> None:
+    from tests.support.forges import GITLAB_TOKEN, GitLabStandIn
+
+    repo = tmp_path / "deploy"
+    base = reviewed_change(
+        repo, "git@gitlab.example.com:acme/deploy.git", {".gitlab-ci.yml": REVIEW_PIPELINE}
+    )
+    with GitLabStandIn() as forge:
+        request = forge.add_merge_request("people/a-to-prod", "main", "a v1.2.3 to prod")
+        merge_request_pipeline = [
+            "--variable", "CI_PIPELINE_SOURCE=merge_request_event",
+            "--variable", f"CI_MERGE_REQUEST_IID={request.iid}",
+            "--variable", f"CI_MERGE_REQUEST_DIFF_BASE_SHA={base}",
+            *gitlab_server(forge.base_url),
+        ]  # fmt: skip
+        # The job is in merge request pipelines only.
+        listed = run_gitlab_ci_local(repo, {}, "--list")
+        assert listed.returncode == 0 and "glue-review" not in listed.stdout, listed.stderr
+        listed = run_gitlab_ci_local(repo, {}, "--list", *merge_request_pipeline)
+        assert "glue-review" in listed.stdout, listed.stdout + listed.stderr
+
+        # The token's variable is not there (protected, in an unprotected branch's
+        # pipeline): the job fails and says which, and nothing is posted.
+        run = run_gitlab_ci_local(repo, {}, *merge_request_pipeline)
+        log = run.stdout + run.stderr
+        assert run.returncode != 0, log
+        assert "CI/CD variable DEPLOY_REVIEW_TOKEN (forge_token_variable) is not set" in log
+        assert forge.notes_on(request.iid) == []
+
+        # With it: one comment with the rendered diff, the same text in the job log, and
+        # glue review's exit 3 ("prod would change") passes the job.
+        run = run_gitlab_ci_local(
+            repo, {"DEPLOY_REVIEW_TOKEN": GITLAB_TOKEN}, *merge_request_pipeline
+        )
+        log = run.stdout + run.stderr
+        assert run.returncode == 0, log
+        (note,) = forge.notes_on(request.iid)
+        assert note.body.startswith("<!-- glue:review -->")
+        assert "### <code>prod</code>" in note.body and DIFF_LINE in note.body
+        assert "No change in: dev, staging." in note.body
+        assert f"glue-review > {DIFF_LINE}" in log
+        assert "glue: comment created on" in log
+        assert "what deploys changes: true" in log
+        assert (repo / "glue-review.md").read_text() == note.body + "\n"
+        assert (repo / "glue-review.env").read_text() == "GLUE_REVIEW_CHANGED=true\n"
+        assert GITLAB_TOKEN not in log
+        forge.assert_no_violations()
+
+
+def test_gitlab_bump_job_with_via_opens_a_merge_request_and_leaves_main(
+    ssh_git_server: SshGitServer, tmp_path: Path
+) -> None:
+    from tests.support.forges import GITLAB_TOKEN, GitLabStandIn
+    from tests.support.helpers import copy_example, git
+
+    seed = copy_example(tmp_path / "seed")
+    config = seed / "glue.yaml"
+    config.write_text(config.read_text() + "\nmerge_requests:\n  project: acme/deploy\n")
+    remote = ssh_git_server.new_remote("gl-via", seed=seed)
+    main = remote.head()
+    service = tmp_path / "a"
+    service.mkdir()
+    (service / ".gitlab-ci.yml").write_text(BUMP_VIA_PIPELINE.format(remote=remote.url))
+    (service / "main.py").write_text("print('a')\n")
+    shutil.copytree(GITLAB, service / "ci" / "glue")
+    git(service, "init", "-q", "--initial-branch=main")
+    git(service, "remote", "add", "origin", "git@gitlab.example.com:team/a.git")
+    git(service, "add", "-A")
+    git(service, "commit", "-qm", "Speed up checkout")
+    tag = git(service, "rev-parse", "HEAD").strip()[:8]  # $CI_COMMIT_SHORT_SHA
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(ssh_git_server.known_hosts_line + "\n")
+    variables = {
+        "GLUE_SSH_KEY": str(ssh_git_server.deploy_key.private),  # File variables
+        "GLUE_SSH_KNOWN_HOSTS": str(known_hosts),
+        "GITLAB_TOKEN": GITLAB_TOKEN,
+    }
+    with GitLabStandIn() as forge:
+        run = run_gitlab_ci_local(
+            service, variables, *gitlab_server(forge.base_url)
+        )  # fmt: skip
+        log = run.stdout + run.stderr
+        assert run.returncode == 0, log
+        (request,) = forge.open_merge_requests()
+        assert (request.source_branch, request.target_branch) == ("glue/prod/a", "main")
+        assert request.title == f"feat(prod): update a to {tag}"
+        forge.assert_no_violations()
+    assert remote.head() == main, "prod's change waits in the merge request"
+    assert f'tag: "{tag}"' in remote.show("glue/prod/a", "environments/prod.yaml")
+    assert "GLUE_STATUS=proposed" in (service / "glue-bump-prod.env").read_text().splitlines()
+    assert GITLAB_TOKEN not in log
+    assert ssh_git_server.deploy_key.private.read_text().splitlines()[1] not in log
+
+
+def test_github_review_action_comments_and_reports_changes(tmp_path: Path) -> None:
+    from tests.support.forges import GITHUB_TOKEN, GitHubStandIn
+
+    base = reviewed_change(tmp_path / "deploy", "https://github.com/acme/deploy.git")
+    action = GITHUB / "actions" / "review"
+    env = {
+        "PATH": f"{review_tools()}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_EVENT_NAME": "pull_request",
+    }
+    with GitHubStandIn() as forge:
+        env["GITHUB_API_URL"] = forge.base_url
+        pull = forge.add_pull("people/a-to-prod", "main", "a v1.2.3 to prod", "")
+        run = run_action(
+            action,
+            {
+                "base": base,
+                "pull-request": str(pull.number),
+                "token": GITHUB_TOKEN,
+                "working-directory": "deploy",
+            },
+            tmp_path,
+            env=env,
+        )
+        assert run.ok, run.log()
+        assert run.outputs["changed"] == "true"
+        (comment,) = forge.comments_on(pull.number)
+        assert comment.body.startswith("<!-- glue:review -->") and DIFF_LINE in comment.body
+        assert Path(run.outputs["comment"]).read_text() == comment.body + "\n"
+        assert comment.body in run.summary
+        _name, code, out = run.steps[-1]
+        assert code == 0 and DIFF_LINE in out
+        assert "glue: comment created on" in out and "what deploys changes: true" in out
+        assert GITHUB_TOKEN not in run.log()
+
+        # dev and staging only, not posted: nothing would change there, exit 0.
+        quiet = run_action(
+            action,
+            {"base": base, "environments": "dev staging", "post": "false",
+             "working-directory": "../deploy"},
+            tmp_path / "quiet",
+            env=env,
+        )  # fmt: skip
+        assert quiet.ok and quiet.outputs["changed"] == "false", quiet.log()
+        assert "what deploys changes: false" in quiet.steps[-1][2]
+        assert len(forge.comments_on(pull.number)) == 1
+        forge.assert_no_violations()
+
+    # Any other exit fails the step: a base the (shallow) checkout lacks.
+    shallow = run_action(
+        action,
+        {"base": "0" * 40, "post": "false", "working-directory": "../deploy"},
+        tmp_path / "shallow",
+        env=env,
+    )
+    _name, code, out = shallow.steps[-1]
+    assert not shallow.ok and code == 2, shallow.log()
+    assert "is not in this checkout" in out and "fetch-depth: 0" in out
+    assert shallow.outputs["changed"] == ""
+
+
+def test_bump_tag_action_with_via_opens_a_pull_request(
+    ssh_git_server: SshGitServer, tmp_path: Path
+) -> None:
+    from tests.support.forges import GITHUB_TOKEN, GitHubStandIn
+    from tests.support.helpers import copy_example
+
+    seed = copy_example(tmp_path / "seed")
+    config = seed / "glue.yaml"
+    config.write_text(config.read_text() + "\nmerge_requests:\n  project: acme/deploy\n")
+    remote = ssh_git_server.new_remote("gh-via", seed=seed)
+    main = remote.head()
+    with GitHubStandIn() as forge:
+        run = run_action(
+            GITHUB / "actions" / "bump-tag",
+            {
+                "service": "a",
+                "tag": "4e5f6a7",
+                "environment": "dev",
+                "remote": remote.url,
+                "ssh-key": ssh_git_server.deploy_key.private.read_text(),
+                "ssh-known-hosts": ssh_git_server.known_hosts_line,
+                "via": "merge-request",
+                "forge-token": GITHUB_TOKEN,
+            },
+            tmp_path,
+            env={"GITHUB_API_URL": forge.base_url},
+        )
+        assert run.ok, run.log()
+        (pull,) = forge.open_pulls()
+        assert (pull.head, pull.base) == ("glue/dev/a", "main")
+        assert pull.title == "feat(dev): update a to 4e5f6a7"
+        forge.assert_no_violations()
+    assert run.outputs["status"] == "proposed"
+    assert run.outputs["commit"] == remote.head("glue/dev/a")
+    assert remote.head() == main, "the change waits in the pull request"
+    assert GITHUB_TOKEN not in run.log()
+
+
+def documented_block(heading: str, language: str) -> str:
+    """The first ``language`` code block after ``heading`` in docs/ci.md's section
+    "Review before prod"."""
+    text = (ROOT / "docs" / "ci.md").read_text()
+    section = text.split("\n## Review before prod\n", 1)[1].split("\n## ", 1)[0]
+    found = re.search(rf"```{language}\n(.*?)```", section.split(heading, 1)[1], re.S)
+    assert found, f"docs/ci.md: no {language} block after {heading}"
+    return found.group(1)
+
+
+def test_documented_github_review_workflow_passes_actionlint_and_the_schema(
+    tmp_path: Path,
+) -> None:
+    documented = documented_block("**GitHub.**", "yaml")
+    used = "team/gitops-glue/ci-templates/github/actions/review@v0.1.0"
+    assert used in documented
+    repo = tmp_path / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    shutil.copytree(TEMPLATES, repo / "ci-templates")
+    workflow = repo / ".github" / "workflows" / "glue-review.yml"
+    workflow.write_text(documented.replace(used, "./ci-templates/github/actions/review"))
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    env = {**offline_env(), "PATH": f"{Path(tool('shellcheck')).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [tool("actionlint"), "-color=false"],
+        cwd=repo, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = check_jsonschema("vendor.github-workflows", workflow)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wf = load_all(workflow)[0]
+    assert wf["permissions"] == {"contents": "read", "pull-requests": "write"}
+    checkout, _review = wf["jobs"]["review"]["steps"]
+    assert checkout["with"] == {"fetch-depth": 0}, "glue review needs the base commit"
+
+
+def test_documented_gitlab_review_pipeline_resolves_the_components(tmp_path: Path) -> None:
+    """The GitLab snippet of docs/ci.md, as gitlab-ci-local resolves it in the component
+    project (see test_component_include_resolves_with_inputs)."""
+    documented = documented_block("**GitLab.**", "yaml")
+    project = tmp_path / "glue-ci"
+    shutil.copytree(GITLAB, project / "templates")
+    (project / ".gitlab-ci.yml").write_text(
+        documented.replace("team/gitops-glue-ci/", "team/glue-ci/").replace(
+            "@0.1.0", "@$CI_COMMIT_SHA"
+        )
+    )
+    for args in (
+        ["init", "-q", "--initial-branch=main"],
+        ["remote", "add", "origin", "git@gitlab.example.com:team/glue-ci.git"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x"],
+    ):
+        subprocess.run(["git", "-C", str(project), *args], check=True)
+    gcl = shutil.which("gitlab-ci-local", path=str(NPM_BIN)) or tool("gitlab-ci-local")
+    proc = subprocess.run(
+        [gcl, "--preview", "--home", str(tmp_path / "home")],
+        cwd=project, env=offline_env(), capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pipeline = YAML(typ="safe", pure=True).load(proc.stdout.split("---\n", 1)[1])
+    review = pipeline["glue-review"]
+    assert review["stage"] == "review"
+    assert review["rules"] == [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"'}]
+    assert review["variables"]["GIT_DEPTH"] == "0"
+    assert review["artifacts"]["reports"]["dotenv"] == "glue-review.env"
+    # The deploy of prod deploys only what was reviewed unless told otherwise.
+    assert pipeline["glue-deploy-prod"]["variables"]["GLUE_ACCEPT_UNREVIEWED"] == "false"
