@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gitops_glue.cluster.record import still_failing
 from gitops_glue.config import GlueConfig
-from gitops_glue.repo import holds, versions
+from gitops_glue.repo import history, holds, versions
 from gitops_glue.repo.proof import short
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ class StatusReport:
     rejected: dict[tuple[str, str], holds.Mark] = field(default_factory=dict)
     #: holds on an environment or service glue.yaml does not list: (ENV, SERVICE) -> mark
     unlisted_holds: dict[tuple[str, str], holds.Mark] = field(default_factory=dict)
+    #: each service's recent glue commits, and when each tag was set (the git history)
+    history: history.Recent = field(default_factory=lambda: history.Recent({}, {}))
+    #: service -> its source repository's web URL (glue.yaml ``source_repo``)
+    source_repos: dict[str, str] = field(default_factory=dict)
 
     def cell(self, service: str, env: str) -> Cell:
         return next(c for c in self.cells if c.service == service and c.env == env)
@@ -75,7 +79,7 @@ class StatusReport:
             unlisted.setdefault(env, {})[service] = mark.to_json()
         if unlisted:
             data["unlisted_holds"] = unlisted
-        return data
+        return data | _history_json(self.history, self.source_repos)
 
     def table(self) -> str:
         def show(c: Cell) -> str:
@@ -167,6 +171,36 @@ def collect(config: GlueConfig, read: versions.Reader) -> StatusReport:
     )
 
 
+def _history_json(recent: history.Recent, sources: dict[str, str]) -> dict[str, object]:
+    """``history`` (service -> its last glue commits, newest first), ``changed_at``
+    (service -> env -> when glue last set its tag) and ``source_repos``."""
+    changed: dict[str, dict[str, str]] = {}
+    for (service, env), at in sorted(recent.changed_at.items()):
+        changed.setdefault(service, {})[env] = at
+    return {
+        "history": {s: [e.to_json() for e in events] for s, events in recent.events.items()},
+        "changed_at": changed,
+        "source_repos": dict(sorted(sources.items())),
+    }
+
+
+_R = TypeVar("_R", "StatusReport", "ClusterReport")
+
+
+def with_history(config: GlueConfig, root: Path, report: _R) -> _R:
+    """``report`` with the checkout's history at ``root`` (none outside a checkout)."""
+    import dataclasses
+
+    from gitops_glue.repo.gitrepo import checkout_history
+
+    found = checkout_history(root)
+    recent = history.recent(
+        found.first_parents() if found else (), config.services, config.environment_names()
+    )
+    sources = {n: s.source_repo for n, s in config.services.items() if s.source_repo}
+    return dataclasses.replace(report, history=recent, source_repos=sources)
+
+
 # --------------------------------------------------------------------------- cluster view
 
 #: The reason shown for a failed deploy the record gives none for: helmfile failed.
@@ -243,6 +277,8 @@ class ClusterReport:
     services: list[str]
     cells: list[ClusterCell]
     records: dict[str, dict[str, str]]  # env -> git revision / deployed at / by
+    history: history.Recent = field(default_factory=lambda: history.Recent({}, {}))
+    source_repos: dict[str, str] = field(default_factory=dict)
 
     @property
     def drift(self) -> bool:
@@ -258,7 +294,7 @@ class ClusterReport:
                 for e in self.environments
             },
             "drift": self.drift,
-        }
+        } | _history_json(self.history, self.source_repos)
 
     def table(self) -> str:
         def show(c: ClusterCell) -> str:
@@ -435,12 +471,13 @@ def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterRep
 
     loaded = load_config(directory)
     views = helmview.Views(loaded.root, Tools.from_env())
-    return collect_cluster(
+    report = collect_cluster(
         loaded.config,
         worktree_reader(loaded.root, regular=(holds.PATH,)),
         context.per_environment(loaded, kubeconfig=kubeconfig, helmfile_context=views.kube_context),
         views.namespaces,
     )
+    return with_history(loaded.config, loaded.root, report)
 
 
 def status(directory: Path, *, verify: bool = False) -> StatusReport:
@@ -451,4 +488,5 @@ def status(directory: Path, *, verify: bool = False) -> StatusReport:
 
     loaded = load_config(directory)
     report = collect(loaded.config, worktree_reader(loaded.root, regular=(holds.PATH,)))
+    report = with_history(loaded.config, loaded.root, report)
     return verify_digests(loaded.config, report) if verify else report
