@@ -55,6 +55,7 @@ COMMANDS = {
     "apply": "deploy",
     "unlock": "deploy",
     "changed": "deploy",
+    "sync": "sync",
     "hold": "holds",
     "unhold": "holds",
     "reject": "holds",
