@@ -228,10 +228,15 @@ CI_OUTPUT_KEYS = ("status", "service", "environment", "file", "old_tag", "new_ta
 
 
 def ci_outputs(result: BumpResult) -> dict[str, str]:
-    """The result's :data:`CI_OUTPUT_KEYS` as text, empty where there is none."""
-    return {
+    """The result's :data:`CI_OUTPUT_KEYS` as text, empty where there is none; in
+    merge-request mode also ``merge_request_url`` and ``merge_request_number``."""
+    out = {
         k: "" if v is None else str(v) for k, v in result.to_json().items() if k in CI_OUTPUT_KEYS
     }
+    if result.proposal is not None:
+        out["merge_request_url"] = result.proposal.url
+        out["merge_request_number"] = str(result.proposal.number or "")
+    return out
 
 
 def _str(value: object) -> str | None:

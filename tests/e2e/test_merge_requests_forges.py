@@ -224,3 +224,20 @@ def test_eight_racing_pipelines_leave_one_request_per_service_set_with_the_newes
     main = remote.head()
     assert remote.log("glue/prod/a")[0].parents == (main,)
     assert remote.log("glue/prod/b")[0].parents == (main,)
+
+
+def test_the_ci_outputs_name_the_merge_request(
+    ssh_git_server: SshGitServer, github: GitHubStandIn, tmp_path: Path
+) -> None:
+    remote = remote_for(ssh_git_server, tmp_path, "github", github.base_url)
+    outputs = tmp_path / "github_output"
+    outputs.touch()
+    bump(
+        ssh_git_server, remote, tmp_path, "v1.2.3",
+        GITHUB_TOKEN=GITHUB_TOKEN, GITHUB_ACTIONS="true", GITHUB_OUTPUT=str(outputs),
+    )  # fmt: skip
+    (pull,) = github.open_pulls()
+    lines = outputs.read_text().splitlines()
+    assert "status=proposed" in lines
+    assert f"merge_request_number={pull.number}" in lines
+    assert any(line.startswith("merge_request_url=http") for line in lines)
