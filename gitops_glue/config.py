@@ -98,6 +98,25 @@ class GitSettings(_Model, frozen=True, kw_only=True):
     commit_template: str | None = None
     #: Add ``[skip ci]`` to the title of every commit glue makes (unless the template has it).
     skip_ci: bool = False
+    #: Sign every commit glue makes: ``ssh`` or ``gpg`` (None: unsigned).
+    sign: Literal["ssh", "gpg"] | None = None
+    #: ssh: the private key file (default: ``GLUE_SIGNING_KEY``'s text, else the deploy
+    #: key); gpg: the key id or fingerprint, in the keyring of ``GNUPGHOME``.
+    signing_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.signing_key is not None and self.sign is None:
+            raise _Invalid("signing_key", "set git.sign (ssh or gpg) too, or remove it")
+        if self.sign == "gpg" and not self.signing_key:
+            raise _Invalid("sign", "gpg needs git.signing_key too (the key id)")
+        key = self.signing_key
+        if key is not None:
+            bad = inputs.find_line_breaker(key)
+            if bad or not key.strip() or key.startswith("-"):
+                what = f"holds {inputs.describe_char(bad.group())}" if bad else "is not usable"
+                raise _Invalid(
+                    "signing_key", f"{key[:60]!r} {what}: give a file path (ssh) or a key id (gpg)"
+                )
 
 
 class TagPolicy(_Model, frozen=True, kw_only=True):
@@ -671,6 +690,8 @@ def _choices(kind: Any, loc: Sequence[int | str]) -> tuple[Any, ...]:
             info = next(f.type for f in info.fields if f.name == step)
         elif isinstance(info, (mi.ListType, mi.DictType)):
             info = info.item_type if isinstance(info, mi.ListType) else info.value_type
+    if isinstance(info, mi.UnionType):  # ``Literal[...] | None``
+        info = next((t for t in info.types if isinstance(t, mi.LiteralType)), info)
     return tuple(info.values) if isinstance(info, mi.LiteralType) else ()
 
 
