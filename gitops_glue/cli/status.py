@@ -1,5 +1,6 @@
 """glue status: which tag each service has in each environment."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +29,15 @@ def status_cmd(
             "moved (re-pushed) since its digest was written",
         ),
     ] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            metavar="DIR",
+            help="write the status board, a static site (DIR/index.html and its assets), "
+            "built from the same data as --output json",
+        ),
+    ] = None,
     kubeconfig: KubeconfigOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -38,9 +48,22 @@ def status_cmd(
         raise UsageError("--verify-digests goes without --cluster")
     if cluster:
         view = status.cluster_status(State.directory, kubeconfig)
-        emit(output, view.to_json(), view.table())
+        if html is not None:
+            _board(output, view.to_json(), html, cluster=True)
+        else:
+            emit(output, view.to_json(), view.table())
         return
     report = status.status(State.directory, verify=verify_digests)
-    emit(output, report.to_json(), report.table())
+    if html is not None:
+        _board(output, report.to_json(), html, cluster=False)
+    else:
+        emit(output, report.to_json(), report.table())
     if report.digest_mismatch:
         raise typer.Exit(1)
+
+
+def _board(output: Output, data: dict[str, object], directory: Path, *, cluster: bool) -> None:
+    from gitops_glue.board.render import write_board
+
+    index = write_board(data, directory, cluster=cluster)
+    emit(output, {"board": str(index)}, f"status board: {index}")
