@@ -6,6 +6,7 @@ key, for example ``glue.yaml:14: environments[1].tag_policy.allow: ...``.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from gitops_glue.naming import default_namespace, short_ref
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from gitops_glue.freeze import Window
 
 
 #: Tags that name a moving target; refused unless a policy allows them.
@@ -171,6 +174,51 @@ def _pattern(field_name: str, value: str) -> re.Pattern[str]:
     return pattern
 
 
+class FreezeWindow(_Model, frozen=True, kw_only=True):
+    """A window in which the environment takes no new versions (``freeze``): weekly
+    (``every``) or a fixed range (``from``, ``to``), wall-clock times in ``timezone``.
+    See :mod:`gitops_glue.freeze`."""
+
+    #: ``friday 18:00 - monday 06:00``: every week, crossing midnight and the week end.
+    every: str | None = None
+    #: ``2026-12-23T00:00`` (or a date: midnight): the start of a fixed range.
+    start: str | None = field(default=None, name="from")
+    #: The end of a fixed range (excluded).
+    end: str | None = field(default=None, name="to")
+    #: An IANA time zone name (``Europe/Berlin``).
+    timezone: str = "UTC"
+    #: Why: said when a command is refused, and in ``glue status``.
+    reason: str
+
+    def __post_init__(self) -> None:
+        from gitops_glue.freeze import WindowError
+
+        if not self.reason.strip():
+            raise _Invalid("reason", "must not be empty: say why, for the people refused")
+        if inputs.find_line_breaker(self.reason) or len(self.reason) > inputs.MAX_LINE_VALUE:
+            raise _Invalid(
+                "reason",
+                f"one line of at most {inputs.MAX_LINE_VALUE} characters without control "
+                "characters: it goes into messages and commits",
+            )
+        try:
+            self.window()
+        except WindowError as exc:
+            raise _Invalid(exc.key, str(exc)) from None
+
+    def window(self) -> Window:
+        """The parsed window."""
+        from gitops_glue.freeze import Window
+
+        return Window.of(
+            every=self.every,
+            start=self.start,
+            end=self.end,
+            timezone=self.timezone,
+            reason=self.reason.strip(),
+        )
+
+
 class Environment(_Model, frozen=True, kw_only=True):
     name: str
     #: The environment's values files (helmfile's ``environments.ENV.values``), in
@@ -202,6 +250,9 @@ class Environment(_Model, frozen=True, kw_only=True):
     #: ``merge-request``: a branch and a merge request to review (``--via``); ``glue
     #: apply`` then deploys only what a review rendered.
     via: Literal["push", "merge-request"] = "push"
+    #: Freeze windows: bump-tag, promote, release and apply refuse in them (exit 2)
+    #: unless ``--override-freeze``; rollback goes ahead.
+    freeze: list[FreezeWindow] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not _ENV_NAME.fullmatch(self.name):
@@ -696,6 +747,8 @@ def _choices(kind: Any, loc: Sequence[int | str]) -> tuple[Any, ...]:
 
 
 def _plain(data: Any) -> Any:
+    if isinstance(data, dt.date):  # an unquoted date or timestamp: the text as written
+        return data.isoformat()
     if isinstance(data, dict):
         return {str(k): _plain(v) for k, v in data.items()}
     if isinstance(data, list):
