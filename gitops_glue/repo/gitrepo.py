@@ -36,6 +36,7 @@ from gitops_glue.repo.commit import HistoryCommit, Reverted
 if TYPE_CHECKING:
     import pygit2
 
+    from gitops_glue.repo.signing import Signer
     from gitops_glue.repo.versions import Reader
 
 
@@ -465,14 +466,27 @@ def create_commit(
     message: str,
     author: Author,
     ref: str | None,
+    signer: Signer | None = None,
 ) -> pygit2.Oid:
-    """A commit of ``files`` on top of ``parent``; moves ``ref`` when given."""
+    """A commit of ``files`` on top of ``parent``; moves ``ref`` when given.
+
+    ``signer``: sign it as git does (the commit's text signed, the signature in its
+    ``gpgsig`` header), so ``git verify-commit`` accepts it."""
     import pygit2
 
     try:
         tree = tree_with(repo, parent.tree, files)
         sig = signature(author)
-        return _stored(repo, repo.create_commit(ref, sig, sig, message, tree, [parent.id]))
+        if signer is None:
+            return _stored(repo, repo.create_commit(ref, sig, sig, message, tree, [parent.id]))
+        # pygit2's stubs say Oid; it returns the commit object's text.
+        content = str(repo.create_commit_string(sig, sig, message, tree, [parent.id]))
+        oid = _stored(
+            repo, repo.create_commit_with_signature(content, signer.sign(content.encode()))
+        )
+        if ref is not None:
+            repo.references.create(ref, oid, force=True)
+        return oid
     except (pygit2.GitError, OSError, _NotStored) as exc:
         # The object database could not be written: a full disk, a read-only mount.
         raise _not_stored(repo, exc) from None
@@ -691,7 +705,12 @@ def _read_bytes(path: Path) -> bytes | None:
 
 
 def commit_to_checkout(
-    repo: pygit2.Repository, root: Path, files: Mapping[str, str], message: str, author: Author
+    repo: pygit2.Repository,
+    root: Path,
+    files: Mapping[str, str],
+    message: str,
+    author: Author,
+    signer: Signer | None = None,
 ) -> str:
     """Commit ``files`` on the checked-out branch and bring work tree and index along.
 
@@ -705,12 +724,13 @@ def commit_to_checkout(
     tree holds the bump uncommitted (never a staged revert), and the next glue run
     puts it back (:func:`recover_checkout`); an error or Ctrl-C puts the files and
     the index back at once, byte for byte. Run under :func:`checkout_lock`.
+    ``signer``: sign the commit (see :func:`create_commit`).
     """
     import pygit2
 
     head = repo.head.peel(pygit2.Commit)
     branch_ref = repo.head.name
-    oid = create_commit(repo, head, files, message, author, None)
+    oid = create_commit(repo, head, files, message, author, None, signer)
     tree = repo[oid].peel(pygit2.Commit).tree
     checked_out: dict[str, bytes] = {}
     for rel in files:

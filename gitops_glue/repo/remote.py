@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import pygit2
 
     from gitops_glue.config import GlueConfig
+    from gitops_glue.repo.signing import Signer
     from gitops_glue.repo.versions import Reader
 
 Progress = Callable[[str], None]
@@ -115,7 +116,7 @@ class RemoteSpec:
         check_branch_name(self.branch)
 
 
-TEMP_PREFIXES = ("glue-bump-", "glue-ssh-")
+TEMP_PREFIXES = ("glue-bump-", "glue-ssh-", "glue-sign-")
 STALE_AFTER = 3600.0  # seconds: a temp folder untouched this long belongs to a killed run
 
 
@@ -651,6 +652,7 @@ def push_change(
     progress: Progress | None = None,
     history: bool = False,
     connection: Connection | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Landed[D]:
     """Fetch the branch tip, ``plan`` a change on it, commit it as the bot and push.
 
@@ -658,11 +660,13 @@ def push_change(
     is always computed from what the branch holds, with the branch's own
     ``glue.yaml``. ``history``: fetch the whole branch history (rollback reads
     it) instead of only the tip. ``connection``: one started earlier (see
-    :class:`Connection`); the caller closes it.
+    :class:`Connection`); the caller closes it. ``environ``: where the signing key
+    of ``git.sign`` is looked for (default: ``os.environ``).
     """
     from gitops_glue.repo import gitrepo
 
     say = progress or (lambda _msg: None)
+    signer_of = _signers(spec, auth, os.environ if environ is None else environ)
     if (
         not is_ssh_url(spec.url)
         and auth.token is None
@@ -684,7 +688,7 @@ def push_change(
             if not files or dry_run:
                 return Landed(change, None, attempt)
             commit = gitrepo.create_commit(
-                session.repo, tip, files, change.message, config.git.author, None
+                session.repo, tip, files, change.message, config.git.author, None, signer_of(config)
             )
             if session.push_is_stale(tip):
                 # The push connection saw the branch elsewhere than the fetch did:
@@ -757,6 +761,7 @@ def push_review_change(
     dry_run: bool = False,
     progress: Progress | None = None,
     history: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> ReviewPush[D]:
     """Plan a change on the tip of ``spec.branch`` and put it, as one commit on that
     tip, on ``review_branch`` (merge-request mode).
@@ -766,13 +771,14 @@ def push_review_change(
     this run last saw it, and a lost race re-plans on fresh tips, as
     :func:`push_change` does. ``keep(theirs, ours)`` says from the two commit
     messages whether the commit found on the review branch must stay (a newer
-    pipeline's change).
+    pipeline's change). ``environ``: as for :func:`push_change`.
     """
     import pygit2
 
     from gitops_glue.repo import gitrepo
 
     say = progress or (lambda _msg: None)
+    signer_of = _signers(spec, auth, os.environ if environ is None else environ)
     conn = Connection(spec, auth, push=not dry_run, history=history, push_branch=review_branch)
     try:
         session = conn.session
@@ -793,7 +799,7 @@ def push_review_change(
             if there is not None and keep(there.message, change.message):
                 return ReviewPush(change, base, str(there.id), "kept", there.message, attempt)
             commit = gitrepo.create_commit(
-                session.repo, tip, files, change.message, config.git.author, None
+                session.repo, tip, files, change.message, config.git.author, None, signer_of(config)
             )
             if (
                 there is not None
@@ -836,6 +842,31 @@ def push_review_change(
             tip = session.sync()
     finally:
         conn.close()
+
+
+def _signers(
+    spec: RemoteSpec, auth: Auth, environ: Mapping[str, str]
+) -> Callable[[GlueConfig], Signer | None]:
+    """The signer a tip's ``git.sign`` asks for, made and checked once per setting:
+    before the first commit is built, so a missing key stops the run before a push.
+    Over SSH the deploy key signs unless another key is given."""
+    from gitops_glue.repo import signing
+
+    made: dict[tuple[str | None, str | None], Signer | None] = {}
+    deploy = auth.ssh_key if is_ssh_url(spec.url) else None
+
+    def signer_of(config: GlueConfig) -> Signer | None:
+        setting = (config.git.sign, config.git.signing_key)
+        if setting not in made:
+            made[setting] = signing.signer_for(
+                config.git,
+                environ,
+                deploy_key=deploy,
+                deploy_key_passphrase=auth.ssh_key_passphrase,
+            )
+        return made[setting]
+
+    return signer_of
 
 
 def trust_extra_ca(environ: Mapping[str, str]) -> None:
@@ -962,6 +993,7 @@ class RemoteBranch(CommitTarget):
         self, options: RemoteOptions, environ: Mapping[str, str], progress: Progress | None = None
     ) -> None:
         self.say: Progress = progress or (lambda _msg: None)
+        self.environ = environ
         self.auth, warnings = make_auth(options, environ)
         for warning in warnings:
             self.say(warning)
@@ -1005,6 +1037,7 @@ class RemoteBranch(CommitTarget):
                 progress=self.say,
                 history=history,
                 connection=connection,
+                environ=self.environ,
             )
         finally:
             if connection is not None:

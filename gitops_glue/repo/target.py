@@ -34,10 +34,14 @@ class Checkout(CommitTarget):
         return self.loaded.config
 
     def land(self, plan: Plan[D], *, dry_run: bool, history: bool) -> Landed[D]:
+        import os
+
         from gitops_glue.files import refuse_link
-        from gitops_glue.repo import gitrepo, holds
+        from gitops_glue.repo import gitrepo, holds, signing
 
         repo = gitrepo.open_checkout(self.root)
+        # A missing or unusable signing key is found before anything is written.
+        signer = None if dry_run else signing.signer_for(self.loaded.config.git, os.environ)
         workdir = Path(repo.workdir).resolve()
         root = self.root.resolve()
         prefix = root.relative_to(workdir).as_posix() if root != workdir else ""
@@ -70,7 +74,7 @@ class Checkout(CommitTarget):
                 refuse_link(workdir.joinpath(*rel.split("/")), root=workdir)
             gitrepo.require_clean(repo, sorted(files))
             commit = gitrepo.commit_to_checkout(
-                repo, workdir, files, change.message, self.loaded.config.git.author
+                repo, workdir, files, change.message, self.loaded.config.git.author, signer
             )
             return Landed(change, commit)
 
