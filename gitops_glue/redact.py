@@ -61,6 +61,8 @@ _SECRET_VARIABLES = frozenset(
         "GLUE_REGISTRY_PASSWORD",
         "GLUE_SSH_KEY",
         "GLUE_SSH_KEY_PASSPHRASE",
+        "GLUE_SIGNING_KEY",
+        "GLUE_SIGNING_KEY_PASSPHRASE",
     }
 )
 #: A variable whose name holds one of these words holds a secret ...
