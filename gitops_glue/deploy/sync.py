@@ -451,7 +451,9 @@ class _Stopper:
                 signal.signal(signum, handler)
 
 
-def _health(opts: LoopOptions, result: SyncResult, failures: int) -> None:
+def update_health(opts: LoopOptions, result: SyncResult, failures: int) -> None:
+    """The health file after a round: touched when it went well, removed after
+    ``unhealthy_after`` failed rounds in a row."""
     path = opts.health_file
     if path is None:
         return
@@ -490,7 +492,7 @@ def sync_every(
                     failures = max(failures + 1, result.state.failures if result.state else 0)
                     if result.alerted:
                         alerted = result.revision or "(fetch)"
-                _health(opts, result, failures)
+                update_health(opts, result, failures)
                 report(result)
                 if opts.rounds is not None and rounds >= opts.rounds:
                     break

@@ -1,0 +1,242 @@
+"""`glue sync`: the cluster pulls the deployment repository from the test sshd and
+applies what changed, on the real testbed cluster."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.test_deploy import add_presync_hook, deploy_repo, lease, record, statuses
+from tests.support.helpers import git, glue
+from tests.support.slackserver import SlackServer
+from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
+from tests.support.testbed import Testbed
+
+pytestmark = pytest.mark.cluster
+
+
+def remote_of(server: SshGitServer, repo: Path) -> BareRemote:
+    """An empty repository on the sshd that ``repo``'s main is pushed to."""
+    remote = server.new_remote("sync")
+    push(repo, remote)
+    return remote
+
+
+def push(repo: Path, remote: BareRemote) -> str:
+    git(repo, "push", "-q", str(remote.path), "HEAD:refs/heads/main")
+    head = remote.head()
+    assert head is not None
+    return head
+
+
+def sync_args(remote: BareRemote, work: Path, *more: str) -> list[str]:
+    return ["sync", "--env", "staging", "--remote", remote.url, "--work-dir", str(work), *more]
+
+
+def sync_once(
+    testbed: Testbed, server: SshGitServer, remote: BareRemote, work: Path, **env: str
+) -> tuple[int, dict[str, object], str]:
+    """``glue sync --once -o json`` from a folder with no checkout: the exit code, the
+    result and stderr."""
+    r = glue(
+        *sync_args(remote, work, "--once", "-o", "json"),
+        cwd=work.parent,
+        env={**testbed.env, **ssh_env(server), **env},
+        timeout=300,
+    )
+    return r.code, json.loads(r.out), r.err
+
+
+def sync_state(testbed: Testbed, ns: str) -> dict[str, str]:
+    cm = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-sync-staging")
+    assert cm is not None
+    return dict(cm["data"])
+
+
+def test_sync_applies_a_pushed_bump_once_and_records_its_revision(
+    testbed: Testbed, ssh_git_server: SshGitServer, tmp_path: Path
+) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    remote = remote_of(ssh_git_server, repo)
+    work = tmp_path / "work"
+    code, out, err = sync_once(testbed, ssh_git_server, remote, work)
+    assert code == 0, err
+    assert (out["action"], out["previous"], out["revision"]) == ("applied", None, remote.head())
+    assert statuses(testbed, ns, "a") == statuses(testbed, ns, "b") == ["deployed"]
+    rec = record(testbed, ns)
+    assert rec is not None and rec["git-revision"] == remote.head()
+    assert str(rec["deployed-by"]).startswith("glue sync ")
+
+    # A bump pushed by CI: only b is deployed, and its revision recorded.
+    assert glue("bump-tag", "b", "0c0c0c0", "--env", "staging", cwd=repo).code == 0
+    bumped = push(repo, remote)
+    code, out, err = sync_once(testbed, ssh_git_server, remote, work)
+    assert code == 0, err
+    assert out["action"] == "applied" and out["revision"] == bumped
+    assert out["apply"]["releases"] == ["b"]  # type: ignore[index]
+    assert statuses(testbed, ns, "a") == ["deployed"]
+    assert statuses(testbed, ns, "b") == ["superseded", "deployed"]
+    rec = record(testbed, ns)
+    assert rec is not None and rec["git-revision"] == bumped
+    assert json.loads(str(rec["services.json"]))["b"]["tag"] == "0c0c0c0"
+
+    # No new commit: nothing happens, no new Helm revision.
+    code, out, err = sync_once(testbed, ssh_git_server, remote, work)
+    assert code == 0, err
+    assert out["action"] == "up-to-date" and out["apply"] is None
+    assert statuses(testbed, ns, "b") == ["superseded", "deployed"]
+
+    # A commit that changes no release's inputs: recorded, no helmfile apply.
+    (repo / "NOTES.md").write_text("notes\n")
+    git(repo, "add", "NOTES.md")
+    git(repo, "commit", "-qm", "notes")
+    notes = push(repo, remote)
+    code, out, err = sync_once(testbed, ssh_git_server, remote, work)
+    assert code == 0, err
+    assert out["action"] == "recorded"
+    assert statuses(testbed, ns, "a") == ["deployed"]
+    assert statuses(testbed, ns, "b") == ["superseded", "deployed"]
+    rec = record(testbed, ns)
+    assert rec is not None and rec["git-revision"] == notes
+    state = sync_state(testbed, ns)
+    assert (state["seen-revision"], state["applied-revision"]) == (notes, notes)
+    assert state["failures"] == "0" and state["failing-revision"] == ""
+
+    # A wrong host key: nothing fetched, nothing deployed, exit 2 (bad input).
+    r = glue(
+        *sync_args(remote, work, "--once"),
+        cwd=tmp_path,
+        env={
+            **testbed.env,
+            **ssh_env(ssh_git_server),
+            "GLUE_SSH_KNOWN_HOSTS": (ssh_git_server.wrong_known_hosts_line),
+        },
+        timeout=120,
+    )
+    assert r.code == 2, r.err
+    assert "host key" in (r.out + r.err).lower()
+
+
+def test_two_syncs_and_a_ci_apply_racing_apply_each_revision_once(
+    testbed: Testbed, ssh_git_server: SshGitServer, tmp_path: Path
+) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    # Every release sleeps 8s before syncing: the CI apply holds the lock a while.
+    add_presync_hook(repo, "sleep", "8")
+    remote = remote_of(ssh_git_server, repo)
+    ci = testbed.popen(sys.executable, "-m", "gitops_glue", "apply", "--env", "staging", cwd=repo)
+    testbed.wait_until(lambda: lease(testbed, ns), timeout=60)
+    syncs = [
+        testbed.popen(
+            sys.executable,
+            "-m",
+            "gitops_glue",
+            *sync_args(remote, tmp_path / f"work{i}", "--once", "-o", "json"),
+            cwd=tmp_path,
+            env=ssh_env(ssh_git_server),
+        )
+        for i in (1, 2)
+    ]
+    ci_out, ci_err = ci.communicate(timeout=240)
+    assert ci.returncode == 0, ci_out + ci_err
+    for proc in syncs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out + err
+        assert json.loads(out)["action"] == "up-to-date"
+    # One Helm revision per release: the revision was applied once, by CI.
+    assert statuses(testbed, ns, "a") == statuses(testbed, ns, "b") == ["deployed"]
+    rec = record(testbed, ns)
+    assert rec is not None and rec["git-revision"] == remote.head()
+    assert lease(testbed, ns) is None
+
+
+def test_a_failing_revision_alerts_once_and_keeps_the_previous_revision(
+    testbed: Testbed, ssh_git_server: SshGitServer, slack: SlackServer, tmp_path: Path
+) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    remote = remote_of(ssh_git_server, repo)
+    work = tmp_path / "work"
+    env = {"SLACK_WEBHOOK_URL": slack.webhook_url}
+    code, out, err = sync_once(testbed, ssh_git_server, remote, work, **env)
+    assert code == 0, err
+    good = remote.head()
+    assert slack.webhook_requests() == []
+
+    (repo / "charts/app/templates/broken.yaml").write_text("{{ .Values.nope.nope }}\n")
+    git(repo, "add", "charts/app/templates/broken.yaml")
+    git(repo, "commit", "-qm", "a broken chart")
+    broken = push(repo, remote)
+    for round_ in (1, 2):  # two rounds (two CronJob runs): one alert
+        code, out, err = sync_once(testbed, ssh_git_server, remote, work, **env)
+        assert code == 1, err
+        assert out["action"] == "failed" and out["revision"] == broken
+        assert "helmfile apply failed" in str(out["error"])
+        assert out["alerted"] is (round_ == 1)
+    [alert] = slack.webhook_requests()
+    assert alert.json["text"].startswith("Deployment to staging failed")
+    assert "broken.yaml" in json.dumps(alert.json)  # why: helmfile's error
+    rec = record(testbed, ns)
+    assert rec is not None and rec["git-revision"] == good
+    state = sync_state(testbed, ns)
+    assert (state["failing-revision"], state["alerted-revision"]) == (broken, broken)
+    assert state["failures"] == "2" and state["applied-revision"] == good
+
+    # Fixed: the releases' inputs are those deployed again: recorded, the failure cleared,
+    # no alert.
+    git(repo, "rm", "-q", "charts/app/templates/broken.yaml")
+    git(repo, "commit", "-qm", "fix the chart")
+    fixed = push(repo, remote)
+    code, out, err = sync_once(testbed, ssh_git_server, remote, work, **env)
+    assert code == 0, err
+    assert out["action"] == "recorded" and len(slack.webhook_requests()) == 1
+    state = sync_state(testbed, ns)
+    assert (state["failing-revision"], state["failures"], state["applied-revision"]) == (
+        "",
+        "0",
+        fixed,
+    )
+
+
+def test_every_stops_cleanly_on_sigterm_mid_apply(
+    testbed: Testbed, ssh_git_server: SshGitServer, tmp_path: Path
+) -> None:
+    repo, ns = deploy_repo(tmp_path, testbed)
+    remote = remote_of(ssh_git_server, repo)
+    work = tmp_path / "work"
+    health = tmp_path / "health" / "ok"
+    code, _out, err = sync_once(testbed, ssh_git_server, remote, work)
+    assert code == 0, err
+    good = remote.head()
+    assert (
+        glue(
+            "set",
+            str(repo / "environments/staging.yaml"),
+            "a.resources.requests.cpu",
+            "1000",
+            "--create",
+        ).code
+        == 0
+    )
+    git(repo, "commit", "-qam", "unschedulable a")
+    push(repo, remote)
+    proc = testbed.popen(
+        sys.executable,
+        "-m",
+        "gitops_glue",
+        *sync_args(remote, work, "--every", "2s", "--health-file", str(health)),
+        cwd=tmp_path,
+        env=ssh_env(ssh_git_server),
+    )
+    testbed.wait_until(lambda: "pending-upgrade" in statuses(testbed, ns, "a") or None, timeout=90)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    assert not any(s.startswith("pending") for s in statuses(testbed, ns, "a")[-1:])
+    assert lease(testbed, ns) is None
+    rec = record(testbed, ns)
+    assert rec is not None and rec["git-revision"] == good
