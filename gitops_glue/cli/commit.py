@@ -6,16 +6,27 @@ checkout, or with ``--remote`` a remote branch), makes one call into
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gitops_glue.cli.app import State, app
-from gitops_glue.cli.options import DryRunOpt, EnvOpt, KubeconfigOpt, Output, OutputOpt
-from gitops_glue.cli.render import emit, render_result
+from gitops_glue.cli.options import (
+    DryRunOpt,
+    EnvOpt,
+    FreezeReasonOpt,
+    KubeconfigOpt,
+    Output,
+    OutputOpt,
+    OverrideFreezeOpt,
+)
+from gitops_glue.cli.render import emit, note, render_result
 from gitops_glue.cli.target import CHECKOUT, RepoOptions, read_options, review_options
 from gitops_glue.durations import parse_duration
 from gitops_glue.errors import UsageError
+
+if TYPE_CHECKING:
+    from gitops_glue.repo.commit import Guard
 
 ToEnvOpt = Annotated[str, typer.Option("--to", envvar="GLUE_ENV", help="the environment")]
 OverrideHoldOpt = Annotated[
@@ -29,6 +40,20 @@ OverrideHoldOpt = Annotated[
 RevisionOpt = Annotated[
     str | None, typer.Option(envvar="GLUE_REVISION", help="source git revision of the image")
 ]
+
+
+def freeze_guard(override: bool, reason: str | None, *, rollback: bool = False) -> "Guard":
+    """The freeze windows' rule for this command (the clock: GLUE_NOW, else the real one)."""
+    from gitops_glue import freeze
+    from gitops_glue.integrations import ci
+    from gitops_glue.repo import frozen
+
+    clock = freeze.clock()
+    if clock.overridden:
+        note(f"glue: note: {clock.note()}")
+    if rollback:
+        return frozen.guard(frozen.FreezeRule(clock, rollback=True))
+    return frozen.guard(frozen.FreezeRule(clock, frozen.override_of(override, reason, ci.detect())))
 
 
 @app.command("bump-tag")
@@ -76,6 +101,8 @@ def bump_tag_cmd(
         ),
     ] = False,
     override_hold: OverrideHoldOpt = False,
+    override_freeze: OverrideFreezeOpt = False,
+    reason: FreezeReasonOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -88,6 +115,7 @@ def bump_tag_cmd(
     from gitops_glue.repo.merge_request import ReviewPlace
 
     wanted = parse_service_tags(services, revision)
+    freeze = freeze_guard(override_freeze, reason)
     with repo.target(ReviewPlace(env, tuple(t.service for t in wanted))) as target:
         target.start(push=not dry_run)  # a remote's fetch runs while the rest of glue loads
         from gitops_glue.integrations import ci
@@ -101,7 +129,7 @@ def bump_tag_cmd(
             if_auto_release=if_auto_release,
             resolve_digest=resolve_digest,
         )
-        result = bump(target, req, dry_run=dry_run, override_hold=override_hold)
+        result = bump(target, req, dry_run=dry_run, override_hold=override_hold, freeze=freeze)
     ci.write_outputs(ci_outputs(result), dotenv=str(dotenv) if dotenv else None)
     render_result(output, result)
 
@@ -153,6 +181,8 @@ def promote_cmd(
     ] = None,
     kubeconfig: KubeconfigOpt = None,
     override_hold: OverrideHoldOpt = False,
+    override_freeze: OverrideFreezeOpt = False,
+    reason: FreezeReasonOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -170,6 +200,7 @@ def promote_cmd(
         require_deployed=require_deployed,
         min_age=None if min_age is None else parse_duration(min_age),
     )
+    freeze = freeze_guard(override_freeze, reason)
     from gitops_glue.repo.merge_request import ReviewPlace
 
     with repo.target(ReviewPlace(to, tuple(service or ()))) as target:
@@ -181,6 +212,7 @@ def promote_cmd(
             req,
             dry_run=dry_run,
             override_hold=override_hold,
+            freeze=freeze,
             records=evidence.records,
             pods=evidence.pods,
         )
@@ -216,6 +248,8 @@ def release_cmd(
     revision: RevisionOpt = None,
     repo: RepoOptions = CHECKOUT,
     override_hold: OverrideHoldOpt = False,
+    override_freeze: OverrideFreezeOpt = False,
+    reason: FreezeReasonOpt = None,
     dry_run: DryRunOpt = False,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -226,11 +260,12 @@ def release_cmd(
     req = ReleaseRequest.from_args(
         services, to, tag=tag, source_branch=source_branch, revision=revision, ci=ci.detect()
     )
+    freeze = freeze_guard(override_freeze, reason)
     from gitops_glue.repo.merge_request import ReviewPlace
 
     names = (req.service, *(t.service for t in req.also))
     with repo.target(ReviewPlace(to, names)) as target:
-        result = release(target, req, dry_run=dry_run, override_hold=override_hold)
+        result = release(target, req, dry_run=dry_run, override_hold=override_hold, freeze=freeze)
     render_result(output, result)
 
 
@@ -274,10 +309,11 @@ def rollback_cmd(
     req = RollbackRequest.of(
         env, to_commit, ci=ci.detect(), hold=hold, reject=reject, reason=reason, actor=actor
     )
+    freeze = freeze_guard(False, None, rollback=True)
     from gitops_glue.repo.merge_request import ReviewPlace
 
     with repo.target(ReviewPlace(env, kind="rollback")) as target:
-        result = rollback(target, req, dry_run=dry_run, override_hold=override_hold)
+        result = rollback(target, req, dry_run=dry_run, override_hold=override_hold, freeze=freeze)
     render_result(output, result)
 
 

@@ -107,3 +107,22 @@ KubeContextOpt = Annotated[
 
 
 ExtraArgs = Annotated[list[str] | None, typer.Argument(help="extra helmfile arguments, after --")]
+
+
+OverrideFreezeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--override-freeze",
+        envvar="GLUE_OVERRIDE_FREEZE",
+        help="go ahead in one of ENV's freeze windows (glue.yaml freeze); needs --reason; "
+        "recorded with who (commit trailers, deploy record)",
+    ),
+]
+FreezeReasonOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--reason",
+        envvar="GLUE_FREEZE_REASON",
+        help="why, with --override-freeze (recorded)",
+    ),
+]

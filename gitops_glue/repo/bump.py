@@ -21,6 +21,7 @@ from gitops_glue.repo.commit import (
     Change,
     CommitResult,
     CommitTarget,
+    Guard,
     View,
     commit_change,
     edits_between,
@@ -443,6 +444,7 @@ def bump(
     *,
     dry_run: bool = False,
     override_hold: bool = False,
+    freeze: Guard | None = None,
 ) -> BumpResult:
     """``glue bump-tag``: ask the registry for digests (``digest_key``/``--resolve-digest``),
     then plan on the target's tip and commit there."""
@@ -452,5 +454,8 @@ def bump(
         return plan_bump(view.config, view.read, req)
 
     return commit_change(
-        target, plan, guards=holds.guards(override_hold=override_hold), dry_run=dry_run
+        target,
+        plan,
+        guards=holds.guards(override_hold=override_hold, freeze=freeze),
+        dry_run=dry_run,
     )

@@ -283,11 +283,13 @@ def moves(config: GlueConfig, read: versions.Reader, files: Mapping[str, str]) -
     return out
 
 
-def guards(*, override_hold: bool = False) -> tuple[Guard, ...]:
+def guards(*, override_hold: bool = False, freeze: Guard | None = None) -> tuple[Guard, ...]:
     """What a change of versions (bump, promote, release, rollback) passes before it is
-    committed: :func:`guard` (holds and rejected tags), then glue check's cheap checks
-    as warnings (:func:`gitops_glue.repo.check.setup_warnings`)."""
-    return (functools.partial(guard, override_hold=override_hold), setup_warnings)
+    committed: ``freeze`` (the freeze windows, :mod:`gitops_glue.repo.frozen`) when given,
+    :func:`guard` (holds and rejected tags), then glue check's cheap checks as warnings
+    (:func:`gitops_glue.repo.check.setup_warnings`)."""
+    first = (freeze,) if freeze is not None else ()
+    return (*first, functools.partial(guard, override_hold=override_hold), setup_warnings)
 
 
 def guard(view: View, change: Change[D], *, override_hold: bool = False) -> Change[D]:

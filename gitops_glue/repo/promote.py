@@ -37,6 +37,7 @@ from gitops_glue.repo.commit import (
     Change,
     CommitResult,
     CommitTarget,
+    Guard,
     View,
     commit_change,
     edits_between,
@@ -408,6 +409,7 @@ def promote(
     *,
     dry_run: bool = False,
     override_hold: bool = False,
+    freeze: Guard | None = None,
     records: proven.Records | None = None,
     clock: proven.Clock = proven.utc_now,
     pods: proven.Pods | None = None,
@@ -420,5 +422,8 @@ def promote(
         return plan_promote(view.config, view.read, req, records, clock(), pods)
 
     return commit_change(
-        target, plan, guards=holds.guards(override_hold=override_hold), dry_run=dry_run
+        target,
+        plan,
+        guards=holds.guards(override_hold=override_hold, freeze=freeze),
+        dry_run=dry_run,
     )

@@ -28,7 +28,7 @@ from gitops_glue.repo.bump import (
     parse_service_tags,
     plan_bump,
 )
-from gitops_glue.repo.commit import CommitTarget, View, commit_change
+from gitops_glue.repo.commit import CommitTarget, Guard, View, commit_change
 from gitops_glue.repo.message import (
     MessageParts,
     ServiceLine,
@@ -138,6 +138,7 @@ def release(
     *,
     dry_run: bool = False,
     override_hold: bool = False,
+    freeze: Guard | None = None,
 ) -> BumpResult:
     """``glue release``: pick the branch's newest tag if asked, then commit like a bump."""
     if (req.tag is None) == (req.source_branch is None):
@@ -160,7 +161,10 @@ def release(
         return dataclasses.replace(change, notes=notes + change.notes)
 
     return commit_change(
-        target, plan, guards=holds.guards(override_hold=override_hold), dry_run=dry_run
+        target,
+        plan,
+        guards=holds.guards(override_hold=override_hold, freeze=freeze),
+        dry_run=dry_run,
     )
 
 

@@ -34,6 +34,7 @@ from gitops_glue.repo.commit import (
     CommitResult,
     CommitTarget,
     FileEdit,
+    Guard,
     History,
     HistoryCommit,
     View,
@@ -322,6 +323,7 @@ def rollback(
     *,
     dry_run: bool = False,
     override_hold: bool = False,
+    freeze: Guard | None = None,
 ) -> RollbackResult:
     """``glue rollback``: plan on the target's history and commit the revert there."""
 
@@ -349,7 +351,7 @@ def rollback(
     return commit_change(
         target,
         plan,
-        guards=holds.guards(override_hold=override_hold),
+        guards=holds.guards(override_hold=override_hold, freeze=freeze),
         dry_run=dry_run,
         history=True,
     )
