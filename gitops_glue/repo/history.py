@@ -37,7 +37,7 @@ class Event:
     pipeline: str | None
     title: str
     reverts: tuple[str, ...] = ()  # a rollback: the commits it reverted
-    override: bool = False  # it moved the service past another person's hold
+    override: bool = False  # it moved the service past a hold or in a freeze window
     rolled_back: bool = False  # a later rollback reverted this commit
 
     def to_json(self) -> dict[str, object]:
@@ -72,6 +72,7 @@ def events(commit: HistoryCommit) -> list[tuple[str, Event]]:
         first.setdefault(key, value)
     env = first.get("Glue-Environment")
     overridden = {_pair(v) for k, v in trailers if k == "Glue-Override-Hold"}
+    past_freeze = "Glue-Freeze-Override" in first
     by_default = first.get("Triggered-By") or commit.author
     pipeline, title = first.get("Pipeline"), commit.title[:200]
     found: list[tuple[str, Event]] = []
@@ -102,7 +103,7 @@ def events(commit: HistoryCommit) -> list[tuple[str, Event]]:
                         pipeline,
                         title,
                         reverts=reverts if action == "rollback" else (),
-                        override=(env, service) in overridden,
+                        override=(env, service) in overridden or past_freeze,
                     ),
                 )
             )
@@ -184,4 +185,17 @@ def recent(
             if event.commit in reverted:
                 event = dataclasses.replace(event, rolled_back=True)  # noqa: PLW2901
             kept.append(event)
+    for kept in out.values():
+        _rollback_tags(kept)
     return Recent(out, changed)
+
+
+def _rollback_tags(events: list[Event]) -> None:
+    """A rollback's tags, from the commits it reverted when they are in ``events``:
+    it moved the service from the newest one's tag back to the oldest one's previous."""
+    for i, event in enumerate(events):
+        if event.action != "rollback" or event.tag is not None:
+            continue
+        undone = [e for e in events if e.commit in event.reverts and e.env == event.env]
+        if undone and undone[-1].previous:
+            events[i] = dataclasses.replace(event, tag=undone[-1].previous, previous=undone[0].tag)
