@@ -11,10 +11,12 @@ from gitops_glue.cli.options import (
     DryRunOpt,
     EnvOpt,
     ExtraArgs,
+    FreezeReasonOpt,
     KubeconfigOpt,
     KubeContextOpt,
     Output,
     OutputOpt,
+    OverrideFreezeOpt,
     SelectorOpt,
 )
 from gitops_glue.cli.render import emit, note
@@ -166,15 +168,23 @@ def apply_cmd(
             "deploy is not what its review rendered (recorded in the deploy record)",
         ),
     ] = False,
+    override_freeze: OverrideFreezeOpt = False,
+    reason: FreezeReasonOpt = None,
     repo: RepoOptions = CHECKOUT,
     output: OutputOpt = Output.text,
     extra: ExtraArgs = None,
 ) -> None:
     """Deploy ENV with helmfile: locked, stuck releases recovered, safe to cancel."""
+    from gitops_glue import freeze
     from gitops_glue.cluster.lock import identity
     from gitops_glue.deploy import apply
     from gitops_glue.durations import parse_duration
     from gitops_glue.integrations import ci
+    from gitops_glue.repo.frozen import override_of
+
+    clock = freeze.clock()
+    if clock.overridden:
+        note(f"glue: note: {clock.note()}")
 
     request = apply.ApplyRequest(
         target=helmfile_target(env, selector, extra),
@@ -196,6 +206,8 @@ def apply_cmd(
         kube_context=kube_context,
         changed_only=changed_only,
         dry_run=dry_run,
+        clock=clock,
+        override_freeze=override_of(override_freeze, reason, ci.detect()),
     )
     say = note if output is Output.json else typer.echo
     try:

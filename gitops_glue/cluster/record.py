@@ -20,6 +20,9 @@ ConfigMap) as the "old" side of a change. Format (``data``):
 ``deployed-at``   UTC ISO-8601 time
 ``deployed-by``   pipeline URL or user@host
 ``recoveries.json`` stuck releases glue recovered before this deploy (list)
+``freeze.json``   only for a deploy in one of the environment's freeze windows: the
+                  windows, ``until``, ``at`` and either ``override`` (``reason``, ``by``:
+                  ``--override-freeze``) or ``rollback`` (the rollback commit deployed)
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class DeployRecord:
     #: A ``via: merge-request`` environment: the deployed commit's review (the reviewed
     #: and deployed plan digests, where the review was found, ``accepted_unreviewed``).
     review: dict[str, Any] = field(default_factory=dict)
+    #: A deploy in a freeze window: the windows, and the override or rollback that let it.
+    freeze: dict[str, Any] = field(default_factory=dict)
 
     def to_data(self) -> dict[str, str]:
         return {
@@ -121,6 +126,7 @@ class DeployRecord:
             "deployed-by": self.deployed_by,
             "recoveries.json": json.dumps(self.recoveries, sort_keys=True),
             **({"review.json": json.dumps(self.review, sort_keys=True)} if self.review else {}),
+            **({"freeze.json": json.dumps(self.freeze, sort_keys=True)} if self.freeze else {}),
         }
 
     @classmethod
@@ -156,6 +162,7 @@ class DeployRecord:
             deployed_by=data.get("deployed-by", ""),
             recoveries=json.loads(data.get("recoveries.json") or "[]"),
             review=json.loads(data.get("review.json") or "{}"),
+            freeze=json.loads(data.get("freeze.json") or "{}"),
         )
 
 

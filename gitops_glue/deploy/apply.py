@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from gitops_glue.deploy.diff import DiffResult
     from gitops_glue.deploy.helmfile import Release, Target
     from gitops_glue.deploy.reviewed import PlanGate
+    from gitops_glue.freeze import Clock, Override
     from gitops_glue.repo.commit import CommitTarget
     from gitops_glue.service_version import ServiceVersion
 
@@ -108,6 +109,10 @@ class ApplyRequest:
     dry_run: bool = False  # diff instead of deploying
     #: A ``via: merge-request`` environment: deploy even what no review rendered.
     accept_unreviewed: bool = False
+    #: The freeze windows' now (None: :func:`gitops_glue.freeze.clock`).
+    clock: Clock | None = None
+    #: ``--override-freeze``: deploy in a freeze window (recorded).
+    override_freeze: Override | None = None
 
 
 @dataclass
@@ -126,6 +131,7 @@ class ApplyResult:
     verification: Verification | None = None  # --verify: what watching the pods found
     rollback: RolledBack | None = None  # on_failure: rollback: what it did
     review: PlanGate | None = None  # via: merge-request: the plan check
+    freeze: dict[str, Any] | None = None  # deployed in a freeze window: why it went ahead
 
     @property
     def nothing_changed(self) -> bool:
@@ -149,6 +155,8 @@ class ApplyResult:
                 if self.review.ok
                 else "  UNREVIEWED (--accept-unreviewed; recorded)"
             )
+        if self.freeze is not None:
+            lines.append(f"  in a freeze window until {self.freeze['until']} (recorded)")
         if self.verification is not None:
             lines.append(self.verification.summary())
         if self.rollback is not None:
@@ -178,6 +186,7 @@ class ApplyResult:
             "verification": self.verification.to_json() if self.verification else None,
             "rollback": self.rollback.to_json() if self.rollback else None,
             "review": self.review.record() if self.review else None,
+            "freeze": self.freeze,
             **FailureReport(self.problems, self.error).to_json(),
         }
 
@@ -369,6 +378,7 @@ def _write_record(
     failed: Mapping[str, PodProblem] | None = None,
     verified: Collection[str] = (),
     review: Mapping[str, object] | None = None,
+    freeze: Mapping[str, object] | None = None,
 ) -> None:
     """After a deploy: the services' versions (``since`` kept while the tag and digest stay
     the same). ``failed``: services whose deploy failed verification, with the pod
@@ -376,7 +386,8 @@ def _write_record(
     version stays recorded as what runs. ``deployed=False`` (helmfile failed): only the
     attempt of every service is recorded. ``verified``: services that passed
     ``--verify``; a service deployed with another tag loses its earlier verification.
-    ``review``: the plan check of a ``via: merge-request`` environment."""
+    ``review``: the plan check of a ``via: merge-request`` environment. ``freeze``: why a
+    deploy in a freeze window went ahead."""
     from gitops_glue.cluster import record
 
     env = loaded.config.environment(env_name)
@@ -422,6 +433,7 @@ def _write_record(
             failed=failures,
             verified=checks,
             review=dict(review or {}),
+            freeze=dict(freeze or {}),
         ),
     )
 
@@ -433,6 +445,7 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
     env = loaded.config.environment(req.target.env)
     if req.changed_only and req.target.selectors:
         raise UsageError("--changed-only picks the releases itself: drop --selector")
+    in_freeze = None if req.dry_run else _freeze_check(loaded, req, say)
     # The environment's cluster: the lock, recovery, record and helmfile all go there.
     where = context.for_environment(
         loaded,
@@ -483,7 +496,56 @@ def apply(loaded: LoadedConfig, req: ApplyRequest, say: Progress) -> ApplyResult
             accept_unreviewed=req.accept_unreviewed,
             progress=say,
         )
-    return _deploy(loaded, target, cluster(), options, say, selection, where, gate)
+    return _deploy(loaded, target, cluster(), options, say, selection, where, gate, in_freeze)
+
+
+def _freeze_check(
+    loaded: LoadedConfig, req: ApplyRequest, say: Progress
+) -> dict[str, object] | None:
+    """Refuse a deploy in one of the environment's freeze windows (exit 2), unless it is
+    overridden or the checkout's HEAD is glue's rollback of the environment; what to
+    record about it (None: not frozen)."""
+    from gitops_glue import freeze
+    from gitops_glue.repo import frozen
+
+    env = loaded.config.environment(req.target.env)
+    clock = req.clock or freeze.clock()
+    state = freeze.of_environment(env, clock.now)
+    if not state.frozen:
+        return None
+    entry: dict[str, object] = {
+        "windows": [o.to_json() for o in state.active],
+        "until": freeze.iso(state.until) if state.until else None,
+        "at": freeze.iso(clock.now),
+        **({"clock": freeze.NOW_VARIABLE} if clock.overridden else {}),
+    }
+    if req.override_freeze is not None:
+        say(f"glue: overriding the freeze: {state.text()}")
+        return {**entry, "override": req.override_freeze.to_json()}
+    rollback = _head_rollback(loaded, env.name)
+    if rollback:
+        say(f"glue: {state.text()}; HEAD {rollback[:10]} is a rollback: it goes ahead")
+        return {**entry, "rollback": rollback}
+    raise frozen.refusal(
+        state,
+        clock,
+        "not deploying; nothing was deployed",
+        also=f"a checkout whose HEAD is glue rollback's commit of {env.name} deploys",
+    )
+
+
+def _head_rollback(loaded: LoadedConfig, env: str) -> str | None:
+    """The checkout's HEAD when it is glue's rollback commit of ``env`` (its trailers)."""
+    from gitops_glue.repo.commit import glue_trailers
+    from gitops_glue.repo.gitrepo import commit_message
+
+    found = commit_message(loaded.root, "HEAD")
+    if found is None:
+        return None
+    trailers = glue_trailers(found[1]) or []
+    if ("Glue-Action", "rollback") in trailers and ("Glue-Environment", env) in trailers:
+        return found[0]
+    return None
 
 
 def _revision(kube: Kube, release: Release) -> int | None:
@@ -575,6 +637,7 @@ def _deploy(
     selection: ChangedReport | None,
     where: ClusterRef,
     gate: PlanGate | None = None,
+    in_freeze: Mapping[str, object] | None = None,
 ) -> ApplyResult:
     """Deploy: check the tools, list the releases, then lock, recover and run helmfile."""
     from gitops_glue.cluster import diagnose
@@ -588,6 +651,7 @@ def _deploy(
     names = [r.name for r in items]
     result = ApplyResult(env.name, names, [], False, opts.holder, selection=selection)
     result.review = gate
+    result.freeze = dict(in_freeze) if in_freeze is not None else None
     forwarder = _SignalForwarder()
 
     def run_once(result: ApplyResult, revision: str | None = None) -> dict[str, PodProblem]:
@@ -656,6 +720,7 @@ def _deploy(
             failed=failed,
             verified=verified,
             review=gate.record() if gate is not None and not revision else None,
+            freeze=in_freeze,
         )
         result.record_written = True
         return failed
