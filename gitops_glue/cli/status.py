@@ -7,7 +7,7 @@ import typer
 
 from gitops_glue.cli.app import State, app
 from gitops_glue.cli.options import KubeconfigOpt, Output, OutputOpt
-from gitops_glue.cli.render import emit
+from gitops_glue.cli.render import emit, note
 from gitops_glue.errors import UsageError
 
 
@@ -41,7 +41,9 @@ def status_cmd(
     kubeconfig: KubeconfigOpt = None,
     output: OutputOpt = Output.text,
 ) -> None:
-    """Show which tag (and revision, short digest) each service has in each environment."""
+    """Show which tag (and revision, short digest) each service has in each environment,
+    and the environments' freeze windows (frozen now, the next)."""
+    from gitops_glue import freeze
     from gitops_glue.repo import status
 
     if cluster and verify_digests:
@@ -53,7 +55,10 @@ def status_cmd(
         else:
             emit(output, view.to_json(), view.table())
         return
-    report = status.status(State.directory, verify=verify_digests)
+    clock = freeze.clock()
+    if clock.overridden:
+        note(f"glue: note: {clock.note()}")
+    report = status.status(State.directory, verify=verify_digests, now=clock.now)
     if html is not None:
         _board(output, report.to_json(), html, cluster=False)
     else:

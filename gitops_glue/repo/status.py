@@ -16,6 +16,7 @@ from gitops_glue.repo.proof import short
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.cluster.record import FailedDeploy, Verified
+    from gitops_glue.freeze import Freeze
     from gitops_glue.service_version import ServiceVersion
 
 
@@ -45,6 +46,8 @@ class StatusReport:
     history: history.Recent = field(default_factory=lambda: history.Recent({}, {}))
     #: service -> its source repository's web URL (glue.yaml ``source_repo``)
     source_repos: dict[str, str] = field(default_factory=dict)
+    #: the freeze of each environment with freeze windows: in force now, and the next
+    freezes: list[Freeze] = field(default_factory=list)
 
     def cell(self, service: str, env: str) -> Cell:
         return next(c for c in self.cells if c.service == service and c.env == env)
@@ -79,6 +82,8 @@ class StatusReport:
             unlisted.setdefault(env, {})[service] = mark.to_json()
         if unlisted:
             data["unlisted_holds"] = unlisted
+        if self.freezes:
+            data["freeze"] = {f.env: f.to_json() for f in self.freezes}
         return data | _history_json(self.history, self.source_repos)
 
     def table(self) -> str:
@@ -102,8 +107,10 @@ class StatusReport:
             for r in [header, *rows]
         ]
         marks = [(c.env, c.service, c.hold) for c in self.cells if c.hold]
-        if marks or self.rejected or self.unlisted_holds:
+        if marks or self.rejected or self.unlisted_holds or self.freezes:
             lines.append("")
+        lines += [f.text() for f in self.freezes if f.frozen]
+        lines += [f.next_text() for f in self.freezes]
         lines += [f"held: {s} in {e} {m.text()}" for e, s, m in marks]
         for (e, s), m in sorted(self.unlisted_holds.items()):
             unknown = e if e not in self.environments else s
@@ -143,7 +150,13 @@ def verify_digests(config: GlueConfig, report: StatusReport) -> StatusReport:
     return dataclasses.replace(report, cells=cells)
 
 
-def collect(config: GlueConfig, read: versions.Reader) -> StatusReport:
+def collect(
+    config: GlueConfig, read: versions.Reader, now: dt.datetime | None = None
+) -> StatusReport:
+    """The tags, holds and rejections of ``config``'s environments; with ``now``, their
+    freeze windows at that instant too."""
+    from gitops_glue import freeze
+
     ledger = holds.load(read)
     cells = []
     for env in config.environments:
@@ -168,6 +181,7 @@ def collect(config: GlueConfig, read: versions.Reader) -> StatusReport:
         cells,
         dict(ledger.rejected),
         {k: m for k, m in ledger.holds.items() if k not in listed},
+        freezes=[freeze.of_environment(e, now) for e in config.environments if e.freeze and now],
     )
 
 
@@ -480,13 +494,17 @@ def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterRep
     return with_history(loaded.config, loaded.root, report)
 
 
-def status(directory: Path, *, verify: bool = False) -> StatusReport:
+def status(
+    directory: Path, *, verify: bool = False, now: dt.datetime | None = None
+) -> StatusReport:
     """``glue status``: the deployment repo's tags, from its glue.yaml and values files;
-    ``verify``: pinned digests checked against the registry (``--verify-digests``)."""
+    ``verify``: pinned digests checked against the registry (``--verify-digests``);
+    ``now``: the environments' freeze windows at that instant (None: left out)."""
     from gitops_glue.config import load_config
     from gitops_glue.repo.gitrepo import worktree_reader
 
     loaded = load_config(directory)
-    report = collect(loaded.config, worktree_reader(loaded.root, regular=(holds.PATH,)))
+    read = worktree_reader(loaded.root, regular=(holds.PATH,))
+    report = collect(loaded.config, read, now)
     report = with_history(loaded.config, loaded.root, report)
     return verify_digests(loaded.config, report) if verify else report
