@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -293,6 +293,8 @@ class ClusterReport:
     records: dict[str, dict[str, str]]  # env -> git revision / deployed at / by
     history: history.Recent = field(default_factory=lambda: history.Recent({}, {}))
     source_repos: dict[str, str] = field(default_factory=dict)
+    #: env -> what ``glue sync`` last did there (environments it pulls only).
+    syncs: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def drift(self) -> bool:
@@ -303,6 +305,7 @@ class ClusterReport:
             "environments": {
                 e: {
                     "record": self.records.get(e),
+                    "sync": self.syncs.get(e),
                     "services": {c.service: c.to_json() for c in self.cells if c.env == e},
                 }
                 for e in self.environments
@@ -347,7 +350,52 @@ class ClusterReport:
                     tag += f" (runs {c.deployed_tag or 'nothing'})"
                 lines.append(f"failed: {c.env}/{c.service} {tag}: {v.reason}, at {v.at}")
         lines += [f"held: {c.env}/{c.service} {c.hold.text()}" for c in self.cells if c.hold]
+        lines += [_sync_line(e, self.syncs[e]) for e in self.environments if e in self.syncs]
         return "\n".join(lines)
+
+
+def _sync_line(env: str, sync: Mapping[str, object]) -> str:
+    """One environment's ``glue sync``, for the table."""
+    applied = str(sync["applied_revision"] or "")[:10] or "nothing yet"
+    text = f"sync: {env}: applied {applied}" + (
+        f" at {sync['applied_at']}" if sync["applied_at"] else ""
+    )
+    if sync["pending"]:
+        text += f"; PENDING: {sync['branch']} is at {str(sync['branch_tip'])[:10]}"
+    if sync["failing"]:
+        first = (str(sync["error"] or "").splitlines() or [""])[0]
+        text += (
+            f"; FAILING at {str(sync['failing_revision'])[:10]} since {sync['failing_since']}"
+            f" ({sync['failures']} round(s) in a row): {first}"
+        )
+    return text + f" (checked {sync['checked_at']})"
+
+
+def sync_view(kube: Kube, namespace: str, env: str, recorded: str) -> dict[str, object] | None:
+    """What ``glue sync`` last did for ``env`` (None: it does not pull ``env``); pending:
+    the branch was ahead of the recorded revision at its last round."""
+    from gitops_glue.cluster import sync_state
+    from gitops_glue.errors import GlueError
+
+    try:
+        state = sync_state.read(kube, namespace, env)
+    except GlueError:
+        return None  # no right to read it: glue sync is not this reader's business
+    if state is None:
+        return None
+    return {
+        "branch": state.branch,
+        "applied_revision": state.applied_revision or None,
+        "applied_at": state.applied_at or None,
+        "branch_tip": state.seen_revision or None,
+        "checked_at": state.checked_at or None,
+        "pending": bool(state.seen_revision) and state.seen_revision != recorded,
+        "failing": state.failing,
+        "failing_revision": state.failing_revision or None,
+        "failing_since": state.failing_since or None,
+        "failures": state.failures,
+        "error": state.error or None,
+    }
 
 
 def _deployed_release(kube: Kube, namespace: str, release: str) -> dict[str, Any] | None:
@@ -398,9 +446,13 @@ def collect_cluster(
     git_view = collect(config, read)
     cells: list[ClusterCell] = []
     records: dict[str, dict[str, str]] = {}
+    syncs: dict[str, dict[str, object]] = {}
     for env in config.environments:
         kube = kube_for(env.name)
         rec = record.read(kube, env.record_namespace, env.name)
+        pulled = sync_view(kube, env.record_namespace, env.name, rec.git_revision if rec else "")
+        if pulled is not None:
+            syncs[env.name] = pulled
         if rec:
             records[env.name] = {
                 "git_revision": rec.git_revision,
@@ -466,7 +518,9 @@ def collect_cluster(
                     hold=git_view.cell(name, env.name).hold,
                 )
             )
-    return ClusterReport(config.environment_names(), list(config.services), cells, records)
+    return ClusterReport(
+        config.environment_names(), list(config.services), cells, records, syncs=syncs
+    )
 
 
 # --------------------------------------------------------------------------- the command

@@ -57,6 +57,14 @@ def sync_state(testbed: Testbed, ns: str) -> dict[str, str]:
     return dict(cm["data"])
 
 
+def status_of(testbed: Testbed, repo: Path) -> dict[str, object]:
+    """``glue status --cluster``'s sync part for staging."""
+    r = glue("status", "--cluster", "-o", "json", cwd=repo, env=testbed.env, timeout=120)
+    assert r.code == 0, r.err
+    sync: dict[str, object] = json.loads(r.out)["environments"]["staging"]["sync"]
+    return sync
+
+
 def test_sync_applies_a_pushed_bump_once_and_records_its_revision(
     testbed: Testbed, ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:
@@ -184,6 +192,13 @@ def test_a_failing_revision_alerts_once_and_keeps_the_previous_revision(
     state = sync_state(testbed, ns)
     assert (state["failing-revision"], state["alerted-revision"]) == (broken, broken)
     assert state["failures"] == "2" and state["applied-revision"] == good
+    # glue status --cluster: the branch is ahead of what runs, and the sync fails.
+    shown = status_of(testbed, repo)
+    assert (shown["pending"], shown["failing"], shown["failures"]) == (True, True, 2)
+    assert (shown["applied_revision"], shown["branch_tip"]) == (good, broken)
+    text = glue("status", "--cluster", cwd=repo, env=testbed.env, timeout=120).out
+    assert f"sync: staging: applied {str(good)[:10]}" in text
+    assert f"PENDING: main is at {broken[:10]}" in text and "FAILING" in text
 
     # Fixed: the releases' inputs are those deployed again: recorded, the failure cleared,
     # no alert.
@@ -199,6 +214,8 @@ def test_a_failing_revision_alerts_once_and_keeps_the_previous_revision(
         "0",
         fixed,
     )
+    shown = status_of(testbed, repo)
+    assert (shown["pending"], shown["failing"], shown["applied_revision"]) == (False, False, fixed)
 
 
 def test_every_stops_cleanly_on_sigterm_mid_apply(
