@@ -31,6 +31,7 @@ SCRIPTS = [
     ("local", ["--runs", "11"], ["--runs", "3"]),
     ("values", ["--runs", "7"], ["--runs", "3"]),
     ("scale", ["--runs", "7"], ["--runs", "3"]),
+    ("board", ["--runs", "7"], ["--runs", "3"]),
     ("install", ["--runs", "3"], ["--runs", "1"]),
     ("notify_hook", ["--runs", "7"], ["--runs", "3"]),
     ("apply_overhead", ["--runs", "5"], ["--quick"]),
