@@ -605,6 +605,11 @@ def parse_config(text: str, filename: str = CONFIG_NAME) -> GlueConfig:
         raise ConfigError(f"{filename}{line}: not valid YAML: {exc.problem}") from None
     except YAMLError as exc:
         raise ConfigError(f"{filename}: not valid YAML: {exc}") from None
+    except ValueError as exc:  # a date YAML cannot build, like 2026-12-32
+        raise ConfigError(
+            f"{filename}: not valid YAML: {exc}",
+            hint="check the dates (YYYY-MM-DD); quote a value that is no date",
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{filename}: expected a mapping with environments and services",
