@@ -133,16 +133,19 @@ def _mark(state: str, mark: object, detail: str = "") -> State:
     )
 
 
-def _freeze(cell: dict[str, Any]) -> State | None:
-    """A freeze window over the cell, when the status data carries one."""
-    found = cell.get("freeze") or cell.get("frozen")
-    if not found:
+def _freeze(freeze: dict[str, Any] | None) -> State | None:
+    """An environment's freeze in force, when the status data has one (``freeze``)."""
+    if not freeze or not freeze.get("frozen"):
         return None
-    return _mark("frozen", found, "" if isinstance(found, dict) else str(found))
+    reasons = "; ".join(
+        str(w.get("reason") or w.get("window")) for w in freeze.get("windows") or ()
+    )
+    until = f" until {freeze['until']}" if freeze.get("until") else ""
+    return State("frozen", reasons + until)
 
 
 def _repo_cell(
-    service: str, env: str, cell: dict[str, Any], rejected: dict[str, Any]
+    service: str, cell: dict[str, Any], rejected: dict[str, Any], frozen: State | None
 ) -> list[State]:
     states: list[State] = []
     if cell.get("tag") is None:
@@ -155,7 +158,6 @@ def _repo_cell(
         states.append(_mark("rejected", rejected[service][cell["tag"]]))
     if cell.get("digest_mismatch"):
         states.append(State("mismatch", f"the registry has {cell['digest_mismatch']}"))
-    frozen = _freeze(cell)
     if frozen:
         states.append(frozen)
     return states
@@ -184,9 +186,6 @@ def _cluster_cell(cell: dict[str, Any]) -> list[State]:
         )
     if cell.get("hold"):
         states.append(_mark("held", cell["hold"]))
-    frozen = _freeze(cell)
-    if frozen:
-        states.append(frozen)
     return states
 
 
@@ -244,6 +243,13 @@ def board_view(data: dict[str, Any], *, cluster: bool, now: dt.datetime) -> Boar
     else:
         environments = list(data["environments"])
         services = list(data["services"])
+        for env, freeze in (data.get("freeze") or {}).items():
+            nxt = freeze.get("next")
+            if nxt:
+                notes.append(
+                    f"{env}: next freeze {nxt.get('start')} to {nxt.get('end')}: "
+                    f"{nxt.get('reason')}"
+                )
         for env, held in (data.get("unlisted_holds") or {}).items():
             for service, mark in held.items():
                 notes.append(
@@ -263,7 +269,8 @@ def board_view(data: dict[str, Any], *, cluster: bool, now: dt.datetime) -> Boar
                 cell = data["services"][service][env]
                 tag = cell.get("tag")
                 revision = cell.get("revision")
-                states = _repo_cell(service, env, cell, data.get("rejected") or {})
+                frozen = _freeze((data.get("freeze") or {}).get(env))
+                states = _repo_cell(service, cell, data.get("rejected") or {}, frozen)
             at = changed.get(service, {}).get(env, "")
             url = _web(commit_url(sources.get(service), revision)) if revision else None
             cells.append(

@@ -1,5 +1,6 @@
 """glue status: which tag each service has in each environment."""
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -60,15 +61,22 @@ def status_cmd(
         note(f"glue: note: {clock.note()}")
     report = status.status(State.directory, verify=verify_digests, now=clock.now)
     if html is not None:
-        _board(output, report.to_json(), html, cluster=False)
+        _board(output, report.to_json(), html, cluster=False, now=clock.now)
     else:
         emit(output, report.to_json(), report.table())
     if report.digest_mismatch:
         raise typer.Exit(1)
 
 
-def _board(output: Output, data: dict[str, object], directory: Path, *, cluster: bool) -> None:
+def _board(
+    output: Output,
+    data: dict[str, object],
+    directory: Path,
+    *,
+    cluster: bool,
+    now: dt.datetime | None = None,
+) -> None:
     from gitops_glue.board.render import write_board
 
-    index = write_board(data, directory, cluster=cluster)
+    index = write_board(data, directory, cluster=cluster, now=now)
     emit(output, {"board": str(index)}, f"status board: {index}")

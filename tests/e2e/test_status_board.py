@@ -229,6 +229,28 @@ def test_axe_finds_no_serious_violation(history_repo: Path, tmp_path: Path, brow
     assert serious == []
 
 
+@pytest.mark.browser
+def test_a_frozen_environment_says_why_and_until_when(
+    repo: Path,
+    tmp_path: Path,
+    browser: Any,  # noqa: F811
+) -> None:
+    config = repo / "glue.yaml"
+    anchor = "    namespace: example-prod  # where glue keeps its deploy record and lock\n"
+    window = "      - {from: 2026-12-23, to: 2027-01-02T08:00, reason: year end}\n"
+    config.write_text(config.read_text().replace(anchor, anchor + "    freeze:\n" + window))
+    site = tmp_path / "site"
+    ok("status", "--html", str(site), cwd=repo, env={"GLUE_NOW": "2026-12-25T10:00:00Z"})
+    visit = Visit(browser, site / "index.html")
+    try:
+        assert "frozen: year end until 2027-01-02T08:00:00Z" in cell_text(visit, "a", "prod")
+        assert "frozen" not in cell_text(visit, "a", "staging")
+        generated = visit.page.locator("#scope time").get_attribute("datetime")
+        assert generated == "2026-12-25T10:00:00Z"
+    finally:
+        visit.close()
+
+
 def cluster_report() -> ClusterReport:
     held = holds.Mark("carol", "2026-12-01T10:00:00Z", "waiting for the DBA")
 
