@@ -64,6 +64,7 @@ COMMANDS = {
     "notify": "notify",
     "status": "status",
     "review": "review",
+    "verify-history": "audit",
     "get": "values",
     "set": "values",
 }

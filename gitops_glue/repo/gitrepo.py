@@ -886,3 +886,126 @@ class GitHistory:
             old_texts={p: old(full[p]) for p in sorted(paths)},
             new_texts={p: new(full[p]) for p in sorted(paths)},
         )
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@dataclass(frozen=True)
+class LoggedCommit:
+    """A commit as ``glue verify-history`` reports it."""
+
+    sha: str
+    parents: tuple[str, ...]
+    message: str
+    author: str  # ``name <email>``
+    committed: str  # the committer's date, ISO 8601 with its offset
+
+    @property
+    def title(self) -> str:
+        return self.message.splitlines()[0] if self.message else ""
+
+
+class AuditHistory:
+    """The history of the checkout ``root`` is in, as ``glue verify-history`` reads it:
+    commits, the paths each changes and the files at each commit, with paths relative
+    to ``root`` (the folder of glue.yaml; a path outside it is ``../`` and its path from
+    the repository's root)."""
+
+    def __init__(self, root: Path) -> None:
+        import pygit2
+
+        try:
+            self.repo = pygit2.Repository(str(root))
+        except pygit2.GitError:
+            raise UsageError(
+                f"{root} is not in a git checkout",
+                hint="run glue verify-history in a clone of the deployment repository",
+            ) from None
+        if self.repo.head_is_unborn:
+            raise UsageError(f"{root}: the current branch has no commits yet")
+        self.workdir = Path(self.repo.workdir or self.repo.path).resolve()
+        resolved = root.resolve()
+        rel = resolved.relative_to(self.workdir).as_posix() if resolved != self.workdir else ""
+        self.prefix = f"{rel}/" if rel else ""
+
+    @property
+    def shallow(self) -> bool:
+        """A shallow clone: its oldest commits have parents that are not in it."""
+        return bool(self.repo.is_shallow)
+
+    def resolve(self, rev: str) -> str | None:
+        """The commit ``rev`` names (a branch, tag, commit...), or None."""
+        import pygit2
+
+        try:
+            return str(self.repo.revparse_single(rev).peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError):
+            return None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        import pygit2
+
+        if ancestor == descendant:
+            return True
+        return bool(self.repo.descendant_of(pygit2.Oid(hex=descendant), pygit2.Oid(hex=ancestor)))
+
+    def commits(self, tip: str, since: str | None) -> list[LoggedCommit]:
+        """Every commit reachable from ``tip`` and not from ``since``, newest first."""
+        import datetime as dt
+
+        import pygit2
+
+        walker = self.repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL)
+        if since is not None:
+            walker.hide(pygit2.Oid(hex=since))
+        out: list[LoggedCommit] = []
+        for c in walker:
+            zone = dt.timezone(dt.timedelta(minutes=c.committer.offset))
+            when = dt.datetime.fromtimestamp(c.committer.time, zone).isoformat()
+            out.append(
+                LoggedCommit(
+                    str(c.id),
+                    tuple(str(p) for p in c.parent_ids),
+                    c.message,
+                    f"{c.author.name} <{c.author.email}>",
+                    when,
+                )
+            )
+        return out
+
+    def _commit(self, sha: str) -> pygit2.Commit:
+        import pygit2
+
+        return self.repo[pygit2.Oid(hex=sha)].peel(pygit2.Commit)
+
+    def _rel(self, path: str) -> str:
+        if not self.prefix:
+            return path
+        return path[len(self.prefix) :] if path.startswith(self.prefix) else f"../{path}"
+
+    def changed(self, sha: str) -> set[str]:
+        """The paths commit ``sha`` changes against its first parent (all of its files
+        for a commit without parents)."""
+        commit = self._commit(sha)
+        if commit.parents:
+            diff = commit.parents[0].tree.diff_to_tree(commit.tree)
+        else:
+            diff = commit.tree.diff_to_tree(swap=True)
+        paths: set[str] = set()
+        for delta in diff.deltas:
+            paths.add(self._rel(delta.old_file.path))
+            paths.add(self._rel(delta.new_file.path))
+        return paths
+
+    def blob_id(self, sha: str, rel: str) -> str | None:
+        """The id of the object at ``rel`` in commit ``sha`` (None: nothing there)."""
+        try:
+            return str(self._commit(sha).tree[self.prefix + rel].id)
+        except KeyError:
+            return None
+
+    def reader(self, sha: str) -> Reader:
+        """Read files of commit ``sha`` (paths relative to ``root``)."""
+        read = tree_reader(self.repo, self._commit(sha).tree)
+        return lambda rel: read(self.prefix + rel)
