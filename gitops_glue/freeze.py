@@ -295,6 +295,8 @@ class Freeze:
     until: dt.datetime | None
     #: The next window that starts after ``until`` (or after ``at`` when not frozen).
     next: Occurrence | None
+    #: Windows that begin before the active ones end and carry the freeze on to ``until``.
+    then: tuple[Occurrence, ...] = ()
 
     @property
     def frozen(self) -> bool:
@@ -309,8 +311,11 @@ class Freeze:
         that ends last."""
         if self.until is None:
             return "with no end in sight (its windows follow each other)"
-        last = max(self.active, key=lambda o: o.end)
-        return f"until {when(self.until, last.window.timezone)}"
+        last = max((*self.active, *self.then), key=lambda o: o.end)
+        text = f"until {when(self.until, last.window.timezone)}"
+        if self.then:
+            text += f" (then {', '.join(repr(o.window.reason) for o in self.then)})"
+        return text
 
     def text(self) -> str:
         """``prod is frozen: 'weekend' (friday 18:00 - ...) until ...``."""
@@ -330,6 +335,7 @@ class Freeze:
             "frozen": self.frozen,
             "until": iso(self.until) if self.until is not None and self.frozen else None,
             "windows": [o.to_json() for o in self.active],
+            "then": [o.to_json() for o in self.then],
             "next": self.next.to_json() if self.next is not None else None,
         }
 
@@ -342,13 +348,15 @@ def state(env: str, windows: Sequence[Window], at: dt.datetime) -> Freeze:
     """``env``'s freeze at instant ``at`` (timezone-aware) under ``windows``."""
     active = _active(windows, at)
     until: dt.datetime | None = None
+    then: list[Occurrence] = []
     if active:
         end = max(o.end for o in active)
         for _ in range(_CHAIN):  # windows that overlap or touch are one freeze
-            holding = _active(windows, end)
+            holding = [o for o in _active(windows, end) if o not in (*active, *then)]
             if not holding:
                 until = end
                 break
+            then += sorted(holding, key=lambda o: (o.start, o.window.reason))
             end = max(o.end for o in holding)
     after = until if active else at
     upcoming = (
@@ -362,6 +370,7 @@ def state(env: str, windows: Sequence[Window], at: dt.datetime) -> Freeze:
         tuple(sorted(active, key=lambda o: (o.end, o.window.reason))),
         until,
         min(upcoming, key=lambda o: (o.start, o.window.reason), default=None),
+        tuple(then[:3]),
     )
 
 

@@ -154,7 +154,9 @@ def test_windows_that_overlap_or_touch_are_one_freeze() -> None:
     weekend = weekly("friday 18:00 - monday 06:00", BERLIN)
     s = state("2026-12-31T12:00:00+01:00", holidays, weekend)
     assert [o.window.reason for o in s.active] == ["holidays"]
-    assert s.until_text() == "until Mon 2027-01-04 06:00 CET (05:00 UTC)"
+    assert s.until_text() == "until Mon 2027-01-04 06:00 CET (05:00 UTC) (then 'weekend')"
+    assert [o.window.reason for o in s.then] == ["weekend"]
+    assert s.to_json()["then"] == [o.to_json() for o in s.then]
     # Windows that follow each other forever have no end in sight.
     always = [weekly("monday 00:00 - thursday 00:00"), weekly("thursday 00:00 - monday 00:00")]
     endless = state("2026-03-10T12:00:00+00:00", *always)
