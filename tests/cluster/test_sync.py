@@ -7,8 +7,10 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from tests.cluster.test_deploy import add_presync_hook, deploy_repo, lease, record, statuses
 from tests.support.helpers import git, glue
@@ -257,3 +259,92 @@ def test_every_stops_cleanly_on_sigterm_mid_apply(
     assert lease(testbed, ns) is None
     rec = record(testbed, ns)
     assert rec is not None and rec["git-revision"] == good
+
+
+SYNC_CHART = Path(__file__).resolve().parents[2] / "charts" / "glue-sync"
+
+
+def rendered(testbed: Testbed, *values: str) -> list[dict[str, Any]]:
+    """``helm template`` of charts/glue-sync with ``--set`` ``values``: its objects."""
+    sets = [arg for v in values for arg in ("--set", v)]
+    res = testbed.helm(3, "template", "s", str(SYNC_CHART), "-n", "glue", *sets)
+    return [d for d in YAML(typ="safe", pure=True).load_all(res.out) if d]
+
+
+SSH_VALUES = (
+    "environment=prod",
+    "remote=ssh://git@git.example.com/deploy.git",
+    "knownHosts=git.example.com ssh-ed25519 AAAA",
+    "deployKey.secretName=deploy-key",
+    "rbac.namespaces={prod-apps,prod-db}",
+)
+
+
+def test_the_sync_chart_runs_non_root_read_only_with_rbac_in_its_namespaces_only(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    testbed.helm(
+        3, "lint", "--strict", str(SYNC_CHART), *[a for v in SSH_VALUES for a in ("--set", v)]
+    )
+    objects = rendered(testbed, *SSH_VALUES)
+    kinds = sorted(f"{o['kind']}/{o['metadata'].get('namespace')}" for o in objects)
+    # Nothing cluster-wide: a RoleBinding per namespace it deploys, the state Role in
+    # the environment's namespace (the first), the puller.
+    assert kinds == [
+        "Deployment/glue",
+        "Role/prod-apps",
+        "RoleBinding/prod-apps",
+        "RoleBinding/prod-apps",
+        "RoleBinding/prod-db",
+        "ServiceAccount/glue",
+    ]
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    args = container["args"]
+    assert args[:1] == ["sync"] and args[args.index("--every") + 1] == "1m"
+    health = args[args.index("--health-file") + 1]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"] == ["test", "-f", health]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GLUE_SSH_KNOWN_HOSTS"] == "git.example.com ssh-ed25519 AAAA"
+    [key] = [v for v in pod["volumes"] if v["name"] == "deploy-key"]
+    assert key["secret"]["secretName"] == "deploy-key"
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert env["GLUE_SSH_KEY_FILE"].startswith("/etc/glue/deploy-key/")
+    assert "/tmp" in mounts and health.startswith("/tmp/")
+
+    # The CronJob form: one round per run, no probes.
+    [cron] = [o for o in rendered(testbed, *SSH_VALUES, "mode=cronjob") if o["kind"] == "CronJob"]
+    [container] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert "--once" in container["args"] and "livenessProbe" not in container
+
+    # An SSH remote without the host key is refused before anything is installed.
+    res = testbed.helm(
+        3,
+        "template",
+        "s",
+        str(SYNC_CHART),
+        *[a for v in SSH_VALUES if not v.startswith("knownHosts") for a in ("--set", v)],
+        check=False,
+    )
+    assert res.code != 0 and "knownHosts is required with an SSH remote" in res.err
+
+    # The API server takes it (kwok runs no container).
+    ns = testbed.unique("sync")
+    values = [*SSH_VALUES[:-1], f"rbac.namespaces={{{ns}}}"]
+    testbed.helm(
+        3,
+        "install",
+        "s",
+        str(SYNC_CHART),
+        "-n",
+        ns,
+        "--create-namespace",
+        *[a for v in values for a in ("--set", v)],
+    )
+    assert testbed.get(
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/s-glue-sync"
+    )
