@@ -37,7 +37,9 @@ class Event:
     pipeline: str | None
     title: str
     reverts: tuple[str, ...] = ()  # a rollback: the commits it reverted
-    override: bool = False  # it moved the service past a hold or in a freeze window
+    #: what it went past: "hold" (another person's hold), "freeze" (a freeze window),
+    #: "hold, freeze" (both); None: nothing
+    override: str | None = None
     rolled_back: bool = False  # a later rollback reverted this commit
 
     def to_json(self) -> dict[str, object]:
@@ -60,6 +62,10 @@ class Event:
 def _pair(value: str) -> tuple[str, str] | None:
     first, _, second = value.partition(" ")
     return (first, second) if first and second else None
+
+
+def _past(hold: bool, freeze: bool = False) -> str | None:
+    return ", ".join(w for w, yes in (("hold", hold), ("freeze", freeze)) if yes) or None
 
 
 def events(commit: HistoryCommit) -> list[tuple[str, Event]]:
@@ -103,7 +109,7 @@ def events(commit: HistoryCommit) -> list[tuple[str, Event]]:
                         pipeline,
                         title,
                         reverts=reverts if action == "rollback" else (),
-                        override=(env, service) in overridden or past_freeze,
+                        override=_past((env, service) in overridden, past_freeze),
                     ),
                 )
             )
@@ -134,7 +140,7 @@ def events(commit: HistoryCommit) -> list[tuple[str, Event]]:
                         None,
                         pipeline,
                         title,
-                        override=action == "hold" and (where, service) in overridden,
+                        override=_past(action == "hold" and (where, service) in overridden),
                     ),
                 )
             )

@@ -179,7 +179,7 @@ def test_the_history_lists_the_rollback(board: Visit) -> None:
     pipeline = board.page.locator('section.service[data-service="a"] a', has_text="pipeline")
     assert pipeline.get_attribute("href") == PIPELINE
     b_rows = board.page.locator('section.service[data-service="b"] table.history tbody tr')
-    assert "OVERRIDE of a hold" in b_rows.all_inner_texts()[0]
+    assert "OVERRIDE: moved past a hold" in b_rows.all_inner_texts()[0]
     timeline = board.page.locator('section.service[data-service="a"] svg[role="img"]')
     assert "promote v1.2.3 in staging" in (timeline.locator("title").text_content() or "")
 
