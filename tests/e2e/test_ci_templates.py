@@ -118,7 +118,7 @@ GITLAB_TEMPLATES = sorted(p.stem for p in GITLAB.glob("*.yml"))
 
 
 def test_gitlab_templates_are_ci_components() -> None:
-    assert GITLAB_TEMPLATES == ["announce", "bump", "deploy", "lint", "review"]
+    assert GITLAB_TEMPLATES == ["announce", "bump", "deploy", "lint", "pages", "review"]
     for name in GITLAB_TEMPLATES:
         text = (GITLAB / f"{name}.yml").read_text()
         docs = load_all(GITLAB / f"{name}.yml")
@@ -325,7 +325,7 @@ jobs:
 
 
 def test_github_files_pass_the_github_schemas() -> None:
-    assert [a.name for a in ACTIONS] == ["announce", "bump-tag", "deploy", "review"]
+    assert [a.name for a in ACTIONS] == ["announce", "bump-tag", "deploy", "review", "status-board"]
     assert WORKFLOWS, "the reusable deployment workflow"
     proc = check_jsonschema("vendor.github-workflows", *WORKFLOWS)
     assert proc.returncode == 0, proc.stdout + proc.stderr
