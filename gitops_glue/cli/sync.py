@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gitops_glue.cli.app import app
-from gitops_glue.cli.options import EnvOpt, KubeconfigOpt, KubeContextOpt, Output, OutputOpt
+from gitops_glue.cli.options import (
+    DryRunOpt,
+    EnvOpt,
+    KubeconfigOpt,
+    KubeContextOpt,
+    Output,
+    OutputOpt,
+)
 from gitops_glue.cli.render import emit, note
 from gitops_glue.cli.target import CHECKOUT, RepoOptions, read_options
 
@@ -81,6 +88,7 @@ def sync_cmd(
     ] = None,
     kubeconfig: KubeconfigOpt = None,
     kube_context: KubeContextOpt = None,
+    dry_run: DryRunOpt = False,
     repo: RepoOptions = CHECKOUT,
     output: OutputOpt = Output.text,
 ) -> None:
@@ -102,6 +110,8 @@ def sync_cmd(
         raise UsageError("glue sync needs --remote: the deployment repository to pull")
     if once and every:
         raise UsageError("give --once or --every, not both")
+    if dry_run and every:
+        raise UsageError("--dry-run is one round: drop --every")
     folder = work_dir or Path(tempfile.mkdtemp(prefix="glue-sync-"))
     request = sync.SyncRequest(
         env=env,
@@ -126,6 +136,7 @@ def sync_cmd(
         kubeconfig=kubeconfig,
         kube_context=kube_context,
         alert=alert,
+        dry_run=dry_run,
     )
     loop = sync.LoopOptions(
         interval=parse_duration(every) if every else 60.0,

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
     from gitops_glue.cluster.sync_state import SyncState
     from gitops_glue.config import LoadedConfig
-    from gitops_glue.deploy.apply import ApplyOptions, ApplyResult
+    from gitops_glue.deploy.apply import ApplyOptions, ApplyRequest, ApplyResult
     from gitops_glue.repo.remote import RemoteOptions
     from gitops_glue.tools import Tools
 
@@ -67,13 +67,15 @@ class SyncRequest:
     kube_context: str | None = None
     #: Alert (glue notify's Slack path) when a revision fails, once per revision.
     alert: bool = True
+    #: Fetch and diff what would be applied; write, lock and alert nothing.
+    dry_run: bool = False
 
 
 @dataclass
 class SyncResult:
     env: str
     #: "up-to-date" (nothing to do), "applied", "recorded" (no release changed: the
-    #: revision recorded without helmfile), "failed".
+    #: revision recorded without helmfile), "failed"; --dry-run: "would-apply".
     action: str
     revision: str = ""  # the branch tip fetched ("" when the fetch failed)
     previous: str = ""  # the record's revision before the round
@@ -96,10 +98,12 @@ class SyncResult:
             line = f"sync {self.env}: {tip} changes no release; recorded it (no helmfile apply)"
         elif self.action == "applied":
             line = f"sync {self.env}: applied {tip} (was {self.previous[:10] or 'nothing'})"
+        elif self.action == "would-apply":
+            line = f"sync {self.env}: would apply {tip} (was {self.previous[:10] or 'nothing'})"
         else:
             line = f"sync {self.env}: FAILED at {tip}: {self.error}"
         lines = [line]
-        if self.apply is not None and self.action == "applied":
+        if self.apply is not None and self.action in ("applied", "would-apply"):
             lines.append(self.apply.text())
         if self.alerted:
             lines.append("alerted (Slack)")
@@ -218,6 +222,9 @@ def sync_once(
         result.previous, _by = _recorded(loaded, req.env, kube)
         if result.previous == tip:
             result.action = "up-to-date"
+        elif req.dry_run:
+            result.apply = apply_mod.apply(loaded, _apply_request(req, loaded, True, True), say)
+            result.action = "would-apply"
         else:
             result.action = _deploy(req, loaded, kube, tip, result, say)
     except (apply_mod.DeployInterrupted, SyncStopped):
@@ -229,8 +236,25 @@ def sync_once(
         failed = getattr(exc, "result", None)
         if isinstance(failed, apply_mod.ApplyResult):
             result.apply = failed
-    _after(req, place, result, say, remembered)
+    if not req.dry_run:
+        _after(req, place, result, say, remembered)
     return result
+
+
+def _apply_request(
+    req: SyncRequest, loaded: LoadedConfig, changed_only: bool, dry_run: bool = False
+) -> ApplyRequest:
+    from gitops_glue.deploy.apply import ApplyRequest
+    from gitops_glue.deploy.helmfile import Target
+
+    return ApplyRequest(
+        target=Target(env=req.env, root=loaded.root, tools=req.tools),
+        options=req.options,
+        kubeconfig=req.kubeconfig,
+        kube_context=req.kube_context,
+        changed_only=changed_only,
+        dry_run=dry_run,
+    )
 
 
 def _deploy(
@@ -240,7 +264,6 @@ def _deploy(
     deployed ``tip`` meanwhile. The action taken."""
     from gitops_glue.cluster.lock import DeployLock
     from gitops_glue.deploy import apply as apply_mod
-    from gitops_glue.deploy.helmfile import Target
     from gitops_glue.repo import gitrepo
 
     env = loaded.config.environment(req.env)
@@ -270,17 +293,7 @@ def _deploy(
             )
             changed_only = False
         say(f"glue: sync: {result.previous[:10] or 'nothing'} -> {tip[:10]}")
-        applied = apply_mod.apply(
-            loaded,
-            apply_mod.ApplyRequest(
-                target=Target(env=env.name, root=loaded.root, tools=req.tools),
-                options=opts,
-                kubeconfig=req.kubeconfig,
-                kube_context=req.kube_context,
-                changed_only=changed_only,
-            ),
-            say,
-        )
+        applied = apply_mod.apply(loaded, _apply_request(req, loaded, changed_only), say)
         result.apply = applied
         if applied.nothing_changed:
             _record_revision(loaded, req.env, kube, tip, opts.holder)
