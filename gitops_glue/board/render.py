@@ -171,9 +171,10 @@ def _cluster_cell(cell: dict[str, Any]) -> list[State]:
     elif cell.get("pending_deploy"):
         runs = cell.get("deployed") or "nothing"
         states.append(State("pending", f"git has {cell.get('git') or 'nothing'}, runs {runs}"))
+    elif verdict.get("state") == "verified":
+        states.append(State("deployed", "verified", at=str(verdict.get("at") or "")))
     else:
-        detail = "verified" if verdict.get("state") == "verified" else ""
-        states.append(State("deployed", detail, at=str(verdict.get("at") or "")))
+        states.append(State("deployed"))
     for problem in cell.get("drift") or ():
         states.append(State("drift", str(problem)))
     if verdict.get("state") == "failed":
