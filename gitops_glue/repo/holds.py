@@ -359,7 +359,7 @@ def amend_message(message: str, body: Sequence[str], trailers: Sequence[tuple[st
     added = "\n".join(neutralise_skip_ci(line) for line in body)
     new_trailers = [f"{k}: {neutralise_skip_ci(v)}" for k, v in trailers]
     if sep and parse_trailers(text):
-        parts = [head, added, last + "\n" + "\n".join(new_trailers)]
+        parts = [head, added, "\n".join([last, *new_trailers])]
     else:
         parts = [text, added, "\n".join(new_trailers)]
     amended = "\n\n".join(p for p in parts if p) + "\n"
