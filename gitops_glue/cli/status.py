@@ -59,7 +59,9 @@ def status_cmd(
     clock = freeze.clock()
     if clock.overridden:
         note(f"glue: note: {clock.note()}")
-    report = status.status(State.directory, verify=verify_digests, now=clock.now)
+    # The table shows no history: reading it is left to --output json and --html.
+    wanted = output is Output.json or html is not None
+    report = status.status(State.directory, verify=verify_digests, now=clock.now, history=wanted)
     if html is not None:
         _board(output, report.to_json(), html, cluster=False, now=clock.now)
     else:

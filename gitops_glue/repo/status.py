@@ -549,16 +549,22 @@ def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterRep
 
 
 def status(
-    directory: Path, *, verify: bool = False, now: dt.datetime | None = None
+    directory: Path,
+    *,
+    verify: bool = False,
+    now: dt.datetime | None = None,
+    history: bool = True,
 ) -> StatusReport:
     """``glue status``: the deployment repo's tags, from its glue.yaml and values files;
     ``verify``: pinned digests checked against the registry (``--verify-digests``);
-    ``now``: the environments' freeze windows at that instant (None: left out)."""
+    ``now``: the environments' freeze windows at that instant (None: left out);
+    ``history``: each service's recent glue commits too (the table does not show them)."""
     from gitops_glue.config import load_config
     from gitops_glue.repo.gitrepo import worktree_reader
 
     loaded = load_config(directory)
     read = worktree_reader(loaded.root, regular=(holds.PATH,))
     report = collect(loaded.config, read, now)
-    report = with_history(loaded.config, loaded.root, report)
+    if history:
+        report = with_history(loaded.config, loaded.root, report)
     return verify_digests(loaded.config, report) if verify else report
