@@ -57,6 +57,11 @@ def zone(name: str) -> dt.tzinfo:
     try:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        if not zoneinfo.available_timezones():
+            raise ValueError(
+                f"{name!r}: this machine has no time zone database (install the tzdata "
+                "package of the system, or Python's tzdata)"
+            ) from None
         raise ValueError(
             f"{name!r} is not a time zone: use an IANA name like Europe/Berlin or UTC"
         ) from None

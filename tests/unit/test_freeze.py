@@ -278,3 +278,18 @@ def test_the_deploy_record_keeps_a_freeze_entry_only_when_there_is_one() -> None
     assert DeployRecord.from_data(data).freeze == entry
     plain = DeployRecord(environment="prod", services={}).to_data()
     assert "freeze.json" not in plain and DeployRecord.from_data(plain).freeze == {}
+
+
+def test_a_machine_without_a_time_zone_database_is_told_so(tmp_path: Path) -> None:
+    import importlib.util
+    import zoneinfo
+
+    if importlib.util.find_spec("tzdata") is not None:
+        pytest.skip("Python's tzdata package is installed: zoneinfo always finds zones")
+    zoneinfo.reset_tzpath([str(tmp_path)])  # an empty folder: no zone files
+    try:
+        with pytest.raises(ValueError, match="this machine has no time zone database"):
+            freeze.zone("Pacific/Chatham")
+    finally:
+        zoneinfo.reset_tzpath()
+    assert freeze.zone("Pacific/Chatham") is not None
