@@ -4,7 +4,9 @@ applies what changed, on the real testbed cluster."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,10 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from tests.cluster import test_image
 from tests.cluster.test_deploy import add_presync_hook, deploy_repo, lease, record, statuses
-from tests.support.helpers import git, glue
+from tests.cluster.test_image import Images, run_in_image
+from tests.support.helpers import example_repo, git, glue
 from tests.support.slackserver import SlackServer
 from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
 from tests.support.testbed import Testbed
@@ -35,8 +39,8 @@ def push(repo: Path, remote: BareRemote) -> str:
     return head
 
 
-def sync_args(remote: BareRemote, work: Path, *more: str) -> list[str]:
-    return ["sync", "--env", "staging", "--remote", remote.url, "--work-dir", str(work), *more]
+def sync_args(remote: BareRemote, work: Path, *more: str, env: str = "staging") -> list[str]:
+    return ["sync", "--env", env, "--remote", remote.url, "--work-dir", str(work), *more]
 
 
 def sync_once(
@@ -84,6 +88,20 @@ def test_sync_applies_a_pushed_bump_once_and_records_its_revision(
     # A bump pushed by CI: only b is deployed, and its revision recorded.
     assert glue("bump-tag", "b", "0c0c0c0", "--env", "staging", cwd=repo).code == 0
     bumped = push(repo, remote)
+    # --dry-run: the diff of what would be applied; nothing deployed or recorded.
+    r = glue(
+        *sync_args(remote, work, "--dry-run", "-o", "json"),
+        cwd=tmp_path,
+        env={**testbed.env, **ssh_env(ssh_git_server)},
+        timeout=300,
+    )
+    assert r.code == 0, r.err
+    preview = json.loads(r.out)
+    assert (preview["action"], preview["revision"]) == ("would-apply", bumped)
+    assert list(preview["apply"]["changes"]) == ["b"]
+    assert statuses(testbed, ns, "b") == ["deployed"]
+    rec = record(testbed, ns)
+    assert rec is not None and rec["git-revision"] != bumped
     code, out, err = sync_once(testbed, ssh_git_server, remote, work)
     assert code == 0, err
     assert out["action"] == "applied" and out["revision"] == bumped
@@ -261,6 +279,9 @@ def test_every_stops_cleanly_on_sigterm_mid_apply(
     assert rec is not None and rec["git-revision"] == good
 
 
+#: The images built once for the module (tests/cluster/test_image.py).
+images = test_image.images
+
 SYNC_CHART = Path(__file__).resolve().parents[2] / "charts" / "glue-sync"
 
 
@@ -348,3 +369,53 @@ def test_the_sync_chart_runs_non_root_read_only_with_rbac_in_its_namespaces_only
     assert testbed.get(
         f"/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/s-glue-sync"
     )
+
+
+def test_full_image_runs_glue_sync_read_only_as_10001(
+    testbed: Testbed, ssh_git_server: SshGitServer, images: Images, tmp_path: Path
+) -> None:
+    """As the chart runs it: the full image, user 10001, a read-only root, a writable
+    /tmp, the deploy key from a mounted file, the host key from the environment."""
+    repo = example_repo(tmp_path / "deploy")
+    ns = testbed.unique("dev-sync-image")
+    for name in ("environments/dev.yaml", "glue.yaml"):
+        f = repo / name
+        f.write_text(f.read_text().replace("namespace: example-dev", f"namespace: {ns}"))
+    git(repo, "commit", "-qam", "test namespace")
+    remote = remote_of(ssh_git_server, repo)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    shutil.copy(ssh_git_server.deploy_key.private, secrets / "key")
+    (secrets / "kubeconfig").write_text(
+        testbed.kubectl("config", "view", "--raw", "--flatten", "--minify").out
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    subprocess.run(["chown", "-R", "10001:10001", str(secrets), str(scratch)], check=True)
+    (secrets / "key").chmod(0o400)
+    res = run_in_image(
+        images.full,
+        [
+            "glue",
+            *sync_args(remote, Path("/tmp/glue/work"), "--once", "-o", "json", env="dev"),
+            "--health-file",
+            "/tmp/glue/health/ok",
+        ],
+        user="10001:10001",
+        env={
+            "KUBECONFIG": "/etc/glue/kubeconfig",
+            "HOME": "/tmp",
+            "GLUE_SSH_KEY_FILE": "/etc/glue/key",
+            "GLUE_SSH_KNOWN_HOSTS": ssh_git_server.known_hosts_line,
+        },
+        binds=[(secrets, "/etc/glue", True), (scratch, "/tmp", False)],
+        read_only=True,
+        timeout=600,
+    )
+    assert res.code == 0, res.out + res.err
+    out = json.loads(res.out)
+    assert (out["action"], out["revision"]) == ("applied", remote.head())
+    assert out["apply"]["releases"] == ["a", "b"]
+    rec = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-dev")
+    assert rec is not None and rec["data"]["git-revision"] == remote.head()
+    assert (scratch / "glue" / "health" / "ok").is_file()
