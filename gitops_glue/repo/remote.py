@@ -15,8 +15,9 @@ Every fetch and push ends within ``GLUE_NETWORK_TIMEOUT`` seconds (libgit2's
 connect and read timeouts, and a watchdog over the whole operation). The
 temporary repository (``glue-bump-*``) and SSH home (``glue-ssh-*``) live in
 the system temp folder and are removed on every exit path; folders of these
-names that a killed run left behind (owned by this user, untouched for an
-hour) are removed by the next remote run.
+names (and ``glue-sign-*``, a signing key's copy: :mod:`gitops_glue.repo.signing`)
+that a killed run left behind (owned by this user, untouched for an hour) are
+removed by the next remote run.
 """
 
 from __future__ import annotations
@@ -121,7 +122,8 @@ STALE_AFTER = 3600.0  # seconds: a temp folder untouched this long belongs to a 
 
 
 def remove_stale_temp_folders(now: float | None = None) -> list[str]:
-    """Remove ``glue-bump-*``/``glue-ssh-*`` folders that killed runs left in the temp folder.
+    """Remove ``glue-bump-*``/``glue-ssh-*``/``glue-sign-*`` folders that killed runs left in
+    the temp folder.
 
     Only real folders (not links) owned by this user and not modified for
     :data:`STALE_AFTER` seconds: a glue still running keeps its folders fresh.
