@@ -86,6 +86,24 @@ def test_the_board_renders_the_golden_model(tmp_path: Path) -> None:
     assert "Shows the repository alone" in page
 
 
+def test_the_board_shows_digests_and_cells_without_a_tag(tmp_path: Path) -> None:
+    data = json.loads(GOLDEN.read_text())
+    data["services"]["a"]["prod"] |= {
+        "digest": "sha256:" + "ab" * 32,
+        "digest_mismatch": "sha256:" + "cd" * 32,
+    }
+    data["services"]["b"]["dev"] = {
+        "tag": None,
+        "revision": None,
+        "file": None,
+        "why_empty": "b.image.tag is set nowhere",
+    }
+    page = write_board(data, tmp_path / "site", cluster=False).read_text()
+    assert "<code>sha256:abababababab</code>" in page
+    assert 'digest mismatch</strong>: <span class="reason">the registry has sha256:cdcd' in page
+    assert 'not set</strong>: <span class="reason">b.image.tag is set nowhere' in page
+
+
 def test_status_html_writes_a_self_contained_site(history_repo: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     out = ok("status", "--html", str(site), cwd=history_repo)
