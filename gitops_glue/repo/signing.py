@@ -72,10 +72,6 @@ class Signer:
             return _ssh_sign(self, content)
         return _gpg_sign(self, content)[0]
 
-    def describe(self) -> str:
-        """What signs, for people: ``ssh key SHA256:...`` or ``gpg key FINGERPRINT``."""
-        return f"{self.kind} key {self.public}" if self.public else f"{self.kind} key"
-
 
 def signer_for(
     git: GitSettings,
@@ -94,7 +90,8 @@ def signer_for(
     if git.sign == "gpg":
         if environ.get("GLUE_SIGNING_KEY") or environ.get("GLUE_SIGNING_KEY_FILE"):
             raise UsageError(
-                "GLUE_SIGNING_KEY(_FILE) holds an SSH signing key, but git.sign is gpg",
+                "GLUE_SIGNING_KEY(_FILE) holds an SSH signing key, but git.sign is gpg; nothing "
+                "was changed",
                 hint="with git.sign: gpg the key is git.signing_key (a key id) in the GnuPG "
                 "keyring of GNUPGHOME; unset GLUE_SIGNING_KEY, or use git.sign: ssh",
             )
