@@ -93,12 +93,14 @@ CMD ["glue", "--help"]
 
 FROM small AS full
 LABEL org.opencontainers.image.title="gitops-glue" \
-      org.opencontainers.image.description="glue with helm 3, helmfile and helm-diff"
+      org.opencontainers.image.description="glue with helm 3, helmfile, helm-diff, git, ssh-keygen and gpg"
 USER 0:0
-# git: helmfile and helm fetch chart dependencies with it; ca-certificates: TLS.
+# git: helmfile and helm fetch chart dependencies with it, and glue verify-history reads
+# signatures with it; ca-certificates: TLS; openssh-client (ssh-keygen) and gnupg: signed
+# commits (git.sign: ssh | gpg).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates \
+ && apt-get install -y --no-install-recommends git ca-certificates openssh-client gnupg \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=tools /usr/local/bin/helm /usr/local/bin/helmfile /usr/local/bin/
 COPY --from=tools /opt/helm/plugins /opt/helm/plugins
