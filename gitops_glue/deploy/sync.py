@@ -5,9 +5,10 @@ host key verified: :mod:`gitops_glue.repo.remote`); when it is the deploy record
 ``git-revision``, do nothing (no helmfile apply). Else, under the environment's deploy
 lock (the Lease ``glue apply`` takes too), read the record again (a CI apply or
 another sync may have deployed it meanwhile), then run ``glue apply --changed-only``
-on a checkout of the tip in a private work folder: its recovery, record and
-verification as configured. The record then names the tip; a tip that changes no
-release's inputs is recorded without running helmfile. A failed apply keeps the
+on a checkout of the tip with the branch's history (a full fetch, only then) in a
+private work folder: its recovery, record and verification as configured. The record
+then names the tip; a tip that changes no release's inputs is recorded without
+running helmfile. A failed apply keeps the
 previous revision recorded, and is alerted through ``glue notify``'s Slack path once
 per failing revision (remembered in the cluster: :mod:`gitops_glue.cluster.sync_state`).
 
@@ -128,51 +129,53 @@ def _now() -> str:
 
 
 class _Place:
-    """The checkout of the last fetched revision and its cluster, kept between rounds."""
+    """The files of the last fetched revision and its cluster, kept between rounds."""
 
     def __init__(self) -> None:
         self.revision = ""
         self.loaded: LoadedConfig | None = None
         self.kube: Kube | None = None
+        #: ``loaded.root`` is a checkout with the branch's history (else files only).
+        self.history = False
 
 
-def _fetch_tip(req: SyncRequest) -> tuple[str, Any, Any]:
-    """The branch tip's id, the spec and the credentials (a shallow fetch)."""
+def _fetch_tip(req: SyncRequest, place: _Place) -> tuple[str, Any, Any]:
+    """Fetch the branch tip (shallow) and, when it moved, make ``place`` its files: enough
+    to compare it with the record. The tip's id, the spec and the credentials."""
     from gitops_glue import network
-    from gitops_glue.repo import remote
+    from gitops_glue.repo import gitrepo, remote
 
     auth, _warnings = remote.make_auth(req.remote, req.environ)
     spec = remote.RemoteSpec(
         req.remote.url, req.remote.branch, timeout=network.timeout_from_env(req.environ)
     )
     with remote.Connection(spec, auth, push=False) as conn:
-        return str(conn.tip().id), spec, auth
+        tip = str(conn.tip().id)
+        if place.revision != tip or place.loaded is None:
+            dest = _fresh(req, f"{tip[:16]}-files")
+            gitrepo.export_revision(Path(conn.session.repo.path), tip, dest)
+            _use(req, place, tip, dest, history=False)
+    return tip, spec, auth
 
 
-def _check_out(req: SyncRequest, place: _Place, tip: str, spec: Any, auth: Any) -> None:
-    """Make ``place`` the checkout of ``tip`` (with history, for --changed-only)."""
-    from gitops_glue.cluster import context
-    from gitops_glue.config import load_config
-    from gitops_glue.repo import gitrepo, remote
-
-    if place.revision == tip and place.loaded is not None:
-        return
+def _fresh(req: SyncRequest, name: str) -> Path:
+    """An empty private folder ``name`` in the work folder."""
     req.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    dest = req.workdir / tip[:16]
+    dest = req.workdir / name
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(mode=0o700)
-    with remote.Connection(spec, auth, push=False, history=True) as conn:
-        conn.tip()
-        got = gitrepo.checkout_of(
-            Path(conn.session.repo.path),
-            conn.session.tracking,
-            dest,
-            req.remote.branch,
-        )
-    for old in req.workdir.iterdir():  # only the current checkout is kept
-        if old != dest:
+    return dest
+
+
+def _use(req: SyncRequest, place: _Place, tip: str, dest: Path, *, history: bool) -> None:
+    """``place`` is ``dest`` (``tip``'s files) from now on; the folders before it go."""
+    from gitops_glue.cluster import context
+    from gitops_glue.config import load_config
+
+    for old in req.workdir.iterdir():
+        if old != dest and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
-    place.revision, place.loaded = got, load_config(dest)
+    place.revision, place.history, place.loaded = tip, history, load_config(dest)
     place.kube = context.for_environment(
         place.loaded,
         req.env,
@@ -180,6 +183,23 @@ def _check_out(req: SyncRequest, place: _Place, tip: str, spec: Any, auth: Any) 
         context=req.kube_context,
         tools=req.tools,
     ).kube()
+
+
+def _with_history(req: SyncRequest, place: _Place, spec: Any, auth: Any) -> None:
+    """Before a deploy: ``place`` becomes a checkout of the tip with the branch's history
+    (a full fetch), which --changed-only compares with the recorded revision."""
+    from gitops_glue.repo import gitrepo, remote
+
+    if place.history:
+        return
+    dest = _fresh(req, f"{place.revision[:16]}-git")
+    with remote.Connection(spec, auth, push=False, history=True) as conn:
+        conn.tip()
+        got = gitrepo.checkout_of(
+            Path(conn.session.repo.path), conn.session.tracking, dest, req.remote.branch
+        )
+    # The branch may have moved since the first fetch: this round deploys what it got.
+    _use(req, place, got, dest, history=True)
 
 
 def _recorded(loaded: LoadedConfig, env: str, kube: Kube) -> tuple[str, str]:
@@ -214,19 +234,23 @@ def sync_once(
     place = place or _Place()
     result = SyncResult(req.env, "failed")
     try:
-        tip, spec, auth = _fetch_tip(req)
+        tip, spec, auth = _fetch_tip(req, place)
         result.revision = tip
-        _check_out(req, place, tip, spec, auth)
         assert place.loaded is not None and place.kube is not None
-        loaded, kube = place.loaded, place.kube
-        result.previous, _by = _recorded(loaded, req.env, kube)
-        if result.previous == tip:
-            result.action = "up-to-date"
-        elif req.dry_run:
-            result.apply = apply_mod.apply(loaded, _apply_request(req, loaded, True, True), say)
-            result.action = "would-apply"
+        result.previous, _by = _recorded(place.loaded, req.env, place.kube)
+        if result.previous != tip:
+            _with_history(req, place, spec, auth)
+            assert place.loaded is not None and place.kube is not None
+            result.revision = tip = place.revision
+            loaded, kube = place.loaded, place.kube
+            if req.dry_run:
+                dry = _apply_request(req, loaded, True, True)
+                result.apply = apply_mod.apply(loaded, dry, say)
+                result.action = "would-apply"
+            else:
+                result.action = _deploy(req, loaded, kube, tip, result, say)
         else:
-            result.action = _deploy(req, loaded, kube, tip, result, say)
+            result.action = "up-to-date"
     except (apply_mod.DeployInterrupted, SyncStopped):
         raise
     except GlueError as exc:
@@ -366,7 +390,7 @@ def _masked(url: str) -> str:
 
 def _alert(req: SyncRequest, place: _Place, result: SyncResult, say: Progress) -> bool:
     """Tell Slack the sync of ``result.revision`` fails (glue notify's failed phase when
-    there is a checkout; else a plain message). Whether it was sent."""
+    there is a checkout of it; else a plain message). Whether it was sent."""
     from gitops_glue.messages import slack
 
     target = slack.Target.from_env(req.environ)
@@ -374,7 +398,7 @@ def _alert(req: SyncRequest, place: _Place, result: SyncResult, say: Progress) -
         result.notes.append("not alerted: Slack is not configured")
         return False
     try:
-        if place.loaded is not None and place.revision == result.revision:
+        if place.loaded is not None and place.history and place.revision == result.revision:
             _notify_failed(req, place, result, say)
         else:
             text = f":x: glue sync of {req.env} failed: {result.error}"
