@@ -473,7 +473,10 @@ class _Stopper:
             return
         self.signal = signum
         self.wake.set()
-        raise SyncStopped(f"glue sync stopped by signal {signum}")
+        raise SyncStopped(
+            f"glue sync stopped by signal {signum}: nothing was being deployed; the round "
+            "was abandoned and no lock is held"
+        )
 
     @contextmanager
     def installed(self) -> Iterator[_Stopper]:
@@ -540,7 +543,9 @@ def sync_every(
         except apply_mod.DeployInterrupted:
             raise  # the deploy stopped helmfile, recovered and unlocked
     if stopper.signal is not None:
-        raise SyncStopped(f"glue sync stopped by signal {stopper.signal}")
+        raise SyncStopped(
+            f"glue sync stopped by signal {stopper.signal}: nothing was being deployed"
+        )
     return rounds
 
 
