@@ -419,3 +419,15 @@ def test_full_image_runs_glue_sync_read_only_as_10001(
     rec = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-dev")
     assert rec is not None and rec["data"]["git-revision"] == remote.head()
     assert (scratch / "glue" / "health" / "ok").is_file()
+    # The chart's probe command, in the image: ready while the file is there.
+    for present, code in ((True, 0), (False, 1)):
+        if not present:
+            (scratch / "glue" / "health" / "ok").unlink()
+        probe = run_in_image(
+            images.full,
+            ["test", "-f", "/tmp/glue/health/ok"],
+            user="10001:10001",
+            env={},
+            binds=[(scratch, "/tmp", False)],
+        )
+        assert probe.code == code, probe.err
