@@ -137,6 +137,7 @@ class _Place:
         self.kube: Kube | None = None
         #: ``loaded.root`` is a checkout with the branch's history (else files only).
         self.history = False
+        self.seen = ""  # the tip the last fetch found (even when its files failed)
 
 
 def _fetch_tip(req: SyncRequest, place: _Place) -> tuple[str, Any, Any]:
@@ -150,7 +151,7 @@ def _fetch_tip(req: SyncRequest, place: _Place) -> tuple[str, Any, Any]:
         req.remote.url, req.remote.branch, timeout=network.timeout_from_env(req.environ)
     )
     with remote.Connection(spec, auth, push=False) as conn:
-        tip = str(conn.tip().id)
+        tip = place.seen = str(conn.tip().id)
         if place.revision != tip or place.loaded is None:
             dest = _fresh(req, f"{tip[:16]}-files")
             gitrepo.export_revision(Path(conn.session.repo.path), tip, dest)
@@ -175,14 +176,12 @@ def _use(req: SyncRequest, place: _Place, tip: str, dest: Path, *, history: bool
     for old in req.workdir.iterdir():
         if old != dest and old.is_dir():
             shutil.rmtree(old, ignore_errors=True)
-    place.revision, place.history, place.loaded = tip, history, load_config(dest)
-    place.kube = context.for_environment(
-        place.loaded,
-        req.env,
-        kubeconfig=req.kubeconfig,
-        context=req.kube_context,
-        tools=req.tools,
+    loaded = load_config(dest)
+    kube = context.for_environment(
+        loaded, req.env, kubeconfig=req.kubeconfig, context=req.kube_context, tools=req.tools
     ).kube()
+    # Only once both are known: a revision whose glue.yaml fails is fetched again.
+    place.revision, place.history, place.loaded, place.kube = tip, history, loaded, kube
 
 
 def _with_history(req: SyncRequest, place: _Place, spec: Any, auth: Any) -> None:
@@ -232,6 +231,7 @@ def sync_once(
     from gitops_glue.deploy import apply as apply_mod
 
     place = place or _Place()
+    place.seen = ""
     result = SyncResult(req.env, "failed")
     try:
         tip, spec, auth = _fetch_tip(req, place)
@@ -254,6 +254,7 @@ def sync_once(
     except (apply_mod.DeployInterrupted, SyncStopped):
         raise
     except GlueError as exc:
+        result.revision = result.revision or place.seen
         hint = f" ({exc.hint})" if exc.hint else ""
         result.action, result.error = "failed", f"{exc.message}{hint}"
         result.exit_code = int(exc.exit_code)
