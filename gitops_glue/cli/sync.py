@@ -86,6 +86,14 @@ def sync_cmd(
             "verify in glue.yaml; 0: off)",
         ),
     ] = None,
+    record_namespace: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GLUE_RECORD_NAMESPACE",
+            help="namespace of the deploy record, where the sync state is kept while no "
+            "glue.yaml could be fetched yet (then glue.yaml's)",
+        ),
+    ] = None,
     kubeconfig: KubeconfigOpt = None,
     kube_context: KubeContextOpt = None,
     dry_run: DryRunOpt = False,
@@ -137,6 +145,7 @@ def sync_cmd(
         kube_context=kube_context,
         alert=alert,
         dry_run=dry_run,
+        record_namespace=record_namespace,
     )
     loop = sync.LoopOptions(
         interval=parse_duration(every) if every else 60.0,

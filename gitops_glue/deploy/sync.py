@@ -70,6 +70,9 @@ class SyncRequest:
     alert: bool = True
     #: Fetch and diff what would be applied; write, lock and alert nothing.
     dry_run: bool = False
+    #: Where the sync state is kept before any glue.yaml was fetched (a fetch failing
+    #: from the first round on): glue.yaml's namespace of ``env`` wins once known.
+    record_namespace: str | None = None
 
 
 @dataclass
@@ -335,9 +338,8 @@ def _after(
     from gitops_glue.cluster import sync_state
 
     state: SyncState | None = None
-    loaded, kube = place.loaded, place.kube
-    ns = loaded.config.environment(req.env).record_namespace if loaded else ""
-    if loaded is not None and kube is not None:
+    kube, ns = _state_place(req, place, result)
+    if kube is not None:
         try:
             state = sync_state.read(kube, ns, req.env)
         except GlueError as exc:
@@ -376,11 +378,27 @@ def _after(
         elif req.alert:
             result.notes.append(f"already alerted about {key[:10]}")
     result.state = state
-    if loaded is not None and kube is not None:
+    if kube is not None:
         try:
             sync_state.write(kube, ns, req.env, state)
         except GlueError as exc:
             result.notes.append(f"could not keep the sync state: {exc.message}")
+
+
+def _state_place(req: SyncRequest, place: _Place, result: SyncResult) -> tuple[Kube | None, str]:
+    """The cluster and namespace of the sync state: glue.yaml's, else
+    ``req.record_namespace`` on the current cluster; (None, "") when neither is known."""
+    from gitops_glue.cluster.kube import Kube
+
+    if place.loaded is not None and place.kube is not None:
+        return place.kube, place.loaded.config.environment(req.env).record_namespace
+    if not req.record_namespace:
+        return None, ""
+    try:
+        return Kube(req.kubeconfig, req.kube_context), req.record_namespace
+    except GlueError as exc:
+        result.notes.append(f"could not keep the sync state: {exc.message}")
+        return None, ""
 
 
 def _masked(url: str) -> str:

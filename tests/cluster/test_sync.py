@@ -238,6 +238,45 @@ def test_a_failing_revision_alerts_once_and_keeps_the_previous_revision(
     assert (shown["pending"], shown["failing"], shown["applied_revision"]) == (False, False, fixed)
 
 
+def test_a_fetch_failing_from_the_first_run_alerts_once_across_cronjob_runs(
+    testbed: Testbed, ssh_git_server: SshGitServer, slack: SlackServer, tmp_path: Path
+) -> None:
+    """No glue.yaml was ever fetched: the sync state goes to --record-namespace."""
+    ns = testbed.unique("sync-fetch")
+    testbed.kubectl("create", "namespace", ns)
+    server = ssh_git_server
+    url = f"ssh://{server.user}@127.0.0.1:{server.port}{server.root}/repos/missing.git"
+    for run_ in (1, 2):  # two CronJob runs (processes): one alert
+        r = glue(
+            "sync",
+            "--env",
+            "prod",
+            "--remote",
+            url,
+            "--record-namespace",
+            ns,
+            "--once",
+            "-o",
+            "json",
+            cwd=tmp_path,
+            env={**testbed.env, **ssh_env(server), "SLACK_WEBHOOK_URL": slack.webhook_url},
+            subprocess=True,
+        )
+        assert r.code == 1, r.err
+        out = json.loads(r.out)
+        assert out["action"] == "failed" and "fetching from" in out["error"]
+        assert out["alerted"] is (run_ == 1)
+    assert len(slack.webhook_requests()) == 1
+    cm = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-sync-prod")
+    assert cm is not None
+    state = cm["data"]
+    assert (state["failing-revision"], state["alerted-revision"], state["failures"]) == (
+        "(fetch)",
+        "(fetch)",
+        "2",
+    )
+
+
 def test_every_stops_cleanly_on_sigterm_mid_apply(
     testbed: Testbed, ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:

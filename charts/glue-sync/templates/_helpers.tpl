@@ -69,6 +69,8 @@ containers:
         value: {{ $v.branch | quote }}
       - name: GLUE_SYNC_WORK_DIR
         value: /tmp/glue/work
+      - name: GLUE_RECORD_NAMESPACE
+        value: {{ include "glue-sync.recordNamespace" $ | quote }}
       - name: HOME
         value: /tmp
       - name: TMPDIR
