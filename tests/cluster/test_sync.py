@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from ruamel.yaml import YAML
@@ -470,3 +471,99 @@ def test_full_image_runs_glue_sync_read_only_as_10001(
             binds=[(scratch, "/tmp", False)],
         )
         assert probe.code == code, probe.err
+
+
+def test_the_chart_s_pod_syncs_inside_the_image_with_only_its_rbac(
+    testbed: Testbed, ssh_git_server: SshGitServer, images: Images, tmp_path: Path
+) -> None:
+    """The CronJob's pod as a kubelet would run it: its container's command, arguments and
+    environment from the installed chart, its ServiceAccount's token (no kubeconfig), the
+    deploy key Secret's file, the full image read-only as user 10001."""
+    repo = example_repo(tmp_path / "deploy")
+    ns = testbed.unique("dev-pull")
+    for name in ("environments/dev.yaml", "glue.yaml"):
+        f = repo / name
+        f.write_text(f.read_text().replace("namespace: example-dev", f"namespace: {ns}"))
+    helmfile = repo / "helmfile.yaml.gotmpl"  # the ServiceAccount may not create namespaces
+    helmfile.write_text(
+        helmfile.read_text().replace("createNamespace: true", "createNamespace: false")
+    )
+    git(repo, "commit", "-qam", "test namespace, which exists")
+    remote = remote_of(ssh_git_server, repo)
+    testbed.kubectl("create", "namespace", ns)
+    testbed.helm(
+        3,
+        "install",
+        "pull",
+        str(SYNC_CHART),
+        "-n",
+        ns,
+        *[
+            a
+            for v in (
+                "environment=dev",
+                f"remote={remote.url}",
+                f"knownHosts={ssh_git_server.known_hosts_line}",
+                "deployKey.secretName=deploy-key",
+                f"rbac.namespaces={{{ns}}}",
+                "mode=cronjob",
+            )
+            for a in ("--set", v)
+        ],
+    )
+    sa = "pull-glue-sync"
+    who = f"system:serviceaccount:{ns}:{sa}"
+    # Least privilege: its namespace only, nothing cluster-wide.
+    can = testbed.kubectl(
+        "auth", "can-i", "create", "deployments", "-n", ns, "--as", who, check=False
+    )
+    assert can.out.strip() == "yes"
+    for elsewhere in (["-n", "default"], ["-n", "kube-system"], ["--all-namespaces"]):
+        can = testbed.kubectl(
+            "auth", "can-i", "create", "deployments", *elsewhere, "--as", who, check=False
+        )
+        assert can.out.strip() == "no", elsewhere
+    cron = testbed.get(f"/apis/batch/v1/namespaces/{ns}/cronjobs/{sa}")
+    assert cron is not None
+    spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    key_dir = tmp_path / "deploy-key"
+    key_dir.mkdir()
+    shutil.copy(ssh_git_server.deploy_key.private, key_dir / "key")
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    token = testbed.kubectl("create", "token", sa, "-n", ns, "--duration", "10m").out.strip()
+    (account / "token").write_text(token)
+    shutil.copy(testbed.state_dir / "pki" / "ca.crt", account / "ca.crt")
+    (account / "namespace").write_text(ns)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    subprocess.run(["chown", "-R", "10001:10001", str(key_dir), str(scratch)], check=True)
+    (key_dir / "key").chmod(0o400)
+    for f in account.iterdir():
+        f.chmod(0o644)
+    server = urlsplit(testbed.server)
+    res = run_in_image(
+        images.full,
+        [*container["command"], *container["args"], "-o", "json"],
+        user=f"{spec['securityContext']['runAsUser']}:{spec['securityContext']['runAsGroup']}",
+        env={
+            **env,
+            "KUBERNETES_SERVICE_HOST": str(server.hostname),
+            "KUBERNETES_SERVICE_PORT": str(server.port),
+        },
+        binds=[
+            (account, "/var/run/secrets/kubernetes.io/serviceaccount", True),
+            (key_dir, "/etc/glue/deploy-key", True),
+            (scratch, "/tmp", False),
+        ],
+        read_only=container["securityContext"]["readOnlyRootFilesystem"],
+        timeout=600,
+    )
+    assert res.code == 0, res.out + res.err
+    out = json.loads(res.out)
+    assert (out["action"], out["revision"]) == ("applied", remote.head())
+    rec = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-dev")
+    assert rec is not None and rec["data"]["git-revision"] == remote.head()
+    assert testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-sync-dev") is not None
