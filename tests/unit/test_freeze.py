@@ -5,6 +5,7 @@ glue.yaml's validation of the ``freeze`` key."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pytest
@@ -280,16 +281,22 @@ def test_the_deploy_record_keeps_a_freeze_entry_only_when_there_is_one() -> None
     assert "freeze.json" not in plain and DeployRecord.from_data(plain).freeze == {}
 
 
-def test_a_machine_without_a_time_zone_database_is_told_so(tmp_path: Path) -> None:
-    import importlib.util
+def test_a_machine_without_a_time_zone_database_is_told_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import zoneinfo
 
-    if importlib.util.find_spec("tzdata") is not None:
-        pytest.skip("Python's tzdata package is installed: zoneinfo always finds zones")
-    zoneinfo.reset_tzpath([str(tmp_path)])  # an empty folder: no zone files
+    # No system database (an empty folder) and no tzdata package (glue depends on it,
+    # but an install can lack it): zoneinfo finds no zone at all.
+    monkeypatch.setitem(sys.modules, "tzdata", None)
+    monkeypatch.setitem(sys.modules, "tzdata.zoneinfo", None)
+    zoneinfo.reset_tzpath([str(tmp_path)])
+    zoneinfo.ZoneInfo.clear_cache()
     try:
         with pytest.raises(ValueError, match="this machine has no time zone database"):
             freeze.zone("Pacific/Chatham")
     finally:
         zoneinfo.reset_tzpath()
+        zoneinfo.ZoneInfo.clear_cache()
+    monkeypatch.undo()
     assert freeze.zone("Pacific/Chatham") is not None
