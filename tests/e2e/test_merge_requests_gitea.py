@@ -162,6 +162,7 @@ def test_a_request_made_moot_by_another_merge_is_closed_with_a_note(
     assert any("already has this change to prod" in n for n in notes)
 
 
+@pytest.mark.slow  # waits: back-off rounds, a forge merging on a status
 def test_review_comments_and_auto_merges_with_the_plan_in_the_merge_commit(
     gitea: GiteaServer, gitea_repo: GiteaRepo, deploy_key: KeyPair, tmp_path: Path
 ) -> None:

@@ -7,11 +7,14 @@ import json
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.support.helpers import start_glue
 from tests.support.slackserver import SlackServer
 from tests.support.sshgit import SshGitServer, ssh_env
 
 
+@pytest.mark.slow  # waits: back-off rounds, a forge merging on a status
 def test_failing_rounds_alert_once_drop_the_health_file_and_sigterm_stops(
     ssh_git_server: SshGitServer, slack: SlackServer, tmp_path: Path
 ) -> None:

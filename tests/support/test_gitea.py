@@ -183,6 +183,7 @@ def test_pygit2_pushes_over_https_with_a_token(
         assert gitea_repo.branch_tip("feature") == str(sha)
 
 
+@pytest.mark.slow  # waits: back-off rounds, a forge merging on a status
 def test_pull_request_comment_and_auto_merge_on_a_required_status(
     gitea: GiteaServer,
     gitea_repo: GiteaRepo,
