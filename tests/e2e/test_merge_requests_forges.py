@@ -241,3 +241,40 @@ def test_the_ci_outputs_name_the_merge_request(
     assert "status=proposed" in lines
     assert f"merge_request_number={pull.number}" in lines
     assert any(line.startswith("merge_request_url=http") for line in lines)
+
+
+def test_promote_and_rollback_go_through_review_too(
+    ssh_git_server: SshGitServer, github: GitHubStandIn, tmp_path: Path
+) -> None:
+    remote = remote_for(ssh_git_server, tmp_path, "github", github.base_url)
+    env = ssh_env(ssh_git_server, GITHUB_TOKEN=GITHUB_TOKEN)
+    run = glue(
+        "promote", "a", "--to", "prod", "--remote", remote.url, "-o", "json",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    data = json.loads(run.out)
+    assert data["status"] == "proposed" and data["merge_request"]["branch"] == "glue/prod/a"
+    (pull,) = github.open_pulls()
+    assert pull.title.startswith("feat(prod): promote a")
+    assert "| a | `2b4d6f8` | `" in (pull.body or "")
+    assert remote.show("main", "environments/prod.yaml").count('"2b4d6f8"  # service a') == 1
+    # A rollback of prod's last glue change goes to a branch of its own.
+    prod = remote.show("main", "environments/prod.yaml")
+    prod = prod.replace('"2b4d6f8"  # service a', '"v1.2.3"  # service a')
+    remote.commit(
+        {"environments/prod.yaml": prod},
+        "feat(prod): update a to v1.2.3\n\nGlue-Environment: prod\nGlue-Service: a\n"
+        "Glue-Tag: v1.2.3\nGlue-Previous-Tag: 2b4d6f8",
+    )
+    main = remote.head()
+    run = glue(
+        "rollback", "-e", "prod", "--remote", remote.url, "-o", "json", cwd=tmp_path, env=env
+    )
+    assert run.code == 0, run.err
+    data = json.loads(run.out)
+    assert data["merge_request"]["branch"] == "glue/prod/rollback"
+    assert remote.head() == main
+    assert '"2b4d6f8"  # service a' in remote.show("glue/prod/rollback", "environments/prod.yaml")
+    titles = sorted(p.title for p in github.open_pulls())
+    assert len(titles) == 2 and any("revert" in t.lower() or "roll" in t.lower() for t in titles)
