@@ -244,13 +244,13 @@ def board_view(data: dict[str, Any], *, cluster: bool, now: dt.datetime) -> Boar
     else:
         environments = list(data["environments"])
         services = list(data["services"])
-        for env, freeze in (data.get("freeze") or {}).items():
-            nxt = freeze.get("next")
-            if nxt:
-                notes.append(
-                    f"{env}: next freeze {nxt.get('start')} to {nxt.get('end')}: "
-                    f"{nxt.get('reason')}"
-                )
+    for env, freeze in (data.get("freeze") or {}).items():
+        nxt = freeze.get("next")
+        if nxt:
+            notes.append(
+                f"{env}: next freeze {nxt.get('start')} to {nxt.get('end')}: {nxt.get('reason')}"
+            )
+    if not cluster:
         for env, held in (data.get("unlisted_holds") or {}).items():
             for service, mark in held.items():
                 notes.append(
@@ -261,16 +261,21 @@ def board_view(data: dict[str, Any], *, cluster: bool, now: dt.datetime) -> Boar
     for service in services:
         cells = []
         for env in environments:
+            frozen = _freeze((data.get("freeze") or {}).get(env))
             if cluster:
                 cell = data["environments"][env]["services"].get(service, {})
                 tag = cell.get("git")
                 revision = None
                 states = _cluster_cell(cell)
+                rejected = (data.get("rejected") or {}).get(service, {})
+                if tag is not None and tag in rejected:
+                    states.append(_mark("rejected", rejected[tag]))
+                if frozen:
+                    states.append(frozen)
             else:
                 cell = data["services"][service][env]
                 tag = cell.get("tag")
                 revision = cell.get("revision")
-                frozen = _freeze((data.get("freeze") or {}).get(env))
                 states = _repo_cell(service, cell, data.get("rejected") or {}, frozen)
             at = changed.get(service, {}).get(env, "")
             url = _web(commit_url(sources.get(service), revision)) if revision else None

@@ -49,16 +49,16 @@ def status_cmd(
 
     if cluster and verify_digests:
         raise UsageError("--verify-digests goes without --cluster")
-    if cluster:
-        view = status.cluster_status(State.directory, kubeconfig)
-        if html is not None:
-            _board(output, view.to_json(), html, cluster=True)
-        else:
-            emit(output, view.to_json(), view.table())
-        return
     clock = freeze.clock()
     if clock.overridden:
         note(f"glue: note: {clock.note()}")
+    if cluster:
+        view = status.cluster_status(State.directory, kubeconfig, now=clock.now)
+        if html is not None:
+            _board(output, view.to_json(), html, cluster=True, now=clock.now)
+        else:
+            emit(output, view.to_json(), view.table())
+        return
     # The table shows no history: reading it is left to --output json and --html.
     wanted = output is Output.json or html is not None
     report = status.status(State.directory, verify=verify_digests, now=clock.now, history=wanted)

@@ -269,10 +269,12 @@ class ClusterCell:
     pending: bool  # git differs from what is deployed (not drift: not deployed yet)
     verification: Verification = Verification("unverified")
     hold: holds.Mark | None = None  # glue hold on the service in the environment
+    digest: str | None = None  # the digest git pins next to the tag (digest_key)
 
     def to_json(self) -> dict[str, object]:
         return {
             "git": self.git_tag,
+            **({"digest": self.digest} if self.digest else {}),
             "deployed": self.deployed_tag,
             "release": self.release,
             "namespace": self.namespace,
@@ -295,23 +297,30 @@ class ClusterReport:
     source_repos: dict[str, str] = field(default_factory=dict)
     #: env -> what ``glue sync`` last did there (environments it pulls only).
     syncs: dict[str, dict[str, object]] = field(default_factory=dict)
+    #: git's side that the cluster does not change: rejected tags, freeze windows
+    rejected: dict[tuple[str, str], holds.Mark] = field(default_factory=dict)
+    freezes: list[Freeze] = field(default_factory=list)
 
     @property
     def drift(self) -> bool:
         return any(c.problems for c in self.cells)
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "environments": {
-                e: {
-                    "record": self.records.get(e),
-                    "sync": self.syncs.get(e),
-                    "services": {c.service: c.to_json() for c in self.cells if c.env == e},
-                }
-                for e in self.environments
-            },
-            "drift": self.drift,
-        } | _history_json(self.history, self.source_repos)
+        return (
+            {
+                "environments": {
+                    e: {
+                        "record": self.records.get(e),
+                        "sync": self.syncs.get(e),
+                        "services": {c.service: c.to_json() for c in self.cells if c.env == e},
+                    }
+                    for e in self.environments
+                },
+                "drift": self.drift,
+            }
+            | _git_facts(self.rejected, self.freezes)
+            | _history_json(self.history, self.source_repos)
+        )
 
     def table(self) -> str:
         def show(c: ClusterCell) -> str:
@@ -435,6 +444,7 @@ def collect_cluster(
     read: versions.Reader,
     kube_for: Callable[[str], Kube],
     namespaces: Callable[[str], dict[str, str]],
+    now: dt.datetime | None = None,
 ) -> ClusterReport:
     """Git, the deploy records and Helm's storage side by side, drift flagged.
 
@@ -443,7 +453,7 @@ def collect_cluster(
     """
     from gitops_glue.cluster import record
 
-    git_view = collect(config, read)
+    git_view = collect(config, read, now)
     cells: list[ClusterCell] = []
     records: dict[str, dict[str, str]] = {}
     syncs: dict[str, dict[str, object]] = {}
@@ -516,17 +526,41 @@ def collect_cluster(
                     pending=(deployed.tag if deployed else None) != git_tag,
                     verification=verdict,
                     hold=git_view.cell(name, env.name).hold,
+                    digest=git_view.cell(name, env.name).digest,
                 )
             )
     return ClusterReport(
-        config.environment_names(), list(config.services), cells, records, syncs=syncs
+        config.environment_names(),
+        list(config.services),
+        cells,
+        records,
+        syncs=syncs,
+        rejected=git_view.rejected,
+        freezes=git_view.freezes,
     )
+
+
+def _git_facts(
+    rejected: Mapping[tuple[str, str], holds.Mark], freezes: list[Freeze]
+) -> dict[str, object]:
+    """``rejected`` and ``freeze`` as both reports write them (only when there are any)."""
+    data: dict[str, object] = {}
+    by_service: dict[str, dict[str, object]] = {}
+    for (service, tag), mark in sorted(rejected.items()):
+        by_service.setdefault(service, {})[tag] = mark.to_json()
+    if by_service:
+        data["rejected"] = by_service
+    if freezes:
+        data["freeze"] = {f.env: f.to_json() for f in freezes}
+    return data
 
 
 # --------------------------------------------------------------------------- the command
 
 
-def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterReport:
+def cluster_status(
+    directory: Path, kubeconfig: str | None = None, now: dt.datetime | None = None
+) -> ClusterReport:
     """``glue status --cluster``: git beside what each environment runs (each from its
     own cluster), drift flagged, with each service's verification and hold. Each
     environment's kube context and release namespaces come from helmfile's view read
@@ -544,6 +578,7 @@ def cluster_status(directory: Path, kubeconfig: str | None = None) -> ClusterRep
         worktree_reader(loaded.root, regular=(holds.PATH,)),
         context.per_environment(loaded, kubeconfig=kubeconfig, helmfile_context=views.kube_context),
         views.namespaces,
+        now,
     )
     return with_history(loaded.config, loaded.root, report)
 
