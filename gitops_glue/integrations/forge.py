@@ -211,6 +211,20 @@ class Forge:
         return self.add_comment(request, body)
 
 
+def _pull_request(data: Mapping[str, Any], *, merged: bool) -> MergeRequest:
+    """A pull request as GitHub and Gitea describe it (the same fields)."""
+    return MergeRequest(
+        number=int(data["number"]),
+        url=str(data.get("html_url", "")),
+        title=str(data.get("title") or ""),
+        body=str(data.get("body") or ""),
+        head=str((data.get("head") or {}).get("ref", "")),
+        base=str((data.get("base") or {}).get("ref", "")),
+        state="merged" if merged else str(data.get("state", "open")),
+        node_id=str(data.get("node_id", "")),
+    )
+
+
 # ----------------------------------------------------------------------------- GitHub
 
 
@@ -229,17 +243,7 @@ class GitHub(Forge):
         return f"/repos/{self.project}"
 
     def _mr(self, data: Mapping[str, Any]) -> MergeRequest:
-        state = "merged" if data.get("merged_at") else str(data.get("state", "open"))
-        return MergeRequest(
-            number=int(data["number"]),
-            url=str(data.get("html_url", "")),
-            title=str(data.get("title") or ""),
-            body=str(data.get("body") or ""),
-            head=str((data.get("head") or {}).get("ref", "")),
-            base=str((data.get("base") or {}).get("ref", "")),
-            state=state,
-            node_id=str(data.get("node_id", "")),
-        )
+        return _pull_request(data, merged=bool(data.get("merged_at")))
 
     def find_open(self, head: str, base: str) -> MergeRequest | None:
         owner = self.project.split("/", 1)[0]
@@ -439,16 +443,7 @@ class Gitea(Forge):
         return f"/repos/{self.project}"
 
     def _mr(self, data: Mapping[str, Any]) -> MergeRequest:
-        state = "merged" if data.get("merged") else str(data.get("state", "open"))
-        return MergeRequest(
-            number=int(data["number"]),
-            url=str(data.get("html_url", "")),
-            title=str(data.get("title") or ""),
-            body=str(data.get("body") or ""),
-            head=str((data.get("head") or {}).get("ref", "")),
-            base=str((data.get("base") or {}).get("ref", "")),
-            state=state,
-        )
+        return _pull_request(data, merged=bool(data.get("merged")))
 
     def find_open(self, head: str, base: str) -> MergeRequest | None:
         found = self._pages(f"{self._repo}/pulls", {"state": "open"})

@@ -714,27 +714,42 @@ def push_change(
                         "protection, server hooks and the deploy key's write access",
                     )
                 moved_to = str(moved.id)
-            if attempt >= spec.max_attempts:
-                raise OperationError(
-                    f"gave up after {attempt} attempts: {spec.branch!r} kept moving while "
-                    "pushing (other pipelines pushing at the same time)",
-                    hint="raise --max-attempts or serialise the bump jobs",
-                )
-            # One fetch-and-push round trip, measured: the back-off's unit.
-            cycle = time.monotonic() - started
-            delay = backoff_delay(attempt, cycle, spec.base_delay)
-            say(
-                f"push lost a race: {spec.branch} moved to {moved_to[:10]}; re-applying on "
-                f"the new tip in {delay:.1f}s (attempt {attempt + 1}/{spec.max_attempts})"
+            _wait_after_lost_race(
+                spec, spec.branch, attempt, started, moved_to, say, "pushing at the same time"
             )
-            # Wait first, then fetch: the retry pushes on the freshest tip there
-            # is, instead of on one that aged during the wait.
-            time.sleep(delay)
             started = time.monotonic()
             tip = session.sync()
     finally:
         if connection is None:
             conn.close()
+
+
+def _wait_after_lost_race(
+    spec: RemoteSpec,
+    branch: str,
+    attempt: int,
+    started: float,
+    moved_to: str,
+    say: Progress,
+    racing: str,
+) -> None:
+    """After a lost push race: give up at the last attempt, else wait the back-off.
+
+    The wait comes before the next fetch, so the retry pushes on the freshest tip
+    there is, instead of on one that aged during the wait."""
+    if attempt >= spec.max_attempts:
+        raise OperationError(
+            f"gave up after {attempt} attempts: {branch!r} kept moving while "
+            f"pushing (other pipelines {racing})",
+            hint="raise --max-attempts or serialise the bump jobs",
+        )
+    # One fetch-and-push round trip, measured: the back-off's unit.
+    delay = backoff_delay(attempt, time.monotonic() - started, spec.base_delay)
+    say(
+        f"push lost a race: {branch} moved to {moved_to[:10]}; re-applying on "
+        f"the new tip in {delay:.1f}s (attempt {attempt + 1}/{spec.max_attempts})"
+    )
+    time.sleep(delay)
 
 
 @dataclass(frozen=True)
@@ -827,19 +842,9 @@ def push_review_change(
                         "deploy key or token may push branches other than the protected one",
                     )
                 moved_to = str(now.id) if now else "nothing (deleted)"
-            if attempt >= spec.max_attempts:
-                raise OperationError(
-                    f"gave up after {attempt} attempts: {review_branch!r} kept moving while "
-                    "pushing (other pipelines updating the same merge request)",
-                    hint="raise --max-attempts or serialise the bump jobs",
-                )
-            cycle = time.monotonic() - started
-            delay = backoff_delay(attempt, cycle, spec.base_delay)
-            say(
-                f"push lost a race: {review_branch} moved to {moved_to[:10]}; re-applying on "
-                f"the new tips in {delay:.1f}s (attempt {attempt + 1}/{spec.max_attempts})"
+            _wait_after_lost_race(
+                spec, review_branch, attempt, started, moved_to, say, "updating the same request"
             )
-            time.sleep(delay)
             started = time.monotonic()
             tip = session.sync()
     finally:
