@@ -14,10 +14,12 @@ from gitops_glue.cli.options import (
     FreezeReasonOpt,
     KubeconfigOpt,
     KubeContextOpt,
+    LockTimeoutOpt,
     Output,
     OutputOpt,
     OverrideFreezeOpt,
     SelectorOpt,
+    TimeoutOpt,
 )
 from gitops_glue.cli.render import emit, note
 from gitops_glue.cli.target import CHECKOUT, RepoOptions, repo_options
@@ -104,19 +106,8 @@ def apply_cmd(
             help="auto: recover releases stuck pending before deploying; never: fail instead",
         ),
     ] = Recover.auto,
-    timeout: Annotated[
-        str,
-        typer.Option(
-            envvar="GLUE_TIMEOUT",
-            help="deploy timeout (pending releases older than this are stale)",
-        ),
-    ] = "5m",
-    lock_timeout: Annotated[
-        str,
-        typer.Option(
-            envvar="GLUE_LOCK_TIMEOUT", help="how long to wait for another deploy of ENV to finish"
-        ),
-    ] = "10m",
+    timeout: TimeoutOpt = "5m",
+    lock_timeout: LockTimeoutOpt = "10m",
     kubeconfig: KubeconfigOpt = None,
     kube_context: KubeContextOpt = None,
     report: Annotated[

@@ -126,3 +126,19 @@ FreezeReasonOpt = Annotated[
         help="why, with --override-freeze (recorded)",
     ),
 ]
+
+
+#: The deploy options glue apply and glue sync share.
+TimeoutOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="GLUE_TIMEOUT",
+        help="deploy timeout (pending releases older than this are stale)",
+    ),
+]
+LockTimeoutOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="GLUE_LOCK_TIMEOUT", help="how long to wait for another deploy of ENV to finish"
+    ),
+]

@@ -12,8 +12,10 @@ from gitops_glue.cli.options import (
     EnvOpt,
     KubeconfigOpt,
     KubeContextOpt,
+    LockTimeoutOpt,
     Output,
     OutputOpt,
+    TimeoutOpt,
 )
 from gitops_glue.cli.render import emit, note
 from gitops_glue.cli.target import CHECKOUT, RepoOptions, read_options
@@ -68,15 +70,8 @@ def sync_cmd(
             "sync, once per revision",
         ),
     ] = True,
-    timeout: Annotated[
-        str, typer.Option(envvar="GLUE_TIMEOUT", help="deploy timeout (as glue apply)")
-    ] = "5m",
-    lock_timeout: Annotated[
-        str,
-        typer.Option(
-            envvar="GLUE_LOCK_TIMEOUT", help="how long to wait for another deploy of ENV to finish"
-        ),
-    ] = "10m",
+    timeout: TimeoutOpt = "5m",
+    lock_timeout: LockTimeoutOpt = "10m",
     verify: Annotated[
         str | None,
         typer.Option(
