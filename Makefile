@@ -44,8 +44,11 @@ check:
 	echo "make check: $$result in $$(( $$(date +%s) - start )) s"; \
 	exit $$status
 
-# The cluster tests run in one process: they share one testbed per session.
+# The testbed's helm and helmfile, built (or found in their cache) before any test: the
+# review and CI template tests run them without a cluster. The cluster tests run in one
+# process: they share one testbed per session.
 test: bootstrap lint typecheck
+	bash scripts/testbed install
 	$(PYTEST) -n auto --dist worksteal -m "not cluster" tests
 	$(PYTEST) -m cluster tests/cluster
 
