@@ -1082,6 +1082,8 @@ def test_bump_tag_action_with_via_opens_a_pull_request(
         forge.assert_no_violations()
     assert run.outputs["status"] == "proposed"
     assert run.outputs["commit"] == remote.head("glue/dev/a")
+    assert run.outputs["pull-request-number"] == str(pull.number)
+    assert run.outputs["pull-request-url"].endswith(f"/pull/{pull.number}")
     assert remote.head() == main, "the change waits in the pull request"
     assert GITHUB_TOKEN not in run.log()
 
