@@ -460,6 +460,11 @@ class MergeRequestSettings(_Model, frozen=True, kw_only=True):
     #: the rendering, when the request's checks pass (squashed, with glue's commit
     #: message and the reviewed plan's trailers).
     auto_merge: bool = False
+    #: The forge account the review job comments as (``github-actions[bot]``, a GitLab
+    #: project bot's username): ``glue apply`` then trusts only its review comments, so
+    #: a comment someone else wrote cannot pass for the review. None: any comment with
+    #: glue's marker.
+    review_author: str | None = None
 
 
 class AutoRelease(_Model, frozen=True, kw_only=True):

@@ -27,7 +27,7 @@ from gitops_glue.tools import Tools
 if TYPE_CHECKING:
     from gitops_glue.config import GlueConfig
     from gitops_glue.deploy.review import PlanCheck, ReviewedPlan, ReviewResult
-    from gitops_glue.integrations.forge import Forge, MergeRequest
+    from gitops_glue.integrations.forge import Comment, Forge, MergeRequest
 
 Progress = Callable[[str], None]
 
@@ -184,7 +184,7 @@ def reviewed_plan_of(
     request = forge.merged_request_of(sha)
     if request is None:
         return sha, None, ""
-    for comment in reversed(forge.comments(request)):
+    for comment in reversed(_trusted(forge.comments(request), config)):
         if COMMENT_MARKER in comment.body:
             plan = reviewed_plan(comment.body)
             if plan is not None:
@@ -205,10 +205,17 @@ def _comment_plan(
         comments = forge.comments(request) if request is not None else []
     except (UsageError, OperationError):
         return None
-    for comment in reversed(comments):
+    for comment in reversed(_trusted(comments, config)):
         if COMMENT_MARKER in comment.body:
             return reviewed_plan(comment.body)
     return None
+
+
+def _trusted(comments: list[Comment], config: GlueConfig) -> list[Comment]:
+    """The comments that may hold the review: with ``merge_requests.review_author``,
+    only that account's."""
+    author = config.merge_requests.review_author
+    return [c for c in comments if author is None or c.author == author]
 
 
 @dataclass(frozen=True)

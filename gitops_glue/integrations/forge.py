@@ -61,6 +61,7 @@ class MergeRequest:
 class Comment:
     id: int
     body: str
+    author: str = ""  # the account that wrote it (login / username)
 
 
 class Forge:
@@ -303,7 +304,12 @@ class GitHub(Forge):
 
     def comments(self, request: MergeRequest) -> list[Comment]:
         found = self._pages(f"{self._repo}/issues/{request.number}/comments")
-        return [Comment(int(c["id"]), str(c.get("body") or "")) for c in found]
+        return [
+            Comment(
+                int(c["id"]), str(c.get("body") or ""), str((c.get("user") or {}).get("login", ""))
+            )
+            for c in found
+        ]
 
     def add_comment(self, request: MergeRequest, body: str) -> Comment:
         data = self._call(
@@ -401,7 +407,13 @@ class GitLab(Forge):
     def comments(self, request: MergeRequest) -> list[Comment]:
         found = self._pages(f"{self._repo}/merge_requests/{request.number}/notes")
         return [
-            Comment(int(n["id"]), str(n.get("body") or "")) for n in found if not n.get("system")
+            Comment(
+                int(n["id"]),
+                str(n.get("body") or ""),
+                str((n.get("author") or {}).get("username", "")),
+            )
+            for n in found
+            if not n.get("system")
         ]
 
     def add_comment(self, request: MergeRequest, body: str) -> Comment:
@@ -508,7 +520,12 @@ class Gitea(Forge):
 
     def comments(self, request: MergeRequest) -> list[Comment]:
         found = self._pages(f"{self._repo}/issues/{request.number}/comments")
-        return [Comment(int(c["id"]), str(c.get("body") or "")) for c in found]
+        return [
+            Comment(
+                int(c["id"]), str(c.get("body") or ""), str((c.get("user") or {}).get("login", ""))
+            )
+            for c in found
+        ]
 
     def add_comment(self, request: MergeRequest, body: str) -> Comment:
         data = self._call(

@@ -199,3 +199,32 @@ def test_apply_refuses_a_commit_no_review_rendered(repo: Path, github: GitHubSta
     assert "was not reviewed for 'prod'" in run.err
     # glue asked the forge which merge request the commit came from.
     assert github.calls("repos/list-pull-requests-associated-with-commit")
+
+
+def test_apply_trusts_only_the_review_authors_comments(repo: Path, github: GitHubStandIn) -> None:
+    settings(repo, github)
+    config = repo / "glue.yaml"
+    config.write_text(config.read_text() + "  review_author: glue-bot\n")
+    git(repo, "commit", "-qam", "only glue-bot reviews")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    set_tag(repo, "prod", "a", "2b4d6f8", "v1.2.3", "a v1.2.3")
+    pull = github.add_pull("people/a", "main", "a v1.2.3", "")
+    assert review(repo, "--base", base, "--merge-request", str(pull.number))[0] == 3
+    # b changed after the review, and someone posts a review of that as if glue had.
+    path = repo / "environments/prod.yaml"
+    path.write_text(path.read_text().replace('"1d2e3f4"  # service b', '"9e9e9e9"  # service b'))
+    git(repo, "commit", "-qam", "Merge a v1.2.3 (#1)")
+    github.merge(pull.number, git(repo, "rev-parse", "HEAD").strip())
+    code, forged, _ = review(repo, "--base", base, "--no-post")
+    assert code == 3
+    github.add_comment(pull.number, forged.rstrip("\n"), author="mallory")
+    env = {**TOOLS, "GITHUB_TOKEN": GITHUB_TOKEN, "KUBECONFIG": str(repo / "none")}
+    run = glue("-C", str(repo), "apply", "-e", "prod", env=env)
+    assert run.code == 2, run.err
+    assert "changed since the review: release b: Deployment example-prod/b" in run.err
+    # Without review_author the forged comment would pass: the setting is what stops it.
+    config.write_text(config.read_text().replace("  review_author: glue-bot\n", ""))
+    git(repo, "commit", "-qam", "anyone reviews")
+    github.merge(pull.number, git(repo, "rev-parse", "HEAD").strip())
+    run = glue("-C", str(repo), "apply", "-e", "prod", env=env)
+    assert "renders as reviewed" in run.out + run.err

@@ -300,6 +300,8 @@ class Comment:
     """The pull request's number / the merge request's iid."""
     body: str
     system: bool = False
+    author: str = "glue-bot"
+    """The account that wrote it (the token's owner, unless a test says otherwise)."""
 
 
 def _page(items: Sequence[Any], query: Mapping[str, Any], default: int) -> tuple[list[Any], int]:
@@ -616,6 +618,14 @@ class GitHubStandIn(_StandIn):
         with self._lock:
             return [c for c in self.comments.values() if c.request == number]
 
+    def add_comment(self, number: int, body: str, author: str) -> Comment:
+        """A comment on pull request ``number`` written by ``author`` (a person, not glue)."""
+        with self._lock:
+            comment = Comment(self._next_comment, number, body, author=author)
+            self.comments[comment.id] = comment
+            self._next_comment += 1
+            return comment
+
     # -- answers
 
     def _authenticate(self, headers: Mapping[str, str]) -> tuple[str | None, Answer | None]:
@@ -739,7 +749,7 @@ class GitHubStandIn(_StandIn):
             "html_url": f"{html}#issuecomment-{comment.id}",
             "issue_url": f"{api}/issues/{comment.request}",
             "body": comment.body,
-            "user": self._user(),
+            "user": self._user() | {"login": comment.author},
             "created_at": _now(),
             "updated_at": _now(),
             "author_association": "OWNER",
