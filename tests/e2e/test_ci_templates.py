@@ -762,6 +762,8 @@ def test_bump_tag_action_pushes_a_commit_with_the_upstream_trailers(
         "file": "environments/dev.yaml",
         "old-tag": "3f9c2e1",
         "new-tag": "4e5f6a7",
+        "pull-request-url": "",  # pushed, not proposed
+        "pull-request-number": "",
     }
     assert commit.message.startswith("feat(dev): update a to 4e5f6a7")
     assert "Upstream-Repository: team/a" in commit.message
