@@ -226,10 +226,36 @@ def _pull_request(data: Mapping[str, Any], *, merged: bool) -> MergeRequest:
     )
 
 
+class _IssueComments(Forge):
+    """Comments as GitHub and Gitea keep them: a pull request's issue comments."""
+
+    @property
+    def _repo(self) -> str:
+        return f"/repos/{self.project}"
+
+    def comments(self, request: MergeRequest) -> list[Comment]:
+        found = self._pages(f"{self._repo}/issues/{request.number}/comments")
+        return [
+            Comment(
+                int(c["id"]), str(c.get("body") or ""), str((c.get("user") or {}).get("login", ""))
+            )
+            for c in found
+        ]
+
+    def add_comment(self, request: MergeRequest, body: str) -> Comment:
+        data = self._call(
+            "POST", f"{self._repo}/issues/{request.number}/comments", json={"body": body}
+        )
+        return Comment(int(data["id"]), body)
+
+    def edit_comment(self, request: MergeRequest, comment: Comment, body: str) -> None:
+        self._call("PATCH", f"{self._repo}/issues/comments/{comment.id}", json={"body": body})
+
+
 # ----------------------------------------------------------------------------- GitHub
 
 
-class GitHub(Forge):
+class GitHub(_IssueComments):
     kind = "github"
 
     def _headers(self) -> dict[str, str]:
@@ -238,10 +264,6 @@ class GitHub(Forge):
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": "2022-11-28",
         }
-
-    @property
-    def _repo(self) -> str:
-        return f"/repos/{self.project}"
 
     def _mr(self, data: Mapping[str, Any]) -> MergeRequest:
         return _pull_request(data, merged=bool(data.get("merged_at")))
@@ -301,24 +323,6 @@ class GitHub(Forge):
         if self.api_url.endswith("/api/v3"):
             return self.api_url[: -len("/v3")] + "/graphql"
         return f"{self.api_url}/graphql"
-
-    def comments(self, request: MergeRequest) -> list[Comment]:
-        found = self._pages(f"{self._repo}/issues/{request.number}/comments")
-        return [
-            Comment(
-                int(c["id"]), str(c.get("body") or ""), str((c.get("user") or {}).get("login", ""))
-            )
-            for c in found
-        ]
-
-    def add_comment(self, request: MergeRequest, body: str) -> Comment:
-        data = self._call(
-            "POST", f"{self._repo}/issues/{request.number}/comments", json={"body": body}
-        )
-        return Comment(int(data["id"]), body)
-
-    def edit_comment(self, request: MergeRequest, comment: Comment, body: str) -> None:
-        self._call("PATCH", f"{self._repo}/issues/comments/{comment.id}", json={"body": body})
 
     def merged_request_of(self, sha: str) -> MergeRequest | None:
         found = self._call("GET", f"{self._repo}/commits/{sha}/pulls")
@@ -441,7 +445,7 @@ class GitLab(Forge):
 # ----------------------------------------------------------------------------- Gitea
 
 
-class Gitea(Forge):
+class Gitea(_IssueComments):
     kind = "gitea"
 
     def _headers(self) -> dict[str, str]:
@@ -449,10 +453,6 @@ class Gitea(Forge):
 
     def _page_params(self, page: int) -> dict[str, int]:
         return {"limit": _PAGE, "page": page}
-
-    @property
-    def _repo(self) -> str:
-        return f"/repos/{self.project}"
 
     def _mr(self, data: Mapping[str, Any]) -> MergeRequest:
         return _pull_request(data, merged=bool(data.get("merged")))
@@ -517,24 +517,6 @@ class Gitea(Forge):
                     time.sleep(1 + attempt)  # Gitea is still checking the new head
                 else:
                     raise
-
-    def comments(self, request: MergeRequest) -> list[Comment]:
-        found = self._pages(f"{self._repo}/issues/{request.number}/comments")
-        return [
-            Comment(
-                int(c["id"]), str(c.get("body") or ""), str((c.get("user") or {}).get("login", ""))
-            )
-            for c in found
-        ]
-
-    def add_comment(self, request: MergeRequest, body: str) -> Comment:
-        data = self._call(
-            "POST", f"{self._repo}/issues/{request.number}/comments", json={"body": body}
-        )
-        return Comment(int(data["id"]), body)
-
-    def edit_comment(self, request: MergeRequest, comment: Comment, body: str) -> None:
-        self._call("PATCH", f"{self._repo}/issues/comments/{comment.id}", json={"body": body})
 
     def merged_request_of(self, sha: str) -> MergeRequest | None:
         try:
