@@ -79,11 +79,18 @@ class Notice:
         }
 
 
+def _unchanged_phrase(kind: str) -> str:
+    """What a message says when no service's version moved. A failure is not "nothing
+    changed": its cause was something else (a chart, values, the cluster)."""
+    if kind == "failed":
+        return "no service's version changed"
+    return "nothing changes" if kind == "start" else "nothing changed"
+
+
 def fallback_text(n: Notice) -> str:
     c = n.changes
     if not c.has_changes:
-        what = "nothing changes" if n.kind == "start" else "nothing changed"
-        return f"{n.title()}: {what}"
+        return f"{n.title()}: {_unchanged_phrase(n.kind)}"
     shown = [s.summary() for s in c.changed[:SHORT_LIST]]
     more = len(c.changed) - len(shown)
     return f"{n.title()}: {', '.join(shown)}" + (f" and {more} more" if more else "")

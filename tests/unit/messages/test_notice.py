@@ -111,6 +111,19 @@ def test_first_deployment_and_failed_and_rollback_wording() -> None:
     )
 
 
+def test_a_failure_without_a_version_change_does_not_say_nothing_changed() -> None:
+    """A deploy (or a sync) that failed on a chart or values change moved no version: the
+    message says that, with the reason, not "nothing changed"."""
+    same = compute("dev", {"a": V("1.0.0")}, {"a": V("1.0.0")})
+    payload = build_message(Notice(Phase.failed, same, failure=("b: chart invalid",))).payload()
+    assert payload["text"] == "Deployment to dev failed: no service's version changed"
+    body = payload["blocks"][0]["text"]["text"]
+    assert body.startswith(
+        "❌ *Deployment to dev failed*: no service's version changed (a `1.0.0`)."
+    )
+    assert "nothing changed" not in body and "*Why:*\n• b: chart invalid" in body
+
+
 def test_values_are_escaped() -> None:
     cs = compute("dev", {"<!here>": V("1")}, {"<!here>": V("2&3")})
     body = build_message(Notice(Phase.pre_upgrade, cs)).payload()["blocks"][1]["text"]["text"]
