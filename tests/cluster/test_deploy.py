@@ -376,6 +376,8 @@ def test_a_pod_that_never_becomes_ready_is_named_with_its_reason(
     testbed: Testbed, tmp_path: Path, slack: SlackServer
 ) -> None:
     repo, ns = deploy_repo(tmp_path, testbed)
+    helmfile = repo / "helmfile.yaml.gotmpl"  # helm waits this long for b, which never runs
+    helmfile.write_text(helmfile.read_text().replace("timeout: 60", "timeout: 20"))
     assert (
         glue(
             "set",

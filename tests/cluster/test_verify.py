@@ -202,7 +202,7 @@ def test_on_failure_rollback_reverts_holds_and_deploys_the_previous_version(
     testbed: Testbed, tmp_path: Path, helm: int
 ) -> None:
     repo, ns = verify_repo(tmp_path, testbed)
-    staging_settings(repo, "verify: 60s, on_failure: rollback", crash=True)
+    staging_settings(repo, "verify: 25s, on_failure: rollback", crash=True)
     staging = repo / "environments/staging.yaml"
     code, out, err = run(testbed, repo, "apply", "--env", "staging", helm=helm)
     assert code == 0, err + out  # 3f9c2e1 stays healthy: verified
@@ -318,7 +318,7 @@ def test_on_failure_rollback_pushes_the_revert_with_remote_and_deploys_it(
     """In CI the checkout is a clone; with --remote (GLUE_REMOTE) the revert and its hold
     are pushed to the deployment repository, and the clone deploys the reverted files."""
     repo, ns = verify_repo(tmp_path, testbed)
-    staging_settings(repo, "verify: 60s, on_failure: rollback", crash=True)
+    staging_settings(repo, "verify: 25s, on_failure: rollback", crash=True)
     remote = ssh_git_server.new_remote("verify", seed=repo)
     ssh = ssh_env(ssh_git_server)
     clone = tmp_path / "ci"
