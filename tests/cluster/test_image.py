@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,8 @@ def inside(root: Path, path: str) -> str:
     return "/" + "/".join(resolved)
 
 
-def run_in_image(
+@contextmanager
+def started_in_image(
     image: str,
     command: list[str],
     *,
@@ -141,12 +143,13 @@ def run_in_image(
     binds: Sequence[tuple[Path, str, bool]] = (),
     read_only: bool = True,
     workdir: str | None = None,
-    timeout: float = 300,
-) -> Run:
-    """``command`` in a fresh container of ``image``, the way a container runtime starts it:
-    its own mount and PID namespaces, /proc and /dev, the image's environment overlaid with
-    ``env``, ``binds`` (host path, container path, read-only) mounted, the root filesystem
-    read-only if ``read_only``, as ``user`` (uid:gid). The network is the host's (127.0.0.1)."""
+) -> Iterator[subprocess.Popen[str]]:
+    """``command`` started in a fresh container of ``image``, the way a container runtime
+    starts it: its own mount and PID namespaces, /proc and /dev, the image's environment
+    overlaid with ``env``, ``binds`` (host path, container path, read-only) mounted, the root
+    filesystem read-only if ``read_only``, as ``user`` (uid:gid). The network is the host's
+    (127.0.0.1). ``command`` is the container's PID 1; :func:`container_pid` finds it. The
+    container goes when the block ends (the process is killed if it still runs)."""
     config = image_config(image)
     ctr = subprocess.run(
         ["buildah", "from", "--pull=false", "--quiet", image],
@@ -154,6 +157,7 @@ def run_in_image(
         text=True,
         check=True,
     ).stdout.strip()
+    proc: subprocess.Popen[str] | None = None
     try:
         root = subprocess.run(
             ["buildah", "mount", ctr], capture_output=True, text=True, check=True
@@ -187,16 +191,45 @@ def run_in_image(
             + " "
             + " ".join(shlex.quote(c) for c in command)
         )
-        proc = subprocess.run(
-            ["unshare", "--mount", "--pid", "--fork", "sh", "-c", "\n".join(lines)],
-            capture_output=True,
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--pid", "--fork", "--kill-child", "sh", "-c", "\n".join(lines)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
         )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        yield proc
     finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
         subprocess.run(["buildah", "rm", ctr], capture_output=True, check=False)
+
+
+def container_pid(proc: subprocess.Popen[str]) -> int:
+    """The host's PID of the container's PID 1 (the command, after the chroot and env
+    exec it): the one child of ``unshare``."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def run_in_image(
+    image: str,
+    command: list[str],
+    *,
+    user: str,
+    env: dict[str, str],
+    binds: Sequence[tuple[Path, str, bool]] = (),
+    read_only: bool = True,
+    workdir: str | None = None,
+    timeout: float = 300,
+) -> Run:
+    """``command`` run to its end in a fresh container of ``image`` (:func:`started_in_image`)."""
+    with started_in_image(
+        image, command, user=user, env=env, binds=binds, read_only=read_only, workdir=workdir
+    ) as proc:
+        out, err = proc.communicate(timeout=timeout)
+        return Run(proc.returncode, out, err)
 
 
 def image_runner(bed: Testbed, ns: str, slack: SlackServer, image: str, tmp_path: Path) -> Runner:

@@ -4,10 +4,12 @@ applies what changed, on the real testbed cluster."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +19,7 @@ from ruamel.yaml import YAML
 
 from tests.cluster import test_image
 from tests.cluster.test_deploy import add_presync_hook, deploy_repo, lease, record, statuses
-from tests.cluster.test_image import Images, run_in_image
+from tests.cluster.test_image import Images, container_pid, run_in_image, started_in_image
 from tests.support.helpers import example_repo, git, glue
 from tests.support.slackserver import SlackServer
 from tests.support.sshgit import BareRemote, SshGitServer, ssh_env
@@ -473,12 +475,37 @@ def test_full_image_runs_glue_sync_read_only_as_10001(
         assert probe.code == code, probe.err
 
 
-def test_the_chart_s_pod_syncs_inside_the_image_with_only_its_rbac(
-    testbed: Testbed, ssh_git_server: SshGitServer, images: Images, tmp_path: Path
-) -> None:
-    """The CronJob's pod as a kubelet would run it: its container's command, arguments and
-    environment from the installed chart, its ServiceAccount's token (no kubeconfig), the
-    deploy key Secret's file, the full image read-only as user 10001."""
+@dataclass
+class ChartPod:
+    """The glue-sync chart installed in namespace ``ns`` (which glue deploys into), and its
+    pod as a kubelet would start it: the container's command, arguments and environment from
+    the installed chart, its ServiceAccount's token (no kubeconfig), the deploy key Secret's
+    file, the full image read-only as the chart's user."""
+
+    ns: str
+    repo: Path
+    remote: BareRemote
+    sa: str
+    container: dict[str, Any]
+    user: str
+    env: dict[str, str]
+    binds: list[tuple[Path, str, bool]]
+    scratch: Path  # the pod's /tmp
+
+    @property
+    def command(self) -> list[str]:
+        return [*self.container["command"], *self.container["args"]]
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.container["securityContext"]["readOnlyRootFilesystem"])
+
+
+def install_chart_pod(
+    testbed: Testbed, ssh_git_server: SshGitServer, tmp_path: Path, *values: str
+) -> ChartPod:
+    """Install the chart for dev (the example repo in a namespace of its own) with
+    ``values`` (``--set`` pairs); its pod's command is found in the Deployment or CronJob."""
     repo = example_repo(tmp_path / "deploy")
     ns = testbed.unique("dev-pull")
     for name in ("environments/dev.yaml", "glue.yaml"):
@@ -491,6 +518,14 @@ def test_the_chart_s_pod_syncs_inside_the_image_with_only_its_rbac(
     git(repo, "commit", "-qam", "test namespace, which exists")
     remote = remote_of(ssh_git_server, repo)
     testbed.kubectl("create", "namespace", ns)
+    settings = (
+        "environment=dev",
+        f"remote={remote.url}",
+        f"knownHosts={ssh_git_server.known_hosts_line}",
+        "deployKey.secretName=deploy-key",
+        f"rbac.namespaces={{{ns}}}",
+        *values,
+    )
     testbed.helm(
         3,
         "install",
@@ -498,36 +533,17 @@ def test_the_chart_s_pod_syncs_inside_the_image_with_only_its_rbac(
         str(SYNC_CHART),
         "-n",
         ns,
-        *[
-            a
-            for v in (
-                "environment=dev",
-                f"remote={remote.url}",
-                f"knownHosts={ssh_git_server.known_hosts_line}",
-                "deployKey.secretName=deploy-key",
-                f"rbac.namespaces={{{ns}}}",
-                "mode=cronjob",
-            )
-            for a in ("--set", v)
-        ],
+        *[a for v in settings for a in ("--set", v)],
     )
     sa = "pull-glue-sync"
-    who = f"system:serviceaccount:{ns}:{sa}"
-    # Least privilege: its namespace only, nothing cluster-wide.
-    can = testbed.kubectl(
-        "auth", "can-i", "create", "deployments", "-n", ns, "--as", who, check=False
-    )
-    assert can.out.strip() == "yes"
-    for elsewhere in (["-n", "default"], ["-n", "kube-system"], ["--all-namespaces"]):
-        can = testbed.kubectl(
-            "auth", "can-i", "create", "deployments", *elsewhere, "--as", who, check=False
-        )
-        assert can.out.strip() == "no", elsewhere
-    cron = testbed.get(f"/apis/batch/v1/namespaces/{ns}/cronjobs/{sa}")
-    assert cron is not None
-    spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    deployment = testbed.get(f"/apis/apps/v1/namespaces/{ns}/deployments/{sa}")
+    if deployment is not None:
+        spec = deployment["spec"]["template"]["spec"]
+    else:
+        cron = testbed.get(f"/apis/batch/v1/namespaces/{ns}/cronjobs/{sa}")
+        assert cron is not None
+        spec = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     [container] = spec["containers"]
-    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     key_dir = tmp_path / "deploy-key"
     key_dir.mkdir()
     shutil.copy(ssh_git_server.deploy_key.private, key_dir / "key")
@@ -544,12 +560,15 @@ def test_the_chart_s_pod_syncs_inside_the_image_with_only_its_rbac(
     for f in account.iterdir():
         f.chmod(0o644)
     server = urlsplit(testbed.server)
-    res = run_in_image(
-        images.full,
-        [*container["command"], *container["args"], "-o", "json"],
+    return ChartPod(
+        ns=ns,
+        repo=repo,
+        remote=remote,
+        sa=sa,
+        container=container,
         user=f"{spec['securityContext']['runAsUser']}:{spec['securityContext']['runAsGroup']}",
         env={
-            **env,
+            **{e["name"]: e["value"] for e in container["env"] if "value" in e},
             "KUBERNETES_SERVICE_HOST": str(server.hostname),
             "KUBERNETES_SERVICE_PORT": str(server.port),
         },
@@ -558,12 +577,85 @@ def test_the_chart_s_pod_syncs_inside_the_image_with_only_its_rbac(
             (key_dir, "/etc/glue/deploy-key", True),
             (scratch, "/tmp", False),
         ],
-        read_only=container["securityContext"]["readOnlyRootFilesystem"],
+        scratch=scratch,
+    )
+
+
+def test_the_chart_s_pod_syncs_inside_the_image_with_only_its_rbac(
+    testbed: Testbed, ssh_git_server: SshGitServer, images: Images, tmp_path: Path
+) -> None:
+    """The CronJob's pod (:class:`ChartPod`) syncs once, with only its RBAC."""
+    pod = install_chart_pod(testbed, ssh_git_server, tmp_path, "mode=cronjob")
+    ns = pod.ns
+    who = f"system:serviceaccount:{ns}:{pod.sa}"
+    # Least privilege: its namespace only, nothing cluster-wide.
+    can = testbed.kubectl(
+        "auth", "can-i", "create", "deployments", "-n", ns, "--as", who, check=False
+    )
+    assert can.out.strip() == "yes"
+    for elsewhere in (["-n", "default"], ["-n", "kube-system"], ["--all-namespaces"]):
+        can = testbed.kubectl(
+            "auth", "can-i", "create", "deployments", *elsewhere, "--as", who, check=False
+        )
+        assert can.out.strip() == "no", elsewhere
+    assert "--once" in pod.command
+    res = run_in_image(
+        images.full,
+        [*pod.command, "-o", "json"],
+        user=pod.user,
+        env=pod.env,
+        binds=pod.binds,
+        read_only=pod.read_only,
         timeout=600,
     )
     assert res.code == 0, res.out + res.err
     out = json.loads(res.out)
-    assert (out["action"], out["revision"]) == ("applied", remote.head())
+    assert (out["action"], out["revision"]) == ("applied", pod.remote.head())
     rec = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-dev")
-    assert rec is not None and rec["data"]["git-revision"] == remote.head()
+    assert rec is not None and rec["data"]["git-revision"] == pod.remote.head()
     assert testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-sync-dev") is not None
+
+
+def test_the_deployment_s_pod_loops_in_the_image_and_stops_on_sigterm(
+    testbed: Testbed, ssh_git_server: SshGitServer, images: Images, tmp_path: Path
+) -> None:
+    """The Deployment's pod (:class:`ChartPod`): ``glue sync --every`` as the container's
+    PID 1 applies the first revision, then a bump pushed while it runs; its probe command
+    passes while its rounds go well; SIGTERM, as a kubelet sends it, stops it at once
+    (exit 130), holding no lock."""
+    pod = install_chart_pod(testbed, ssh_git_server, tmp_path, "mode=deployment", "every=2s")
+    assert "--every" in pod.command
+    ns = pod.ns
+
+    def recorded() -> str | None:
+        rec = testbed.get(f"/api/v1/namespaces/{ns}/configmaps/glue-deployed-dev")
+        return rec["data"].get("git-revision") if rec else None
+
+    with started_in_image(
+        images.full,
+        pod.command,
+        user=pod.user,
+        env=pod.env,
+        binds=pod.binds,
+        read_only=pod.read_only,
+    ) as proc:
+        first = pod.remote.head()
+        testbed.wait_until(lambda: recorded() == first, timeout=180, what="the first sync")
+        assert glue("bump-tag", "a", "4e5f6a7", "--env", "dev", cwd=pod.repo).code == 0
+        bumped = push(pod.repo, pod.remote)
+        testbed.wait_until(lambda: recorded() == bumped, timeout=180, what="the bump's sync")
+        deployment = testbed.get(f"/apis/apps/v1/namespaces/{ns}/deployments/a")
+        assert deployment is not None
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":4e5f6a7")
+        probe = pod.container["readinessProbe"]["exec"]["command"]
+        ready = run_in_image(
+            images.full, probe, user=pod.user, env={}, binds=pod.binds, read_only=True
+        )
+        assert ready.code == 0, ready.err
+        assert proc.poll() is None  # still looping
+        os.kill(container_pid(proc), signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err  # interrupted, as everywhere in glue
+    assert "stopped by signal 15: nothing was being deployed" in err
+    assert lease(testbed, ns) is None
+    assert recorded() == bumped
