@@ -21,11 +21,13 @@ typecheck:
 	$(PYTHON) -m mypy
 
 # Everything but the cluster: unit tests, end-to-end tests against the real sshd,
-# registry and Slack stand-in, and the stand-ins' own tests. On every core (pytest-xdist):
-# each worker starts its own servers; the tests share nothing else. make check leaves out
-# the few tests marked slow (they mostly wait); make test runs them.
+# registry and Slack stand-in, and the stand-ins' own tests. Three pytest-xdist workers
+# (a third keeps two cores busy while the others wait on servers and subprocesses): each
+# worker starts its own servers; the tests share nothing else. make check leaves out the
+# few tests marked slow (they mostly wait, or run a whole CI pipeline); make test runs them.
+FAST_WORKERS ?= 3
 fast:
-	$(PYTEST) -n auto --dist worksteal -m "not cluster and not slow" tests
+	$(PYTEST) -n $(FAST_WORKERS) --dist worksteal -m "not cluster and not slow" tests
 
 unit:
 	$(PYTEST) tests/unit
@@ -51,7 +53,7 @@ check:
 # review and CI template tests run them without a cluster.
 test: bootstrap lint typecheck
 	bash scripts/testbed install
-	$(PYTEST) -n auto --dist worksteal -m "not cluster" tests
+	$(PYTEST) -n $(FAST_WORKERS) --dist worksteal -m "not cluster" tests
 	$(MAKE) --no-print-directory cluster
 
 # Every benchmark; the table lands in benchmarks/README.md. mikefarah's yq (the peer of

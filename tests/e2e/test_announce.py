@@ -224,6 +224,7 @@ def test_without_slack_the_message_is_printed(registry: RegistryServer) -> None:
     assert "Slack is not configured" in err
 
 
+@pytest.mark.slow  # waits for the tag
 def test_wait_image_counts_down_until_the_tag_appears(registry: RegistryServer) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GLUE_")}
     proc = subprocess.Popen(

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_ci_templates import (
     GITHUB,
     GITLAB,
@@ -66,6 +68,7 @@ def deployment_repo(path: Path) -> Path:
     return repo
 
 
+@pytest.mark.slow  # a whole CI pipeline
 def test_the_pages_component_publishes_the_board(tmp_path: Path) -> None:
     _, body = component("pages")
     job = body["pages"]

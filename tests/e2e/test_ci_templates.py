@@ -894,6 +894,7 @@ def reviewed_change(path: Path, origin: str, files: Mapping[str, str] | None = N
 DIFF_LINE = "+        image: registry.example.com/team/a:v1.2.3"
 
 
+@pytest.mark.slow  # a whole CI pipeline
 def test_gitlab_review_job_comments_on_the_merge_request_and_passes_on_changes(
     tmp_path: Path,
 ) -> None:
@@ -945,6 +946,7 @@ def test_gitlab_review_job_comments_on_the_merge_request_and_passes_on_changes(
         forge.assert_no_violations()
 
 
+@pytest.mark.slow  # a whole CI pipeline
 def test_gitlab_bump_job_with_via_opens_a_merge_request_and_leaves_main(
     ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:
@@ -990,6 +992,7 @@ def test_gitlab_bump_job_with_via_opens_a_merge_request_and_leaves_main(
     assert ssh_git_server.deploy_key.private.read_text().splitlines()[1] not in log
 
 
+@pytest.mark.slow  # a whole CI job
 def test_github_review_action_comments_and_reports_changes(tmp_path: Path) -> None:
     from tests.support.forges import GITHUB_TOKEN, GitHubStandIn
 
@@ -1050,6 +1053,7 @@ def test_github_review_action_comments_and_reports_changes(tmp_path: Path) -> No
     assert shallow.outputs["changed"] == ""
 
 
+@pytest.mark.slow  # a whole CI job
 def test_bump_tag_action_with_via_opens_a_pull_request(
     ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pygit2
+import pytest
 
 from tests.support.helpers import example_repo, git, glue, snapshot
 
@@ -119,6 +120,7 @@ def test_glue_yaml_in_a_subfolder_commits_the_right_path(tmp_path: Path) -> None
     assert 'tag: "3f9c2e1"' in (top / "deploy/environments/dev.yaml").read_text()
 
 
+@pytest.mark.slow  # a race in one checkout
 def test_two_bumps_at_once_in_one_checkout_both_land(repo: Path) -> None:
     """The first bump is frozen (SIGSTOP) after planning, just before it commits; the
     second runs meanwhile. Without serialisation the second commits on the old tip and

@@ -216,6 +216,7 @@ def test_a_broken_commit_template_changes_nothing(repo: Path) -> None:
 
 
 @pytest.mark.ssh
+@pytest.mark.slow  # push races
 def test_eight_racing_three_service_bumps_each_land_whole(
     ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:

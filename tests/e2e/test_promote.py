@@ -281,6 +281,7 @@ def test_promote_over_ssh_one_and_all(
 
 
 @pytest.mark.ssh
+@pytest.mark.slow  # push races
 def test_concurrent_promote_and_bumps_all_land(
     ssh_git_server: SshGitServer, tmp_path: Path
 ) -> None:
