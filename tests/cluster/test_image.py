@@ -24,11 +24,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from typing_extensions import Required, Unpack
 
 from tests.cluster.hookplay import Runner
 from tests.cluster.test_hooks_chart import (
@@ -213,21 +214,21 @@ def container_pid(proc: subprocess.Popen[str]) -> int:
     return int(children[0])
 
 
+class ContainerSettings(TypedDict, total=False):
+    """:func:`started_in_image`'s keyword arguments, for :func:`run_in_image`."""
+
+    user: Required[str]
+    env: Required[dict[str, str]]
+    binds: Sequence[tuple[Path, str, bool]]
+    read_only: bool
+    workdir: str | None
+
+
 def run_in_image(
-    image: str,
-    command: list[str],
-    *,
-    user: str,
-    env: dict[str, str],
-    binds: Sequence[tuple[Path, str, bool]] = (),
-    read_only: bool = True,
-    workdir: str | None = None,
-    timeout: float = 300,
+    image: str, command: list[str], *, timeout: float = 300, **settings: Unpack[ContainerSettings]
 ) -> Run:
     """``command`` run to its end in a fresh container of ``image`` (:func:`started_in_image`)."""
-    with started_in_image(
-        image, command, user=user, env=env, binds=binds, read_only=read_only, workdir=workdir
-    ) as proc:
+    with started_in_image(image, command, **settings) as proc:
         out, err = proc.communicate(timeout=timeout)
         return Run(proc.returncode, out, err)
 
