@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_glue.errors import GlueError, OperationError, UsageError
-from gitops_glue.tools import ANSI, Tools, missing_tool
+from gitops_glue.tools import ANSI, Tools, missing_tool, private_helm_home
 
 _PROCESSING = re.compile(r'^processing file "(?P<file>[^"]+)" in directory "(?P<dir>[^"]*)"')
 _RESULT = re.compile(r'^(?:second-pass )?rendering result of "(?P<part>[^"]+)":\s*$')
@@ -97,12 +97,8 @@ def _sandbox(tmp: Path, helm: str) -> dict[str, str]:
     closed = "http://127.0.0.1:9"
     return {
         **keep,
+        **private_helm_home(tmp, tmp / "no-kubeconfig"),
         "PATH": str(bin_dir),
-        "HOME": str(tmp / "home"),
-        "KUBECONFIG": str(tmp / "no-kubeconfig"),
-        "HELM_CONFIG_HOME": str(tmp / "helm-config"),
-        "HELM_CACHE_HOME": str(tmp / "helm-cache"),
-        "HELM_DATA_HOME": str(tmp / "helm-data"),
         "HTTP_PROXY": closed,
         "HTTPS_PROXY": closed,
         "ALL_PROXY": closed,
@@ -110,8 +106,6 @@ def _sandbox(tmp: Path, helm: str) -> dict[str, str]:
         "https_proxy": closed,
         "NO_PROXY": "",
         "no_proxy": "",
-        "HELMFILE_UPGRADE_NOTICE_DISABLED": "1",
-        "HELM_DIFF_COLOR": "false",
     }
 
 

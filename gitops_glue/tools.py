@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from gitops_glue.errors import OperationError
 
@@ -97,6 +98,21 @@ def helmfile_env(helm_major: int = 3) -> dict[str, str]:
     env = {**os.environ, "HELM_DIFF_COLOR": "false", "HELMFILE_UPGRADE_NOTICE_DISABLED": "1"}
     dry_run = {"HELM_DIFF_USE_UPGRADE_DRY_RUN": "true"} if helm_major >= 4 else {}
     return {**dry_run, **env}
+
+
+def private_helm_home(tmp: Path, kubeconfig: Path) -> dict[str, str]:
+    """Variables that give helm and helmfile a home of their own under ``tmp`` (no user
+    settings, repositories or caches leak in or out) and ``kubeconfig`` as the only way
+    to a cluster; no colour codes, no update check."""
+    return {
+        "HOME": str(tmp / "home"),
+        "KUBECONFIG": str(kubeconfig),
+        "HELM_CONFIG_HOME": str(tmp / "helm-config"),
+        "HELM_CACHE_HOME": str(tmp / "helm-cache"),
+        "HELM_DATA_HOME": str(tmp / "helm-data"),
+        "HELMFILE_UPGRADE_NOTICE_DISABLED": "1",
+        "HELM_DIFF_COLOR": "false",
+    }
 
 
 def tail(text: str, lines: int = 15) -> str:

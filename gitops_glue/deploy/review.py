@@ -60,7 +60,7 @@ from typing import Any, Literal
 
 from gitops_glue import redact
 from gitops_glue.errors import OperationError, UsageError
-from gitops_glue.tools import Tools, missing_tool, tail
+from gitops_glue.tools import Tools, missing_tool, private_helm_home, tail
 
 #: The first line of glue's review comment: how the forge client finds it to update.
 COMMENT_MARKER = "<!-- glue:review -->"
@@ -337,16 +337,7 @@ def _render_env(tmp: Path) -> dict[str, str]:
     kubeconfig.write_text("")
     (tmp / "home").mkdir()
     keep = {k: v for k, v in os.environ.items() if not _withheld(k)}
-    env = {
-        **keep,
-        "HOME": str(tmp / "home"),
-        "KUBECONFIG": str(kubeconfig),
-        "HELM_CONFIG_HOME": str(tmp / "helm-config"),
-        "HELM_CACHE_HOME": str(tmp / "helm-cache"),
-        "HELM_DATA_HOME": str(tmp / "helm-data"),
-        "HELMFILE_UPGRADE_NOTICE_DISABLED": "1",
-        "HELM_DIFF_COLOR": "false",
-    }
+    env = {**keep, **private_helm_home(tmp, kubeconfig)}
     if plugins:
         env["HELM_PLUGINS"] = plugins
     return env
