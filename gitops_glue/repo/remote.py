@@ -683,9 +683,7 @@ def push_change(
         tip = conn.tip()
         while True:
             attempt += 1
-            reader = gitrepo.tree_reader(session.repo, tip.tree)
-            config = config_at(reader, spec.branch)
-            change: Change[D] = plan(View(config, reader, gitrepo.GitHistory(session.repo, tip)))
+            config, change = _plan_on(session.repo, tip, spec.branch, plan)
             files = change.files()
             if not files or dry_run:
                 return Landed(change, None, attempt)
@@ -722,6 +720,18 @@ def push_change(
     finally:
         if connection is None:
             conn.close()
+
+
+def _plan_on(
+    repo: pygit2.Repository, tip: pygit2.Commit, branch: str, plan: Plan[D]
+) -> tuple[GlueConfig, Change[D]]:
+    """``plan``'s change on ``tip`` (a commit of ``repo``), read with the tip's own
+    ``glue.yaml``: after a lost race the branch's settings may have changed too."""
+    from gitops_glue.repo import gitrepo
+
+    reader = gitrepo.tree_reader(repo, tip.tree)
+    config = config_at(reader, branch)
+    return config, plan(View(config, reader, gitrepo.GitHistory(repo, tip)))
 
 
 def _wait_after_lost_race(
@@ -804,9 +814,7 @@ def push_review_change(
         tip = conn.tip()
         while True:
             attempt += 1
-            reader = gitrepo.tree_reader(session.repo, tip.tree)
-            config = config_at(reader, spec.branch)
-            change: Change[D] = plan(View(config, reader, gitrepo.GitHistory(session.repo, tip)))
+            config, change = _plan_on(session.repo, tip, spec.branch, plan)
             files = change.files()
             base = str(tip.id)
             if not files or dry_run:
