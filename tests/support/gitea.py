@@ -38,7 +38,6 @@ import os
 import secrets
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -66,6 +65,7 @@ from tests.support.sshgit import (
     free_port,
     generate_key,
     pid_alive,
+    stop_with_descendants,
 )
 
 GITEA_VERSION = "v1.27.3"
@@ -415,21 +415,8 @@ class GiteaServer:
 
     def stop(self) -> None:
         """Stop ``gitea web`` (by pid) and whatever it started (git processes)."""
-        if self.process is None:
-            return
-        pid = self.process.pid
-        stragglers = descendants(pid) if self.process.poll() is None else []
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        for child in stragglers:
-            if pid_alive(child):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child, signal.SIGKILL)
+        if self.process is not None:
+            stop_with_descendants(self.process, timeout=15)
 
     def __enter__(self) -> GiteaServer:
         return self

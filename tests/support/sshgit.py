@@ -40,7 +40,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -181,6 +181,30 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
+
+
+def stop_with_descendants(process: subprocess.Popen[Any], timeout: float) -> None:
+    """Stop a server by pid (TERM; KILL after ``timeout`` s) and then whatever it had
+    started (TERM; KILL after 5 s): nothing it forked outlives a test."""
+    pid = process.pid
+    stragglers = descendants(pid) if process.poll() is None else []
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+    for child in stragglers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while any(pid_alive(c) for c in stragglers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for child in stragglers:
+        if pid_alive(child):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
 
 
 @dataclass
@@ -439,25 +463,7 @@ class SshGitServer:
     def stop(self) -> None:
         """Stop sshd (by pid) and any per-connection processes it forked; remove the
         temp dir if this server created it."""
-        pid = self.process.pid
-        stragglers = descendants(pid) if self.process.poll() is None else []
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        for child in stragglers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while any(pid_alive(c) for c in stragglers) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        for child in stragglers:
-            if pid_alive(child):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child, signal.SIGKILL)
+        stop_with_descendants(self.process, timeout=5)
         if self._owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
