@@ -1,4 +1,5 @@
-"""Durations as people write them on the command line: ``90s``, ``10m``, ``1h``, ``1m30s``.
+"""Durations as people write them on the command line: ``90s``, ``10m``, ``1h``, ``1m30s``;
+and the instants glue reads back from records, Kubernetes and Helm (:func:`parse_instant`).
 
 Every duration glue reads (``--timeout``, ``--interval``, ``--min-age``, ``min_age`` in
 glue.yaml...) goes through :func:`parse_duration`, which refuses what no clock can wait
@@ -7,6 +8,7 @@ for: more than :data:`MAX_SECONDS` (a year), however many digits it is written w
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from gitops_glue.errors import UsageError
@@ -21,6 +23,22 @@ _MAX_TEXT = 1000
 
 _FORM = re.compile(r"\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)(?:\.(\d+))?s?)?\s*")
 _HINT = "use forms like 90s, 10m or 1h"
+
+
+def parse_instant(value: object) -> dt.datetime | None:
+    """An ISO 8601 time as records, Kubernetes and Helm write it (``...Z`` or an offset),
+    or a datetime a YAML or JSON reader made of it; a time without an offset is UTC.
+    None when ``value`` is empty or no time."""
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def span(seconds: float) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitops_glue.durations import parse_instant
 from gitops_glue.integrations.ci import commit_url
 
 HERE = Path(__file__).parent
@@ -107,12 +108,9 @@ def _web(url: object) -> str | None:
 
 
 def _age(at: str, now: dt.datetime) -> str:
-    try:
-        then = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-    except ValueError:
+    then = parse_instant(at)
+    if then is None:
         return ""
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=dt.timezone.utc)
     seconds = max(0, int((now - then).total_seconds()))
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:

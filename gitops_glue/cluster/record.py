@@ -27,11 +27,11 @@ ConfigMap) as the "old" side of a change. Format (``data``):
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gitops_glue.durations import parse_instant
 from gitops_glue.service_version import ServiceVersion
 
 if TYPE_CHECKING:
@@ -62,16 +62,8 @@ def still_failing(failed: FailedDeploy | None, since: str | None) -> bool:
     ``since``) is known to have come after the failed attempt."""
     if failed is None:
         return False
-    at, ok = _time(failed.at), _time(since)
+    at, ok = parse_instant(failed.at), parse_instant(since)
     return at is None or ok is None or at >= ok
-
-
-def _time(text: str | None) -> dt.datetime | None:
-    try:
-        value = dt.datetime.fromisoformat((text or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gitops_glue.cluster.diagnose import PodProblem, containers, is_ready, problems_of
+from gitops_glue.durations import parse_instant
 from gitops_glue.errors import OperationError
 from gitops_glue.redact import redact
 
@@ -98,15 +99,7 @@ class Verification:
 
 
 def _created(pod: Pod) -> dt.datetime | None:
-    raw = (pod.get("metadata") or {}).get("creationTimestamp")
-    if isinstance(raw, dt.datetime):
-        return raw if raw.tzinfo else raw.replace(tzinfo=dt.timezone.utc)
-    if isinstance(raw, str) and raw:
-        try:
-            return dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+    return parse_instant((pod.get("metadata") or {}).get("creationTimestamp"))
 
 
 def restart_counts(pod: Pod) -> dict[str, int]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops_glue.cluster.record import still_failing
-from gitops_glue.durations import parse_duration
+from gitops_glue.durations import parse_duration, parse_instant
 
 if TYPE_CHECKING:
     from gitops_glue.cluster.kube import Kube
@@ -112,18 +112,6 @@ def age(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def _time(text: object) -> dt.datetime | None:
-    if isinstance(text, dt.datetime):
-        return text if text.tzinfo else text.replace(tzinfo=dt.timezone.utc)
-    if not text or not isinstance(text, str):
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
 class Unproven(Exception):
     """Why a version is not proven; the message names what the source actually runs."""
 
@@ -137,7 +125,7 @@ def _restart(cs: Mapping[str, Any], since: dt.datetime) -> str | None:
     the container restarted at or after ``since`` (or restarted, when not known when)."""
     restarts = int(cs.get("restartCount") or 0)
     last = (cs.get("lastState") or {}).get("terminated") or {}
-    finished = _time(last.get("finishedAt"))
+    finished = parse_instant(last.get("finishedAt"))
     if restarts == 0 or (finished is not None and finished < since):
         return None
     details = [str(last.get("reason") or "Error")] if last else []
@@ -199,7 +187,7 @@ def check(
     running = record.services.get(service)
     if running is None:
         raise Unproven(f"{source}'s deploy record has no {service}: never deployed there")
-    since = _time(running.since) or _time(record.deployed_at)
+    since = parse_instant(running.since) or parse_instant(record.deployed_at)
     when = running.since or record.deployed_at or "an unknown time"
     runs = f"{source} runs {service} {running.tag or '-'}"
     if running.digest:

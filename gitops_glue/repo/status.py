@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from gitops_glue.cluster.record import still_failing
 from gitops_glue.config import GlueConfig
+from gitops_glue.durations import parse_instant
 from gitops_glue.repo import history, holds, versions
 from gitops_glue.repo.proof import short
 
@@ -431,14 +432,6 @@ def _images(manifest: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def _time(text: str) -> dt.datetime | None:
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
 def collect_cluster(
     config: GlueConfig,
     read: versions.Reader,
@@ -470,7 +463,7 @@ def collect_cluster(
                 "deployed_by": rec.deployed_by,
             }
         where = namespaces(env.name)
-        recorded_at = _time(rec.deployed_at) if rec and rec.deployed_at else None
+        recorded_at = parse_instant(rec.deployed_at) if rec and rec.deployed_at else None
         for name, svc in config.services.items():
             git_tag = git_view.cell(name, env.name).tag
             deployed = rec.services.get(name) if rec else None
@@ -487,7 +480,7 @@ def collect_cluster(
             # A deploy that failed (its verification, or helmfile) is glue's, not drift:
             # Helm may run the failed tag, deployed at the failure's time.
             failed_tag = verdict.tag if verdict.state == "failed" else None
-            failed_at = _time(verdict.at) if failed_tag and verdict.at else None
+            failed_at = parse_instant(verdict.at) if failed_tag and verdict.at else None
             glue_at = max((t for t in (recorded_at, failed_at) if t), default=None)
             helm = _deployed_release(kube, ns, release) if ns and rec else None
             if helm is not None:
@@ -500,7 +493,7 @@ def collect_cluster(
                         f"release {ns}/{release} revision {revision} runs "
                         f"{', '.join(images)}, but glue deployed {tag}"
                     )
-                last = _time(str((helm.get("info") or {}).get("last_deployed") or ""))
+                last = parse_instant(str((helm.get("info") or {}).get("last_deployed") or ""))
                 if glue_at and last and last > glue_at + dt.timedelta(seconds=2):
                     problems.append(
                         f"release {ns}/{release} was changed outside glue: revision {revision} "

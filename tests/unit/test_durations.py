@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from gitops_glue.durations import MAX_SECONDS, parse_duration
+from gitops_glue.durations import MAX_SECONDS, parse_duration, parse_instant
 from gitops_glue.errors import UsageError
 
 
@@ -42,3 +44,21 @@ def test_longer_than_a_year_is_a_usage_error_not_an_overflow(text: str) -> None:
 def test_what_is_not_a_duration_says_so(text: str) -> None:
     with pytest.raises(UsageError, match="is not a duration"):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-12-05T10:00:00Z", dt.datetime(2026, 12, 5, 10, tzinfo=dt.timezone.utc)),
+        ("2026-12-05T11:00:00+01:00", dt.datetime(2026, 12, 5, 10, tzinfo=dt.timezone.utc)),
+        ("2026-12-05T10:00:00", dt.datetime(2026, 12, 5, 10, tzinfo=dt.timezone.utc)),
+        (dt.datetime(2026, 12, 5, 10), dt.datetime(2026, 12, 5, 10, tzinfo=dt.timezone.utc)),
+        ("", None),
+        (None, None),
+        ("yesterday", None),
+        (1733392800, None),
+    ],
+)
+def test_instants_from_records_kubernetes_and_helm(value: object, expected: object) -> None:
+    """Z or an offset; no offset is UTC; anything else is no time, not an error."""
+    assert parse_instant(value) == expected
